@@ -1,0 +1,14 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Input of the module-local bindgen run (see knet.mk). Only items named by the allowlists in
+ * knet.mk are generated; types they mention resolve to kernel::bindings.
+ */
+#include <linux/netdevice.h>
+#include <linux/skbuff.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/x_tables.h>
+#include <net/sch_generic.h>
+#include <net/pkt_sched.h>
+#include <linux/kprobes.h>
+#include <linux/proc_fs.h>
+#include "shim.h"

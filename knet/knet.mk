@@ -1,0 +1,43 @@
+# knet build rules, included by each module's Kbuild:
+#   include $(src)/../knet/knet.mk
+#   $(obj)/<crate root>.o: $(obj)/knet_generated.rs
+#
+# Runs bindgen over knet/bindings.h with the kernel's own C flags (minus the GCC-only ones
+# libclang rejects), narrow allowlists and --no-recursive-allowlist: everything the allowlisted
+# items mention resolves to kernel::bindings, so there is one sk_buff type, not two.
+
+knet_dir := $(src)/../knet
+
+# GCC-only flags of Debian's x86 kernel that libclang does not accept.
+knet_skip_c_flags := -mno-fp-ret-in-387 -mpreferred-stack-boundary=% -mskip-rax-setup \
+	-mindirect-branch=thunk-extern -mindirect-branch-register -mfunction-return=thunk-extern \
+	-mrecord-mcount -mindirect-branch-cs-prefix -mharden-sls=% -fconserve-stack \
+	-falign-jumps=% -falign-loops=% -femit-struct-debug-baseonly -fno-ipa-cp-clone \
+	-fno-ipa-sra -fno-partial-inlining -fno-reorder-blocks -fno-allow-store-data-races \
+	-fzero-call-used-regs=% -fno-stack-clash-protection -fno-inline-functions-called-once \
+	-fsanitize=bounds-strict -fstrict-flex-arrays=% -fmin-function-alignment=% \
+	-fzero-init-padding-bits=% -fdiagnostics-show-context% --param=% --param \
+	-fno-isolate-erroneous-paths-dereference -fplugin=% -fplugin-arg-% \
+	-fno-var-tracking-assignments -fcf-protection=% -mstack-protector-guard% \
+	-fpatchable-function-entry=% -fmerge-constants -Wp,-MMD,%
+
+knet_bindgen_flags := --rust-target 1.85 --use-core --with-derive-default \
+	--ctypes-prefix kernel::ffi --no-layout-tests --no-debug '.*' --no-doc-comments \
+	--enable-function-attribute-detection --no-recursive-allowlist \
+	--blocklist-type '__kernel_s?size_t' --blocklist-type __kernel_ptrdiff_t \
+	--allowlist-function 'knet_.*' --allowlist-var 'KNET_.*'
+
+quiet_cmd_knet_bindgen = BINDGEN $@
+      cmd_knet_bindgen = $(BINDGEN) $< $(knet_bindgen_flags) -o $@ -- \
+	$(filter-out $(knet_skip_c_flags),$(c_flags)) -Wp,-MMD,$(depfile) \
+	-w --target=x86_64-linux-gnu -fno-builtin -D__BINDGEN__ -DMODULE \
+	-DKBUILD_MODNAME='"knet"'
+
+$(obj)/knet_generated.rs: $(knet_dir)/bindings.h $(knet_dir)/shim.h FORCE
+	$(call if_changed_dep,knet_bindgen)
+
+targets += knet_generated.rs
+clean-files += knet_generated.rs
+
+# Where knet/sys.rs finds the generated file (each module has its own copy).
+export KNET_OUT := $(abspath $(obj))

@@ -1,0 +1,35 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! String module parameters.
+//!
+//! The kernel's `module!` macro declares integer and bool parameters only. String parameters
+//! are declared in a module's C file with `KNET_STR_PARAM(name, default, description)` from
+//! `knet/param.h` (so `modinfo` lists them and sysfs shows them read-only); this macro gives the
+//! Rust side a safe accessor for each.
+
+/// Declares `fn $name() -> &'static [u8]` returning the bytes (without NUL) of the string
+/// parameter `$name` that the module's C file declared with `KNET_STR_PARAM`.
+#[allow(unused_macros, reason = "not every module has string parameters")]
+macro_rules! str_param {
+    ($vis:vis $name:ident) => {
+        $vis fn $name() -> &'static [u8] {
+            extern "C" {
+                #[link_name = concat!("knet_param_", stringify!($name))]
+                fn get() -> *const kernel::ffi::c_char;
+            }
+            // SAFETY: `get` is the accessor `KNET_STR_PARAM` defines in this module's C file; it
+            // takes no arguments and only reads the parameter's pointer.
+            let p = unsafe { get() };
+            if p.is_null() {
+                return b"";
+            }
+            // SAFETY: a `charp` parameter is a NUL-terminated string owned by the module's
+            // parameter storage; the parameter is read-only (0444) after load, so the string is
+            // neither freed nor changed while the module that reads it is loaded.
+            let s = unsafe { <kernel::str::CStr as kernel::str::CStrExt>::from_char_ptr(p) };
+            s.to_bytes()
+        }
+    };
+}
+#[allow(unused_imports, reason = "not every module has string parameters")]
+pub(crate) use str_param;

@@ -1,0 +1,8 @@
+// SPDX-License-Identifier: GPL-2.0
+/* toa's string parameters (the Rust module! macro declares integers only). */
+#include <linux/module.h>
+#include "../knet/param.h"
+
+KNET_STR_PARAM(trusted, "",
+	       "Comma-separated IPv4/IPv6 prefixes of the load balancers allowed to supply the "
+	       "option (e.g. 10.0.0.0/8,2001:db8::/32); empty = any peer, as classic TOA");
