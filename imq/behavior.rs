@@ -25,12 +25,6 @@ pub(crate) struct Behavior {
 }
 
 impl Behavior {
-    /// The default, `BA`: PREROUTING before NAT, POSTROUTING after NAT.
-    pub(crate) const DEFAULT: Behavior = Behavior {
-        pre_after_nat: false,
-        post_after_nat: true,
-    };
-
     /// Parses `AA`, `AB`, `BA` or `BB` (case-insensitive). Anything else is `None`.
     pub(crate) fn parse(s: &[u8]) -> Option<Behavior> {
         let after = |c: u8| match c.to_ascii_uppercase() {

@@ -47,19 +47,19 @@ impl kernel::Module for Imq {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let numdevs = module_parameters::numdevs.value();
         if !(1..=MAX_DEVS).contains(&numdevs) {
-            pr_err!("imq: numdevs={numdevs} is out of range (1 to {MAX_DEVS})\n");
+            pr_err!("numdevs={numdevs} is out of range (1 to {MAX_DEVS})\n");
             return Err(EINVAL);
         }
         let raw = params::behavior();
         let Some(behavior) = Behavior::parse(raw) else {
             pr_err!(
-                "imq: behavior={:?} is not one of AA, AB, BA, BB\n",
+                "behavior={:?} is not one of AA, AB, BA, BB\n",
                 kernel::str::BStr::from_bytes(raw)
             );
             return Err(EINVAL);
         };
         pr_info!(
-            "imq: loaded: numdevs={numdevs} behavior={} (PREROUTING prio {}, POSTROUTING prio {})\n",
+            "loaded: numdevs={numdevs} behavior={} (PREROUTING prio {}, POSTROUTING prio {})\n",
             behavior.name(),
             behavior.pre_routing_priority(),
             behavior.post_routing_priority()
@@ -71,7 +71,7 @@ impl kernel::Module for Imq {
 impl Drop for Imq {
     fn drop(&mut self) {
         pr_info!(
-            "imq: unloaded ({} devices, behavior {})\n",
+            "unloaded ({} devices, behavior {})\n",
             self.numdevs,
             self.behavior.name()
         );

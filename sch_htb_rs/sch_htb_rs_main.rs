@@ -33,7 +33,7 @@ struct HtbRs;
 impl kernel::Module for HtbRs {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         pr_info!(
-            "sch_htb_rs: loaded for {} (hysteresis={}, rate_est={})\n",
+            "loaded for {} (hysteresis={}, rate_est={})\n",
             knet::build::kernel_release(),
             module_parameters::htb_hysteresis.value(),
             module_parameters::htb_rate_est.value()
@@ -44,6 +44,6 @@ impl kernel::Module for HtbRs {
 
 impl Drop for HtbRs {
     fn drop(&mut self) {
-        pr_info!("sch_htb_rs: unloaded\n");
+        pr_info!("unloaded\n");
     }
 }
