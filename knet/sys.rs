@@ -18,7 +18,10 @@
 )]
 mod generated {
     // Types the allowlisted items mention are taken from the kernel's own bindings.
-    #[allow(unused_imports, reason = "bindgen output may not mention every kernel type")]
+    #[allow(
+        unused_imports,
+        reason = "bindgen output may not mention every kernel type"
+    )]
     use kernel::bindings::*;
     include!(concat!(env!("KNET_OUT"), "/knet_generated.rs"));
 }

@@ -50,8 +50,14 @@ fn host_bits_are_ignored_and_zero_length_matches_all_of_a_family() {
 
 #[test]
 fn bad_entries_are_refused_with_their_position() {
-    assert_eq!(Trusted::parse(b"10.0.0.0/33").unwrap_err(), Error::BadLength(1));
-    assert_eq!(Trusted::parse(b"10.0.0.0/8,::/129").unwrap_err(), Error::BadLength(2));
+    assert_eq!(
+        Trusted::parse(b"10.0.0.0/33").unwrap_err(),
+        Error::BadLength(1)
+    );
+    assert_eq!(
+        Trusted::parse(b"10.0.0.0/8,::/129").unwrap_err(),
+        Error::BadLength(2)
+    );
     for (s, i) in [
         ("bogus", 1),
         ("10.0.0.0/8,bogus", 2),
@@ -67,16 +73,31 @@ fn bad_entries_are_refused_with_their_position() {
         ("::g", 1),
         ("1.2.3.4::", 1),
     ] {
-        assert_eq!(Trusted::parse(s.as_bytes()).unwrap_err(), Error::BadEntry(i), "{s}");
+        assert_eq!(
+            Trusted::parse(s.as_bytes()).unwrap_err(),
+            Error::BadEntry(i),
+            "{s}"
+        );
     }
 }
 
 #[test]
 fn list_size_is_bounded() {
-    let ok: Vec<String> = (0..MAX_PREFIXES).map(|i| format!("10.0.{i}.0/24")).collect();
-    assert_eq!(Trusted::parse(ok.join(",").as_bytes()).unwrap().prefixes().len(), MAX_PREFIXES);
+    let ok: Vec<String> = (0..MAX_PREFIXES)
+        .map(|i| format!("10.0.{i}.0/24"))
+        .collect();
+    assert_eq!(
+        Trusted::parse(ok.join(",").as_bytes())
+            .unwrap()
+            .prefixes()
+            .len(),
+        MAX_PREFIXES
+    );
     let too_many = format!("{},10.1.0.0/16", ok.join(","));
-    assert_eq!(Trusted::parse(too_many.as_bytes()).unwrap_err(), Error::TooMany);
+    assert_eq!(
+        Trusted::parse(too_many.as_bytes()).unwrap_err(),
+        Error::TooMany
+    );
 }
 
 #[test]
@@ -99,7 +120,14 @@ fn address_parsing_agrees_with_std() {
     for s in cases {
         assert_eq!(parse_addr(s.as_bytes()), Some(addr(s)), "{s}");
     }
-    for s in ["1:2:3:4:5:6:7::8", "1:2:3:4:5:6:7:1.2.3.4", ":1::", "1:::2", "01.2.3.4.5", ""] {
+    for s in [
+        "1:2:3:4:5:6:7::8",
+        "1:2:3:4:5:6:7:1.2.3.4",
+        ":1::",
+        "1:::2",
+        "01.2.3.4.5",
+        "",
+    ] {
         let std_ok = s.parse::<Ipv6Addr>().is_ok() || s.parse::<Ipv4Addr>().is_ok();
         assert_eq!(parse_addr(s.as_bytes()).is_some(), std_ok, "{s}");
     }
@@ -119,7 +147,9 @@ fn arbitrary_input_never_panics() {
         let mut s = Vec::with_capacity(len);
         let mut x = state;
         for _ in 0..len {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             s.push(alphabet[(x >> 33) as usize % alphabet.len()]);
         }
         if let Ok(t) = Trusted::parse(&s) {
