@@ -18,6 +18,9 @@ mod knet;
 )]
 mod trusted;
 
+#[allow(dead_code, reason = "the option hooks use it; host-tested meanwhile")]
+mod option;
+
 use trusted::Trusted;
 
 module! {

@@ -1,4 +1,4 @@
-use crate::imq_behavior::Behavior;
+use crate::imq::behavior::Behavior;
 
 #[test]
 fn parses_the_four_placements_case_insensitively() {

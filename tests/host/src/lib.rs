@@ -1,15 +1,26 @@
 //! The modules' kernel-independent files, compiled as they are into the kernel modules, and
-//! their tests. Each `#[path]` module is the very file the module builds; nothing is copied.
+//! their tests. Each `#[path]` module is the very file the module builds, under the same module
+//! path it has there (so `super::` references resolve alike); nothing is copied.
 
 // Items are pub(crate) as in the kernel crates; outside tests nothing here calls them.
 #![cfg_attr(not(test), allow(dead_code))]
 
-#[path = "../../../imq/behavior.rs"]
-pub mod imq_behavior;
+/// From `imq/`.
+#[path = "../../../imq"]
+pub mod imq {
+    pub mod behavior;
+}
+
+/// From `toa/`.
+#[path = "../../../toa"]
+pub mod toa {
+    pub mod option;
+    pub mod trusted;
+}
+
 #[cfg(test)]
 mod imq_behavior_tests;
-
-#[path = "../../../toa/trusted.rs"]
-pub mod toa_trusted;
+#[cfg(test)]
+mod toa_option_tests;
 #[cfg(test)]
 mod toa_trusted_tests;

@@ -1,4 +1,4 @@
-use crate::toa_trusted::{parse_addr, Addr, Error, Trusted, MAX_PREFIXES};
+use crate::toa::trusted::{parse_addr, Addr, Error, Trusted, MAX_PREFIXES};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 fn addr(s: &str) -> Addr {
