@@ -62,3 +62,97 @@ iperf_mbit() {
 within() {
 	awk -v v="$1" -v lo="$2" -v hi="$3" 'BEGIN { exit !(v >= lo && v <= hi) }'
 }
+
+# fullnat_lb [QUEUE]: make rtr a FULLNAT balancer: VIP 10.0.9.100:80 / [2001:db8:9::100]:80 is
+# DNATed to the server's port 8080 and SNATed to the balancer's own address, and the client's
+# first four packets (SYN, the handshake's final ACK, ...) go through NFQUEUE QUEUE, where
+# toa-lb inserts the option; queueing more than the one packet keeps them in order.
+fullnat_lb() {
+	local q=${1:-0}
+	ip -n cli route add 10.0.9.0/24 via 10.0.1.1 2>/dev/null || true
+	ip -n cli -6 route add 2001:db8:9::/64 via 2001:db8:1::1 2>/dev/null || true
+	ip netns exec rtr iptables -t nat -A PREROUTING -d 10.0.9.100 -p tcp --dport 80 \
+		-j DNAT --to-destination 10.0.2.2:8080
+	ip netns exec rtr iptables -t nat -A POSTROUTING -o r1 -p tcp -d 10.0.2.2 --dport 8080 \
+		-j SNAT --to-source 10.0.2.1
+	ip netns exec rtr ip6tables -t nat -A PREROUTING -d 2001:db8:9::100 -p tcp --dport 80 \
+		-j DNAT --to-destination '[2001:db8:2::2]:8080'
+	ip netns exec rtr ip6tables -t nat -A POSTROUTING -o r1 -p tcp -d 2001:db8:2::2 --dport 8080 \
+		-j SNAT --to-source 2001:db8:2::1
+	local t
+	for t in iptables ip6tables; do
+		ip netns exec rtr $t -t mangle -A FORWARD -i r0 -p tcp \
+			-m connbytes --connbytes 1:4 --connbytes-dir original --connbytes-mode packets \
+			-j NFQUEUE --queue-num "$q"
+	done
+}
+
+# toa_lb_start [QUEUE [PLACE]]: run the test balancer's option inserter in rtr
+# (log: /tmp/toa-lb.log); PLACE is ack (default), syn or both.
+toa_lb_start() {
+	local bin=/src/target/release/toa-lb
+	[ -x "$bin" ] || fail "$bin not built (tests/run builds it with cargo)"
+	ip netns exec rtr "$bin" --queue "${1:-0}" --place "${2:-ack}" >/tmp/toa-lb.log 2>&1 &
+	for _ in $(seq 50); do
+		grep -q 'bound to queue' /tmp/toa-lb.log && return 0
+		sleep 0.1
+	done
+	fail "toa-lb did not start: $(cat /tmp/toa-lb.log)"
+}
+
+# peer_server NS PORT FAMILY: a TCP server in NS that accepts one connection and prints the
+# address accept() returned and the one getpeername() returns, then what the client sent.
+peer_server() {
+	ip netns exec "$1" python3 -u -c '
+import socket, sys
+fam = socket.AF_INET6 if sys.argv[2] == "6" else socket.AF_INET
+s = socket.socket(fam, socket.SOCK_STREAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+if fam == socket.AF_INET6 and len(sys.argv) > 3:
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+s.bind(("::" if fam == socket.AF_INET6 else "0.0.0.0", int(sys.argv[1])))
+s.listen(8)
+print("listening", flush=True)
+c, a = s.accept()
+p = c.getpeername()
+print("accept", a[0], a[1])
+print("peer", p[0], p[1])
+print("data", c.recv(100).decode())
+' "$2" "$3" ${4:-} >/tmp/server.log 2>&1 &
+	for _ in $(seq 50); do
+		grep -q listening /tmp/server.log && return 0
+		sleep 0.1
+	done
+	fail "server did not start: $(cat /tmp/server.log)"
+}
+
+# client_connect NS ADDR PORT: connect, print "local ADDR PORT", send a line, close.
+client_connect() {
+	ip netns exec "$1" python3 -c '
+import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
+l = s.getsockname()
+print("local", l[0], l[1])
+s.sendall(b"hello")
+s.close()
+' "$2" "$3"
+}
+
+# pcap_has_toa PCAP ADDR PORT: some TCP segment in PCAP carries option 254 with ADDR and PORT
+# (the option bytes: 254, length, port, address, all in network order).
+pcap_has_toa() {
+	python3 - "$@" <<'PY'
+import ipaddress, struct, sys
+pcap, addr, port = sys.argv[1], ipaddress.ip_address(sys.argv[2]), int(sys.argv[3])
+want = bytes([254, 8 if addr.version == 4 else 20]) + struct.pack("!H", port) + addr.packed
+data = open(pcap, "rb").read()
+off, hits = 24, 0
+while off + 16 <= len(data):
+    incl = struct.unpack("<I", data[off + 8:off + 12])[0]
+    if want in data[off + 16:off + 16 + incl]:
+        hits += 1
+    off += 16 + incl
+print(hits)
+sys.exit(0 if hits else 1)
+PY
+}

@@ -18,8 +18,16 @@ pub mod toa {
     pub mod trusted;
 }
 
+/// From `tools/toa-lb/`: the test balancer's packet rewriting.
+#[path = "../../../tools/toa-lb/src"]
+pub mod toa_lb {
+    pub mod insert;
+}
+
 #[cfg(test)]
 mod imq_behavior_tests;
+#[cfg(test)]
+mod toa_lb_tests;
 #[cfg(test)]
 mod toa_option_tests;
 #[cfg(test)]

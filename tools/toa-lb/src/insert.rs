@@ -1,0 +1,162 @@
+//! Inserting the TOA option into a TCP segment the way a FULLNAT balancer does (pure; tested on
+//! the host against the toa module's own parser).
+//!
+//! The option carries the segment's own source address and port (the balancer sees the packet
+//! before its source NAT), and goes right after the TCP base header, as LVS and DPVS put it.
+//! IPv4: kind 254, length 8; IPv6: kind 254, length 20. Lengths and checksums are fixed up.
+
+/// Which segments get the option.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Place {
+    /// The client's SYN.
+    Syn,
+    /// Pure ACKs (no payload, no SYN/FIN/RST): the handshake's final ACK, as LVS and DPVS do.
+    Ack,
+    /// Both.
+    Both,
+}
+
+impl Place {
+    fn wants(self, flags: u8, payload: bool) -> bool {
+        const FIN: u8 = 0x01;
+        const SYN: u8 = 0x02;
+        const RST: u8 = 0x04;
+        const ACK: u8 = 0x10;
+        let syn = flags & (SYN | ACK | RST | FIN) == SYN;
+        let ack = flags & (SYN | ACK | RST | FIN) == ACK && !payload;
+        match self {
+            Place::Syn => syn,
+            Place::Ack => ack,
+            Place::Both => syn || ack,
+        }
+    }
+}
+
+/// Why a packet was passed on unchanged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Skip {
+    /// Not a segment of the kind asked for (data segments never get it: they may be full-sized).
+    NotWanted,
+    /// Not an unfragmented TCP segment over IPv4, or over IPv6 without extension headers.
+    NotTcp,
+    /// Shorter than its headers say.
+    Truncated,
+    /// The TCP header has no room for the option (it would exceed 60 bytes).
+    NoRoom,
+}
+
+const TOA_KIND: u8 = 254;
+
+/// Returns the packet with the option inserted, if it is a segment `place` asks for.
+pub fn insert_toa(pkt: &[u8], place: Place) -> Result<Vec<u8>, Skip> {
+    match pkt.first().map(|b| b >> 4) {
+        Some(4) => insert_v4(pkt, place),
+        Some(6) => insert_v6(pkt, place),
+        _ => Err(Skip::NotTcp),
+    }
+}
+
+fn insert_v4(pkt: &[u8], place: Place) -> Result<Vec<u8>, Skip> {
+    if pkt.len() < 20 {
+        return Err(Skip::Truncated);
+    }
+    let ihl = usize::from(pkt[0] & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([pkt[2], pkt[3]]));
+    let frag = u16::from_be_bytes([pkt[6], pkt[7]]);
+    if pkt[9] != 6 || frag & 0x3fff != 0 {
+        return Err(Skip::NotTcp);
+    }
+    if ihl < 20 || total < ihl + 20 || total > pkt.len() {
+        return Err(Skip::Truncated);
+    }
+    let pkt = &pkt[..total];
+    let mut opt = vec![TOA_KIND, 8];
+    opt.extend_from_slice(&pkt[ihl..ihl + 2]); // source port
+    opt.extend_from_slice(&pkt[12..16]); // source address
+    let mut out = splice(pkt, ihl, &opt, place)?;
+    let new_total = u16::try_from(out.len()).map_err(|_| Skip::NoRoom)?;
+    out[2..4].copy_from_slice(&new_total.to_be_bytes());
+    out[10..12].copy_from_slice(&[0, 0]);
+    let c = checksum(&[&out[..ihl]]);
+    out[10..12].copy_from_slice(&c.to_be_bytes());
+    let tcp_len = (out.len() - ihl) as u32;
+    let mut pseudo = Vec::with_capacity(12);
+    pseudo.extend_from_slice(&out[12..20]);
+    pseudo.extend_from_slice(&[0, 6]);
+    pseudo.extend_from_slice(&(tcp_len as u16).to_be_bytes());
+    fix_tcp_checksum(&mut out, ihl, &pseudo);
+    Ok(out)
+}
+
+fn insert_v6(pkt: &[u8], place: Place) -> Result<Vec<u8>, Skip> {
+    if pkt.len() < 40 {
+        return Err(Skip::Truncated);
+    }
+    if pkt[6] != 6 {
+        return Err(Skip::NotTcp);
+    }
+    let plen = usize::from(u16::from_be_bytes([pkt[4], pkt[5]]));
+    if plen < 20 || 40 + plen > pkt.len() {
+        return Err(Skip::Truncated);
+    }
+    let pkt = &pkt[..40 + plen];
+    let mut opt = vec![TOA_KIND, 20];
+    opt.extend_from_slice(&pkt[40..42]);
+    opt.extend_from_slice(&pkt[8..24]);
+    let mut out = splice(pkt, 40, &opt, place)?;
+    let new_plen = u16::try_from(out.len() - 40).map_err(|_| Skip::NoRoom)?;
+    out[4..6].copy_from_slice(&new_plen.to_be_bytes());
+    let mut pseudo = Vec::with_capacity(40);
+    pseudo.extend_from_slice(&out[8..40]);
+    pseudo.extend_from_slice(&u32::from(new_plen).to_be_bytes());
+    pseudo.extend_from_slice(&[0, 0, 0, 6]);
+    fix_tcp_checksum(&mut out, 40, &pseudo);
+    Ok(out)
+}
+
+/// Copies `pkt` with `opt` inserted after the TCP base header at `tcp`, data offset raised, if
+/// the segment is one `place` asks for.
+fn splice(pkt: &[u8], tcp: usize, opt: &[u8], place: Place) -> Result<Vec<u8>, Skip> {
+    let doff = usize::from(pkt[tcp + 12] >> 4) * 4;
+    if doff < 20 || tcp + doff > pkt.len() {
+        return Err(Skip::Truncated);
+    }
+    if !place.wants(pkt[tcp + 13], pkt.len() > tcp + doff) {
+        return Err(Skip::NotWanted);
+    }
+    if doff + opt.len() > 60 || opt.len() % 4 != 0 {
+        return Err(Skip::NoRoom);
+    }
+    let mut out = Vec::with_capacity(pkt.len() + opt.len());
+    out.extend_from_slice(&pkt[..tcp + 20]);
+    out.extend_from_slice(opt);
+    out.extend_from_slice(&pkt[tcp + 20..]);
+    let new_doff = ((doff + opt.len()) / 4) as u8;
+    out[tcp + 12] = (new_doff << 4) | (out[tcp + 12] & 0x0f);
+    Ok(out)
+}
+
+fn fix_tcp_checksum(out: &mut [u8], tcp: usize, pseudo: &[u8]) {
+    out[tcp + 16..tcp + 18].copy_from_slice(&[0, 0]);
+    let c = checksum(&[pseudo, &out[tcp..]]);
+    out[tcp + 16..tcp + 18].copy_from_slice(&c.to_be_bytes());
+}
+
+/// The Internet checksum (RFC 1071) over the concatenation of `parts` (each of even length but
+/// the last).
+pub fn checksum(parts: &[&[u8]]) -> u16 {
+    let mut sum = 0u32;
+    for part in parts {
+        let mut chunks = part.chunks_exact(2);
+        for c in &mut chunks {
+            sum += u32::from(u16::from_be_bytes([c[0], c[1]]));
+        }
+        if let [last] = chunks.remainder() {
+            sum += u32::from(*last) << 8;
+        }
+    }
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}

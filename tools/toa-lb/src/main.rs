@@ -1,0 +1,75 @@
+//! toa-lb: the TCP-option half of a FULLNAT load balancer, for tests.
+//!
+//! Receives TCP segments from NFQUEUE queue N (iptables/ip6tables `-j NFQUEUE --queue-num N`,
+//! placed where the packet still has the client's source address, e.g. FORWARD after DNAT and
+//! before SNAT) and returns each with the TOA option carrying its source address and port:
+//! kind 254 length 8 for IPv4, length 20 for IPv6, in the client's SYN, its pure ACKs (the
+//! handshake's final ACK, as LVS and DPVS do) or both. Data segments pass unchanged (they may be
+//! full-sized). Queue the first few packets of each connection, not just the ACK, so that they
+//! stay in order. Prints one line per packet.
+//!
+//! Usage: toa-lb [--queue N] [--place ack|syn|both] [--count C]
+//! (C: exit after C packets; default: run until killed)
+
+mod insert;
+mod nfqueue;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let mut queue = 0u16;
+    let mut count: Option<u64> = None;
+    let mut place = insert::Place::Ack;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let v = args.next();
+        let n = v.as_deref().map(str::parse::<u64>);
+        match (a.as_str(), v.as_deref(), n) {
+            ("--queue", _, Some(Ok(n))) if n <= u64::from(u16::MAX) => queue = n as u16,
+            ("--count", _, Some(Ok(n))) => count = Some(n),
+            ("--place", Some("ack"), _) => place = insert::Place::Ack,
+            ("--place", Some("syn"), _) => place = insert::Place::Syn,
+            ("--place", Some("both"), _) => place = insert::Place::Both,
+            _ => {
+                eprintln!("usage: toa-lb [--queue N] [--place ack|syn|both] [--count C]");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let mut q = match nfqueue::Queue::bind(queue) {
+        Ok(q) => q,
+        Err(e) => {
+            eprintln!("toa-lb: cannot bind NFQUEUE {queue}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("toa-lb: bound to queue {queue}");
+    let mut seen = 0u64;
+    let out = std::io::stdout();
+    while count.is_none_or(|c| seen < c) {
+        let (id, pkt) = match q.next() {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("toa-lb: receive: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let verdict = match insert::insert_toa(&pkt, place) {
+            Ok(new) => {
+                let _ = writeln!(out.lock(), "inserted {} bytes", new.len() - pkt.len());
+                q.accept(id, &new)
+            }
+            Err(skip) => {
+                let _ = writeln!(out.lock(), "passed unchanged: {skip:?}");
+                q.accept(id, &pkt)
+            }
+        };
+        if let Err(e) = verdict {
+            eprintln!("toa-lb: verdict: {e}");
+            return ExitCode::FAILURE;
+        }
+        seen += 1;
+    }
+    ExitCode::SUCCESS
+}
