@@ -25,7 +25,10 @@ knet_bindgen_flags := --rust-target 1.85 --use-core --with-derive-default \
 	--ctypes-prefix kernel::ffi --no-layout-tests --no-debug '.*' --no-doc-comments \
 	--enable-function-attribute-detection --no-recursive-allowlist \
 	--blocklist-type '__kernel_s?size_t' --blocklist-type __kernel_ptrdiff_t \
-	--allowlist-function 'knet_.*' --allowlist-var 'KNET_.*'
+	--allowlist-function 'knet_.*' --allowlist-var 'KNET_.*' \
+	--allowlist-type 'kretprobe|kretprobe_instance|kprobe|knet_stats' \
+	--opaque-type 'kretprobe|kretprobe_instance|kprobe|knet_stats' \
+	--allowlist-type 'kretprobe_handler_t|kprobe_pre_handler_t'
 
 quiet_cmd_knet_bindgen = BINDGEN $@
       cmd_knet_bindgen = $(BINDGEN) $< $(knet_bindgen_flags) -o $@ -- \

@@ -14,4 +14,8 @@
 
 pub(crate) mod build;
 pub(crate) mod param;
+mod probe;
+pub(crate) mod stats;
+pub(crate) mod sync;
 pub(crate) mod sys;
+pub(crate) mod tcp;

@@ -4,9 +4,374 @@
  * the symbols stay private to that .ko).
  */
 #include <generated/utsrelease.h>
+#include <linux/in.h>
+#include <linux/in6.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/tcp.h>
+#include <linux/percpu.h>
+#include <linux/proc_fs.h>
+#include <linux/seq_file.h>
+#include <linux/slab.h>
+#include <net/net_namespace.h>
 #include "shim.h"
 
 const char *knet_uts_release(void)
 {
 	return UTS_RELEASE;
+}
+
+/* ---- probes ---- */
+
+struct knet_kretprobe {
+	struct kretprobe rp;
+	void *ctx;
+};
+
+struct kretprobe *knet_kretprobe_new(const char *symbol, kretprobe_handler_t entry,
+				     kretprobe_handler_t handler, size_t data_size, int maxactive,
+				     void *ctx)
+{
+	struct knet_kretprobe *k = kzalloc(sizeof(*k), GFP_KERNEL);
+
+	if (!k)
+		return NULL;
+	k->rp.kp.symbol_name = symbol;
+	k->rp.entry_handler = entry;
+	k->rp.handler = handler;
+	k->rp.data_size = data_size;
+	k->rp.maxactive = maxactive;
+	k->ctx = ctx;
+	return &k->rp;
+}
+
+int knet_kretprobe_register(struct kretprobe *rp)
+{
+	return register_kretprobe(rp);
+}
+
+/* After this returns no handler of rp runs any more (kprobes guarantees it). */
+void knet_kretprobe_unregister_free(struct kretprobe *rp)
+{
+	unregister_kretprobe(rp);
+	kfree(container_of(rp, struct knet_kretprobe, rp));
+}
+
+/* For a kretprobe whose registration failed. */
+void knet_kretprobe_free(struct kretprobe *rp)
+{
+	kfree(container_of(rp, struct knet_kretprobe, rp));
+}
+
+int knet_kretprobe_nmissed(const struct kretprobe *rp)
+{
+	return READ_ONCE(rp->nmissed) + READ_ONCE(rp->kp.nmissed);
+}
+
+void *knet_kretprobe_ctx(struct kretprobe_instance *ri)
+{
+	struct kretprobe *rp = get_kretprobe(ri);
+
+	return rp ? container_of(rp, struct knet_kretprobe, rp)->ctx : NULL;
+}
+
+void *knet_kretprobe_data(struct kretprobe_instance *ri)
+{
+	return ri->data;
+}
+
+struct knet_kprobe {
+	struct kprobe kp;
+	void *ctx;
+};
+
+struct kprobe *knet_kprobe_new(const char *symbol, kprobe_pre_handler_t pre, void *ctx)
+{
+	struct knet_kprobe *k = kzalloc(sizeof(*k), GFP_KERNEL);
+
+	if (!k)
+		return NULL;
+	k->kp.symbol_name = symbol;
+	k->kp.pre_handler = pre;
+	k->ctx = ctx;
+	return &k->kp;
+}
+
+int knet_kprobe_register(struct kprobe *kp)
+{
+	return register_kprobe(kp);
+}
+
+void knet_kprobe_unregister_free(struct kprobe *kp)
+{
+	unregister_kprobe(kp);
+	kfree(container_of(kp, struct knet_kprobe, kp));
+}
+
+int knet_kprobe_nmissed(const struct kprobe *kp)
+{
+	return READ_ONCE(kp->nmissed);
+}
+
+void *knet_kprobe_ctx(struct kprobe *kp)
+{
+	return container_of(kp, struct knet_kprobe, kp)->ctx;
+}
+
+unsigned long knet_regs_arg(struct pt_regs *regs, unsigned int n)
+{
+	return regs_get_kernel_argument(regs, n);
+}
+
+unsigned long knet_regs_return(struct pt_regs *regs)
+{
+	return regs_return_value(regs);
+}
+
+/* ---- sockets and packets ---- */
+
+struct sock *knet_socket_sk(const struct socket *sock)
+{
+	return sock ? READ_ONCE(sock->sk) : NULL;
+}
+
+bool knet_sk_is_tcp(const struct sock *sk)
+{
+	return sk && sk->sk_type == SOCK_STREAM && sk->sk_protocol == IPPROTO_TCP &&
+	       (sk->sk_family == AF_INET || sk->sk_family == AF_INET6);
+}
+
+/*
+ * Copies the TCP header at skb's transport header, options included, into buf (at most size
+ * bytes). Returns the bytes copied; 0 if there is no whole TCP header in the linear data. On the
+ * receive path TCP has pulled the header and its options into the linear data already.
+ */
+unsigned int knet_skb_tcp_header(const struct sk_buff *skb, u8 *buf, unsigned int size)
+{
+	const u8 *th, *tail = skb_tail_pointer(skb);
+	unsigned int len;
+
+	if (!skb_transport_header_was_set(skb))
+		return 0;
+	th = skb_transport_header(skb);
+	if (th < skb->head || th + sizeof(struct tcphdr) > tail)
+		return 0;
+	len = ((const struct tcphdr *)th)->doff * 4;
+	if (len < sizeof(struct tcphdr) || th + len > tail)
+		len = sizeof(struct tcphdr);
+	len = min(len, size);
+	memcpy(buf, th, len);
+	return len;
+}
+
+/* The packet's source address into addr (4 or 16 bytes); returns 4, 6, or 0 if neither. */
+int knet_skb_saddr(const struct sk_buff *skb, u8 *addr)
+{
+	const u8 *nh = skb_network_header(skb), *tail = skb_tail_pointer(skb);
+
+	if (nh < skb->head)
+		return 0;
+	switch (skb->protocol) {
+	case htons(ETH_P_IP):
+		if (nh + sizeof(struct iphdr) > tail)
+			return 0;
+		memcpy(addr, &((const struct iphdr *)nh)->saddr, 4);
+		return 4;
+	case htons(ETH_P_IPV6):
+		if (nh + sizeof(struct ipv6hdr) > tail)
+			return 0;
+		memcpy(addr, &((const struct ipv6hdr *)nh)->saddr, 16);
+		return 6;
+	}
+	return 0;
+}
+
+/*
+ * What a getname call left in uaddr: the address (4 bytes for AF_INET, 16 for AF_INET6) and the
+ * port, network order. Returns 4, 6, or 0 for another family.
+ */
+int knet_sockaddr_get(const struct sockaddr *uaddr, u8 *addr, __be16 *port)
+{
+	if (uaddr->sa_family == AF_INET) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)uaddr;
+
+		memcpy(addr, &sin->sin_addr, 4);
+		*port = sin->sin_port;
+		return 4;
+	}
+	if (uaddr->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)uaddr;
+
+		memcpy(addr, &sin6->sin6_addr, 16);
+		*port = sin6->sin6_port;
+		return 6;
+	}
+	return 0;
+}
+
+/*
+ * Overwrites address and port in uaddr, keeping its family: addr16 is an IPv6 address, or a
+ * v4-mapped one whose last 4 bytes go into an AF_INET sockaddr.
+ */
+void knet_sockaddr_set(struct sockaddr *uaddr, const u8 *addr16, __be16 port)
+{
+	if (uaddr->sa_family == AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)uaddr;
+
+		memcpy(&sin->sin_addr, addr16 + 12, 4);
+		sin->sin_port = port;
+	} else if (uaddr->sa_family == AF_INET6) {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)uaddr;
+
+		memcpy(&sin6->sin6_addr, addr16, 16);
+		sin6->sin6_port = port;
+	}
+}
+
+/* ---- locks ---- */
+
+void knet_spin_lock_init(spinlock_t *lock)
+{
+	spin_lock_init(lock);
+}
+
+unsigned long knet_spin_lock_irqsave(spinlock_t *lock)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(lock, flags);
+	return flags;
+}
+
+void knet_spin_unlock_irqrestore(spinlock_t *lock, unsigned long flags)
+{
+	spin_unlock_irqrestore(lock, flags);
+}
+
+/* ---- per-CPU counters in /proc/net ---- */
+
+#define KNET_STATS_MAX_WATCH 8
+
+struct knet_stats {
+	const char *name;
+	const char *const *names;
+	unsigned int n;
+	s64 __percpu *vals;
+	struct mutex watch_lock;	/* guards watch[] against the proc reader */
+	struct kretprobe *watch[KNET_STATS_MAX_WATCH];
+};
+
+int knet_stats_watch(struct knet_stats *s, struct kretprobe *rp)
+{
+	int i, ret = -ENOSPC;
+
+	mutex_lock(&s->watch_lock);
+	for (i = 0; i < KNET_STATS_MAX_WATCH; i++) {
+		if (!s->watch[i]) {
+			s->watch[i] = rp;
+			ret = 0;
+			break;
+		}
+	}
+	mutex_unlock(&s->watch_lock);
+	return ret;
+}
+
+/* After this returns the proc reader no longer looks at rp. */
+void knet_stats_unwatch(struct knet_stats *s, struct kretprobe *rp)
+{
+	int i;
+
+	mutex_lock(&s->watch_lock);
+	for (i = 0; i < KNET_STATS_MAX_WATCH; i++)
+		if (s->watch[i] == rp)
+			s->watch[i] = NULL;
+	mutex_unlock(&s->watch_lock);
+}
+
+static s64 knet_stats_missed(struct knet_stats *s)
+{
+	s64 missed = 0;
+	int i;
+
+	mutex_lock(&s->watch_lock);
+	for (i = 0; i < KNET_STATS_MAX_WATCH; i++)
+		if (s->watch[i])
+			missed += knet_kretprobe_nmissed(s->watch[i]);
+	mutex_unlock(&s->watch_lock);
+	return missed;
+}
+
+static int knet_stats_show(struct seq_file *seq, void *v)
+{
+	struct knet_stats *s = seq->private;
+	unsigned int i;
+	int cpu;
+
+	seq_printf(seq, "%-26s", "");
+	for_each_online_cpu(cpu)
+		seq_printf(seq, "CPU%-8d", cpu);
+	seq_puts(seq, "total\n");
+	for (i = 0; i + 1 < s->n; i++) {
+		seq_printf(seq, "%-25s:", s->names[i]);
+		for_each_online_cpu(cpu)
+			seq_printf(seq, "%-10lld ", per_cpu_ptr(s->vals, cpu)[i]);
+		seq_printf(seq, "%lld\n", knet_stats_sum(s, i));
+	}
+	seq_printf(seq, "%-25s:", s->names[s->n - 1]);
+	for_each_online_cpu(cpu)
+		seq_printf(seq, "%-10s ", "-");
+	seq_printf(seq, "%lld\n", knet_stats_missed(s));
+	return 0;
+}
+
+struct knet_stats *knet_stats_create(const char *name, const char *const *names, unsigned int n)
+{
+	struct knet_stats *s;
+
+	if (n < 1)
+		return NULL;
+	s = kzalloc(sizeof(*s), GFP_KERNEL);
+	if (!s)
+		return NULL;
+	mutex_init(&s->watch_lock);
+	s->name = name;
+	s->names = names;
+	s->n = n;
+	s->vals = __alloc_percpu(n * sizeof(s64), sizeof(s64));
+	if (!s->vals)
+		goto fail;
+	if (!proc_create_single_data(name, 0444, init_net.proc_net, knet_stats_show, s))
+		goto fail;
+	return s;
+fail:
+	free_percpu(s->vals);
+	kfree(s);
+	return NULL;
+}
+
+/* Removes the proc file (waiting for its readers), then frees the counters. */
+void knet_stats_destroy(struct knet_stats *s)
+{
+	remove_proc_entry(s->name, init_net.proc_net);
+	free_percpu(s->vals);
+	kfree(s);
+}
+
+void knet_stats_add(struct knet_stats *s, unsigned int idx, s64 v)
+{
+	if (idx < s->n)
+		this_cpu_add(s->vals[idx], v);
+}
+
+s64 knet_stats_sum(struct knet_stats *s, unsigned int idx)
+{
+	s64 sum = 0;
+	int cpu;
+
+	if (idx >= s->n)
+		return 0;
+	for_each_possible_cpu(cpu)
+		sum += per_cpu_ptr(s->vals, cpu)[idx];
+	return sum;
 }

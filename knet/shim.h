@@ -9,6 +9,9 @@
 
 #include <linux/skbuff.h>
 #include <linux/netdevice.h>
+#include <linux/kprobes.h>
+#include <linux/socket.h>
+#include <net/sock.h>
 
 /*
  * Layout guards: sizes as the C compiler sees them with the kernel's own flags. The Rust side
@@ -24,5 +27,51 @@ enum {
 
 /* Kernel release the module was built for (UTS_RELEASE), for load-time messages. */
 const char *knet_uts_release(void);
+
+/*
+ * Probes. The kprobe/kretprobe structs live in C (allocated here) with a context pointer for
+ * the Rust side beside them, so Rust never depends on their layout.
+ */
+struct kretprobe *knet_kretprobe_new(const char *symbol, kretprobe_handler_t entry,
+				     kretprobe_handler_t handler, size_t data_size, int maxactive,
+				     void *ctx);
+int knet_kretprobe_register(struct kretprobe *rp);
+void knet_kretprobe_unregister_free(struct kretprobe *rp);
+void knet_kretprobe_free(struct kretprobe *rp);
+int knet_kretprobe_nmissed(const struct kretprobe *rp);
+void *knet_kretprobe_ctx(struct kretprobe_instance *ri);
+void *knet_kretprobe_data(struct kretprobe_instance *ri);
+struct kprobe *knet_kprobe_new(const char *symbol, kprobe_pre_handler_t pre, void *ctx);
+int knet_kprobe_register(struct kprobe *kp);
+void knet_kprobe_unregister_free(struct kprobe *kp);
+int knet_kprobe_nmissed(const struct kprobe *kp);
+void *knet_kprobe_ctx(struct kprobe *kp);
+unsigned long knet_regs_arg(struct pt_regs *regs, unsigned int n);
+unsigned long knet_regs_return(struct pt_regs *regs);
+
+/* Sockets and packets, as the probe handlers see them. */
+struct sock *knet_socket_sk(const struct socket *sock);
+bool knet_sk_is_tcp(const struct sock *sk);
+unsigned int knet_skb_tcp_header(const struct sk_buff *skb, u8 *buf, unsigned int size);
+int knet_skb_saddr(const struct sk_buff *skb, u8 *addr);
+int knet_sockaddr_get(const struct sockaddr *uaddr, u8 *addr, __be16 *port);
+void knet_sockaddr_set(struct sockaddr *uaddr, const u8 *addr16, __be16 port);
+
+/* A spinlock taken with interrupts off: probe handlers run in any context. */
+void knet_spin_lock_init(spinlock_t *lock);
+unsigned long knet_spin_lock_irqsave(spinlock_t *lock);
+void knet_spin_unlock_irqrestore(spinlock_t *lock, unsigned long flags);
+
+/*
+ * Per-CPU counters shown as a table in /proc/net/<name> (initial namespace). The last of the n
+ * names is not a counter: it shows the missed hits of the kretprobes being watched.
+ */
+struct knet_stats;
+struct knet_stats *knet_stats_create(const char *name, const char *const *names, unsigned int n);
+int knet_stats_watch(struct knet_stats *stats, struct kretprobe *rp);
+void knet_stats_unwatch(struct knet_stats *stats, struct kretprobe *rp);
+void knet_stats_destroy(struct knet_stats *stats);
+void knet_stats_add(struct knet_stats *stats, unsigned int idx, s64 v);
+s64 knet_stats_sum(struct knet_stats *stats, unsigned int idx);
 
 #endif

@@ -3,25 +3,32 @@
 //! toa: TCP Option Address.
 //!
 //! Behind an L4 load balancer in FULLNAT mode the peer of every connection is the balancer; the
-//! balancer puts the client's address into the handshake as TCP option 254. This module reads it,
-//! keeps it with the socket and makes `getpeername()`/`accept()` return it. This is the module
-//! skeleton: it validates its parameters and registers nothing yet.
+//! balancer puts the client's address into the handshake as TCP option 254. This module reads it
+//! from the segment that creates the connection's socket, keeps it in a table of its own keyed by
+//! socket (never `sk_user_data`, so kTLS and sockmap keep working), and makes `getpeername()` and
+//! `accept()` return it. It writes no kernel memory but the returned address: kprobes watch the
+//! handshake, getname and socket destruction (see `knet::tcp`).
 
-use kernel::prelude::*;
+use core::sync::atomic::{AtomicUsize, Ordering};
+use kernel::{
+    prelude::*,
+    rbtree::{RBTree, RBTreeNode},
+    sync::Arc, //
+};
 
 #[path = "../knet/knet.rs"]
 mod knet;
 
-#[allow(
-    dead_code,
-    reason = "peer matching is used by the option hooks; host-tested meanwhile"
-)]
+mod option;
 mod trusted;
 
-#[allow(dead_code, reason = "the option hooks use it; host-tested meanwhile")]
-mod option;
-
-use trusted::Trusted;
+use knet::{
+    stats::ProcStats,
+    sync::IrqSpinLock,
+    tcp::{InetAddr, PeerName, Segment, SockKey, TcpObserver, TcpProbes, TCP_MAX_HEADER},
+};
+use option::Client;
+use trusted::{Addr, Trusted};
 
 module! {
     type: Toa,
@@ -29,6 +36,12 @@ module! {
     authors: ["rust-tc developers"],
     description: "TCP Option Address: real client addresses behind FULLNAT load balancers",
     license: "GPL",
+    params: {
+        max_entries: u32 {
+            default: 262144,
+            description: "Most connections with a client address kept at once (1 to 16777216)",
+        },
+    },
 }
 
 /// String parameters, declared in `toa_params.c`.
@@ -36,8 +49,195 @@ mod params {
     crate::knet::param::str_param!(pub(super) trusted);
 }
 
-struct Toa {
+/// The rows of `/proc/net/toa_stats`: the classic counters first, then ours. The last row is the
+/// probes' missed hits, computed when read.
+mod stat {
+    pub(crate) const SYN_RECV_SOCK_TOA: usize = 0;
+    pub(crate) const SYN_RECV_SOCK_NO_TOA: usize = 1;
+    pub(crate) const GETNAME_TOA_OK: usize = 2;
+    pub(crate) const GETNAME_TOA_MISMATCH: usize = 3;
+    pub(crate) const GETNAME_TOA_BYPASS: usize = 4;
+    pub(crate) const GETNAME_TOA_EMPTY: usize = 5;
+    pub(crate) const SYN_RECV_SOCK_TOA_V6: usize = 6;
+    pub(crate) const TOA_UNTRUSTED: usize = 7;
+    pub(crate) const TOA_MALFORMED: usize = 8;
+    pub(crate) const TOA_IGNORED: usize = 9;
+    pub(crate) const TOA_MULTIPLE: usize = 10;
+    pub(crate) const TABLE_ENTRIES: usize = 11;
+    pub(crate) const TABLE_BYTES: usize = 12;
+    pub(crate) const TABLE_FULL: usize = 13;
+    pub(crate) const ALLOC_FAILED: usize = 14;
+
+    pub(crate) const NAMES: [&kernel::str::CStr; 16] = [
+        c"syn_recv_sock_toa",
+        c"syn_recv_sock_no_toa",
+        c"getname_toa_ok",
+        c"getname_toa_mismatch",
+        c"getname_toa_bypass",
+        c"getname_toa_empty",
+        c"syn_recv_sock_toa_v6",
+        c"toa_untrusted",
+        c"toa_malformed",
+        c"toa_ignored",
+        c"toa_multiple",
+        c"table_entries",
+        c"table_bytes",
+        c"table_full",
+        c"alloc_failed",
+        c"probe_missed",
+    ];
+}
+
+// The parser's idea of the largest header is the one knet copies.
+const _: () = assert!(option::TCP_MAX_LEN == TCP_MAX_HEADER);
+
+/// What is kept per socket: the client, and the balancer end the kernel knows, to check at
+/// getname time that the socket is still the one the entry was made for.
+#[derive(Clone, Copy)]
+struct Entry {
+    client: Client,
+    balancer: Addr,
+    balancer_port: u16,
+}
+
+/// Approximate memory of one entry: key, value and the tree node's links.
+const ENTRY_BYTES: i64 =
+    (core::mem::size_of::<(SockKey, Entry)>() + 3 * core::mem::size_of::<usize>()) as i64;
+
+#[pin_data]
+struct State {
+    #[pin]
+    table: IrqSpinLock<RBTree<SockKey, Entry>>,
+    entries: AtomicUsize,
+    max_entries: usize,
     trusted: Trusted,
+    stats: ProcStats,
+}
+
+fn addr(a: InetAddr) -> Addr {
+    match a {
+        InetAddr::V4(a) => Addr::V4(a),
+        InetAddr::V6(a) => Addr::V6(a),
+    }
+}
+
+fn inet(a: Addr) -> InetAddr {
+    match a {
+        Addr::V4(a) => InetAddr::V4(a),
+        Addr::V6(a) => InetAddr::V6(a),
+    }
+}
+
+impl State {
+    fn forget(&self, sk: SockKey) -> bool {
+        let node = self.table.lock().remove_node(&sk);
+        if node.is_some() {
+            self.entries.fetch_sub(1, Ordering::Relaxed);
+            self.stats.add(stat::TABLE_ENTRIES, -1);
+            self.stats.add(stat::TABLE_BYTES, -ENTRY_BYTES);
+        }
+        node.is_some()
+    }
+}
+
+impl TcpObserver for State {
+    fn child_created(&self, child: SockKey, seg: &Segment<'_>) {
+        let mut buf = [0u8; option::TCP_MAX_LEN];
+        let hdr = seg.tcp_header(&mut buf);
+        let scan = option::scan_tcp_header(hdr);
+        if scan.malformed {
+            self.stats.inc(stat::TOA_MALFORMED);
+        }
+        if scan.ignored > 0 {
+            self.stats.add(stat::TOA_IGNORED, i64::from(scan.ignored));
+        }
+        let (Some(client), Some(source)) = (scan.client, seg.source()) else {
+            self.stats.inc(stat::SYN_RECV_SOCK_NO_TOA);
+            return;
+        };
+        if scan.count > 1 {
+            self.stats.inc(stat::TOA_MULTIPLE);
+        }
+        let balancer = addr(source);
+        if !self.trusted.allows(balancer) {
+            self.stats.inc(stat::TOA_UNTRUSTED);
+            return;
+        }
+        if self.entries.load(Ordering::Relaxed) >= self.max_entries {
+            self.stats.inc(stat::TABLE_FULL);
+            return;
+        }
+        let entry = Entry {
+            client,
+            balancer,
+            // The segment's source port: the balancer's end of the connection.
+            balancer_port: u16::from_be_bytes([hdr[0], hdr[1]]),
+        };
+        let Ok(node) = RBTreeNode::new(child, entry, GFP_ATOMIC) else {
+            self.stats.inc(stat::ALLOC_FAILED);
+            return;
+        };
+        let replaced = self.table.lock().insert(node);
+        if replaced.is_none() {
+            self.entries.fetch_add(1, Ordering::Relaxed);
+            self.stats.add(stat::TABLE_ENTRIES, 1);
+            self.stats.add(stat::TABLE_BYTES, ENTRY_BYTES);
+        }
+        self.stats.inc(stat::SYN_RECV_SOCK_TOA);
+        if matches!(client.addr, Addr::V6(_)) {
+            self.stats.inc(stat::SYN_RECV_SOCK_TOA_V6);
+        }
+    }
+
+    fn wants_peer_names(&self) -> bool {
+        self.entries.load(Ordering::Relaxed) > 0
+    }
+
+    fn peer_name(&self, sk: SockKey, name: &mut PeerName<'_>) {
+        let entry = self.table.lock().get(&sk).copied();
+        let Some(e) = entry else {
+            self.stats.inc(stat::GETNAME_TOA_EMPTY);
+            return;
+        };
+        // The kernel's answer must still be the balancer the entry was made for; if not, the
+        // socket is not the one it was made for (an address reused after a missed destroy).
+        let current = name.get().map(|(a, p)| (addr(a).unmapped(), p));
+        if current != Some((e.balancer.unmapped(), e.balancer_port)) {
+            self.stats.inc(stat::GETNAME_TOA_MISMATCH);
+            self.forget(sk);
+            return;
+        }
+        if name.set(inet(e.client.addr), e.client.port) {
+            self.stats.inc(stat::GETNAME_TOA_OK);
+        } else {
+            // An IPv6 client on an IPv4 socket (NAT64): an AF_INET address cannot carry it.
+            self.stats.inc(stat::GETNAME_TOA_BYPASS);
+        }
+    }
+
+    fn destroyed(&self, sk: SockKey) {
+        if self.entries.load(Ordering::Relaxed) > 0 {
+            self.forget(sk);
+        }
+    }
+
+    fn stats(&self) -> Option<&ProcStats> {
+        Some(&self.stats)
+    }
+}
+
+struct Toa {
+    // Declared first, so dropped first: no handler runs once the state goes.
+    probes: TcpProbes<State>,
+    state: Arc<State>,
+}
+
+fn describe(e: trusted::Error) -> &'static str {
+    match e {
+        trusted::Error::BadEntry(_) => "an entry is not an IPv4/IPv6 address or prefix",
+        trusted::Error::BadLength(_) => "a prefix length exceeds its address width",
+        trusted::Error::TooMany => "more than 32 prefixes",
+    }
 }
 
 impl kernel::Module for Toa {
@@ -54,31 +254,41 @@ impl kernel::Module for Toa {
                 return Err(EINVAL);
             }
         };
-        if trusted.trusts_all() {
+        let max_entries = module_parameters::max_entries.value();
+        if !(1..=1 << 24).contains(&max_entries) {
+            pr_err!("TOA: max_entries={max_entries} is out of range (1 to 16777216)\n");
+            return Err(EINVAL);
+        }
+        let prefixes = trusted.prefixes().len();
+        let state = Arc::pin_init(
+            try_pin_init!(State {
+                table <- IrqSpinLock::new(RBTree::new()),
+                entries: AtomicUsize::new(0),
+                max_entries: max_entries as usize,
+                trusted,
+                stats: ProcStats::new(c"toa_stats", &stat::NAMES)?,
+            }),
+            GFP_KERNEL,
+        )?;
+        let probes = TcpProbes::new(state.clone())?;
+        if prefixes == 0 {
             pr_info!("TOA: toa loaded (options accepted from any peer)\n");
         } else {
-            pr_info!(
-                "TOA: toa loaded (options accepted from {} trusted prefixes)\n",
-                trusted.prefixes().len()
-            );
+            pr_info!("TOA: toa loaded (options accepted from {prefixes} trusted prefixes)\n");
         }
-        Ok(Toa { trusted })
-    }
-}
-
-fn describe(e: trusted::Error) -> &'static str {
-    match e {
-        trusted::Error::BadEntry(_) => "an entry is not an IPv4/IPv6 address or prefix",
-        trusted::Error::BadLength(_) => "a prefix length exceeds its address width",
-        trusted::Error::TooMany => "more than 32 prefixes",
+        Ok(Toa { probes, state })
     }
 }
 
 impl Drop for Toa {
     fn drop(&mut self) {
+        let s = &self.state.stats;
         pr_info!(
-            "TOA: toa unloaded ({} trusted prefixes)\n",
-            self.trusted.prefixes().len()
+            "TOA: toa unloaded ({} trusted prefixes; {} connections with TOA, {} left in the table, {} probe hits missed)\n",
+            self.state.trusted.prefixes().len(),
+            s.sum(stat::SYN_RECV_SOCK_TOA),
+            s.sum(stat::TABLE_ENTRIES),
+            self.probes.missed()
         );
     }
 }

@@ -22,7 +22,7 @@ pub(crate) enum Addr {
 
 impl Addr {
     /// The IPv4 address inside a v4-mapped IPv6 address, or the address itself.
-    fn unmapped(self) -> Addr {
+    pub(crate) fn unmapped(self) -> Addr {
         match self {
             Addr::V6(a) if a[..10] == [0; 10] && a[10] == 0xff && a[11] == 0xff => {
                 Addr::V4([a[12], a[13], a[14], a[15]])

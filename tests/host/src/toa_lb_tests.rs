@@ -1,7 +1,7 @@
 //! The test balancer's insertion, read back by the toa module's own parser.
 use crate::toa::option::{scan_tcp_header, Client};
 use crate::toa::trusted::Addr;
-use crate::toa_lb::insert::{checksum, insert_toa, Place, Skip};
+use crate::toa_lb::insert::{checksum, insert_toa, Place, Skip, MTU};
 
 fn tcp(sport: u16, opts: &[u8], payload: &[u8]) -> Vec<u8> {
     let doff = (20 + opts.len()) / 4;
@@ -88,21 +88,35 @@ fn only_the_asked_for_segments_get_it() {
     ack[33] = 0x10;
     let mut data = ipv4([192, 0, 2, 1], [10, 0, 2, 2], &tcp(5555, &[], b"hello"));
     data[33] = 0x18;
-    let mut fin = ack.clone();
-    fin[33] = 0x11;
+    let mut rst = ack.clone();
+    rst[33] = 0x14;
     assert!(insert_toa(&syn, Place::Syn).is_ok());
     assert_eq!(insert_toa(&syn, Place::Ack), Err(Skip::NotWanted));
+    // The final ACK, and data that may overtake it, get it; a reset never does.
     assert!(insert_toa(&ack, Place::Ack).is_ok());
+    assert!(insert_toa(&data, Place::Ack).is_ok());
     assert_eq!(insert_toa(&ack, Place::Syn), Err(Skip::NotWanted));
     assert!(insert_toa(&ack, Place::Both).is_ok() && insert_toa(&syn, Place::Both).is_ok());
-    for p in [&data, &fin] {
-        assert_eq!(insert_toa(p, Place::Both), Err(Skip::NotWanted));
-    }
-    // An odd-length packet still checksums right.
+    assert_eq!(insert_toa(&rst, Place::Both), Err(Skip::NotWanted));
+    // Data is kept after the option, and an odd length still checksums right.
+    let out = insert_toa(&data, Place::Ack).unwrap();
+    assert_eq!(&out[out.len() - 5..], b"hello");
+    assert!(tcp_sum_ok_v4(&out));
     syn.push(0);
     syn[3] += 1;
-    let out = insert_toa(&syn, Place::Syn).unwrap();
-    assert!(tcp_sum_ok_v4(&out));
+    assert!(tcp_sum_ok_v4(&insert_toa(&syn, Place::Syn).unwrap()));
+}
+
+#[test]
+fn full_sized_segments_pass_unchanged() {
+    let big = vec![0x55u8; MTU - 40];
+    let mut data = ipv4([192, 0, 2, 1], [10, 0, 2, 2], &tcp(5555, &[], &big));
+    data[33] = 0x10;
+    assert_eq!(insert_toa(&data, Place::Ack), Err(Skip::NoRoom));
+    let fits = ipv4([192, 0, 2, 1], [10, 0, 2, 2], &tcp(5555, &[], &big[8..]));
+    let mut fits = fits;
+    fits[33] = 0x10;
+    assert_eq!(insert_toa(&fits, Place::Ack).unwrap().len(), MTU);
 }
 
 #[test]

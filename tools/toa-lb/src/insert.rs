@@ -10,20 +10,21 @@
 pub enum Place {
     /// The client's SYN.
     Syn,
-    /// Pure ACKs (no payload, no SYN/FIN/RST): the handshake's final ACK, as LVS and DPVS do.
+    /// The segments after the SYN (ACK set, no SYN or RST): the handshake's final ACK, as LVS
+    /// and DPVS do, and what follows it before the server has seen it (data overtaking the ACK
+    /// on the way completes the handshake instead, so it must carry the option too).
     Ack,
     /// Both.
     Both,
 }
 
 impl Place {
-    fn wants(self, flags: u8, payload: bool) -> bool {
-        const FIN: u8 = 0x01;
+    fn wants(self, flags: u8) -> bool {
         const SYN: u8 = 0x02;
         const RST: u8 = 0x04;
         const ACK: u8 = 0x10;
-        let syn = flags & (SYN | ACK | RST | FIN) == SYN;
-        let ack = flags & (SYN | ACK | RST | FIN) == ACK && !payload;
+        let syn = flags & (SYN | ACK | RST) == SYN;
+        let ack = flags & (SYN | ACK | RST) == ACK;
         match self {
             Place::Syn => syn,
             Place::Ack => ack,
@@ -32,16 +33,20 @@ impl Place {
     }
 }
 
+/// Largest packet the balancer sends on (the test links' MTU): a segment that would grow past
+/// it is passed on unchanged.
+pub const MTU: usize = 1500;
+
 /// Why a packet was passed on unchanged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Skip {
-    /// Not a segment of the kind asked for (data segments never get it: they may be full-sized).
+    /// Not a segment of the kind asked for.
     NotWanted,
     /// Not an unfragmented TCP segment over IPv4, or over IPv6 without extension headers.
     NotTcp,
     /// Shorter than its headers say.
     Truncated,
-    /// The TCP header has no room for the option (it would exceed 60 bytes).
+    /// No room for the option: the TCP header would exceed 60 bytes or the packet the MTU.
     NoRoom,
 }
 
@@ -121,10 +126,10 @@ fn splice(pkt: &[u8], tcp: usize, opt: &[u8], place: Place) -> Result<Vec<u8>, S
     if doff < 20 || tcp + doff > pkt.len() {
         return Err(Skip::Truncated);
     }
-    if !place.wants(pkt[tcp + 13], pkt.len() > tcp + doff) {
+    if !place.wants(pkt[tcp + 13]) {
         return Err(Skip::NotWanted);
     }
-    if doff + opt.len() > 60 || opt.len() % 4 != 0 {
+    if doff + opt.len() > 60 || opt.len() % 4 != 0 || pkt.len() + opt.len() > MTU {
         return Err(Skip::NoRoom);
     }
     let mut out = Vec::with_capacity(pkt.len() + opt.len());

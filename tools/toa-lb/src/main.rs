@@ -3,10 +3,10 @@
 //! Receives TCP segments from NFQUEUE queue N (iptables/ip6tables `-j NFQUEUE --queue-num N`,
 //! placed where the packet still has the client's source address, e.g. FORWARD after DNAT and
 //! before SNAT) and returns each with the TOA option carrying its source address and port:
-//! kind 254 length 8 for IPv4, length 20 for IPv6, in the client's SYN, its pure ACKs (the
-//! handshake's final ACK, as LVS and DPVS do) or both. Data segments pass unchanged (they may be
-//! full-sized). Queue the first few packets of each connection, not just the ACK, so that they
-//! stay in order. Prints one line per packet.
+//! kind 254 length 8 for IPv4, length 20 for IPv6, in the client's SYN, in the segments after
+//! it (the handshake's final ACK, as LVS and DPVS do, and whatever may overtake it), or both.
+//! Queue only the first few packets of each connection (iptables `connbytes`). A segment that
+//! would outgrow the MTU passes unchanged. Prints one line per packet.
 //!
 //! Usage: toa-lb [--queue N] [--place ack|syn|both] [--count C]
 //! (C: exit after C packets; default: run until killed)

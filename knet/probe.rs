@@ -1,0 +1,225 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! kprobes and kretprobes on kernel functions, by symbol name.
+//!
+//! The probe structs are allocated and owned by the C shim; a registration keeps the handler
+//! context (an `Arc`) alive for as long as the probe is registered and unregisters in `Drop`,
+//! after which no handler runs any more. Handlers run in whatever context the probed function
+//! runs in, with preemption disabled: they must not sleep.
+
+use super::sys;
+use core::{marker::PhantomData, ptr::NonNull};
+use kernel::{
+    bindings,
+    error::to_result,
+    ffi::{c_int, c_void},
+    prelude::*,
+    str::CStrExt,
+    sync::Arc, //
+};
+
+/// The registers of a probed call: its arguments on entry, its return value on return.
+pub(super) struct Regs(*mut bindings::pt_regs);
+
+impl Regs {
+    /// The `n`th argument (from 0) of the probed function, as a machine word.
+    pub(super) fn arg(&self, n: u32) -> usize {
+        // SAFETY: `self.0` is the register set kprobes handed to the handler that made `self`,
+        // valid for the handler's duration; reading an argument register has no side effect.
+        unsafe { sys::knet_regs_arg(self.0, n) as usize }
+    }
+
+    /// The return value, in a return handler.
+    pub(super) fn ret(&self) -> usize {
+        // SAFETY: as in `arg`.
+        unsafe { sys::knet_regs_return(self.0) as usize }
+    }
+}
+
+/// What a kretprobe does on entry to and return from the probed function.
+pub(super) trait RetProbe {
+    /// Shared state of the handlers.
+    type Ctx: Send + Sync;
+    /// What the entry handler keeps for the return handler of the same call.
+    type Data: Copy;
+    /// Entry: `None` skips the return handler for this call.
+    fn entry(ctx: &Self::Ctx, regs: &Regs) -> Option<Self::Data>;
+    /// Return.
+    fn exit(ctx: &Self::Ctx, regs: &Regs, data: Self::Data);
+}
+
+/// A registered kretprobe.
+pub(super) struct RetProbeRegistration<P: RetProbe> {
+    rp: NonNull<sys::kretprobe>,
+    _ctx: Arc<P::Ctx>,
+    _p: PhantomData<P>,
+}
+
+// SAFETY: the registration only holds the C probe (used through kprobes' own locking) and an
+// `Arc` of a `Send + Sync` context.
+unsafe impl<P: RetProbe> Send for RetProbeRegistration<P> {}
+// SAFETY: as above; `&self` methods only read counters.
+unsafe impl<P: RetProbe> Sync for RetProbeRegistration<P> {}
+
+impl<P: RetProbe> RetProbeRegistration<P> {
+    /// Probes `symbol` with up to `maxactive` calls in flight at once.
+    pub(super) fn new(symbol: &'static CStr, maxactive: i32, ctx: Arc<P::Ctx>) -> Result<Self> {
+        let raw_ctx = Arc::as_ptr(&ctx).cast::<c_void>().cast_mut();
+        // SAFETY: `symbol` is a static NUL-terminated string; the handlers are this type's
+        // trampolines, whose signature is bindgen's `kretprobe_handler_t`; `raw_ctx` stays valid
+        // while the registration (which holds the `Arc`) exists.
+        let rp = unsafe {
+            sys::knet_kretprobe_new(
+                symbol.as_char_ptr(),
+                Some(Self::entry_cb),
+                Some(Self::exit_cb),
+                core::mem::size_of::<P::Data>(),
+                maxactive,
+                raw_ctx,
+            )
+        };
+        let rp = NonNull::new(rp).ok_or(ENOMEM)?;
+        // SAFETY: `rp` was just allocated by the shim and is not registered yet.
+        if let Err(e) = to_result(unsafe { sys::knet_kretprobe_register(rp.as_ptr()) }) {
+            // SAFETY: registration failed, so nothing refers to `rp`; free it once.
+            unsafe { sys::knet_kretprobe_free(rp.as_ptr()) };
+            return Err(e);
+        }
+        Ok(Self {
+            rp,
+            _ctx: ctx,
+            _p: PhantomData,
+        })
+    }
+
+    /// The C probe, for the statistics' missed-hit watch.
+    pub(super) fn raw(&self) -> *mut sys::kretprobe {
+        self.rp.as_ptr()
+    }
+
+    /// Calls that were not probed because `maxactive` calls were already in flight.
+    pub(super) fn missed(&self) -> i32 {
+        // SAFETY: `rp` is registered and valid until `drop`.
+        unsafe { sys::knet_kretprobe_nmissed(self.rp.as_ptr()) }
+    }
+
+    /// # Safety
+    ///
+    /// Called by kprobes with a live instance of a probe created by [`Self::new`].
+    unsafe extern "C" fn entry_cb(
+        ri: *mut sys::kretprobe_instance,
+        regs: *mut bindings::pt_regs,
+    ) -> c_int {
+        // SAFETY: `ri` belongs to our probe, whose context pointer is the `Arc<P::Ctx>` the
+        // registration holds; it is alive while any handler of the probe can run.
+        let ctx = unsafe { sys::knet_kretprobe_ctx(ri) }.cast::<P::Ctx>();
+        if ctx.is_null() {
+            return 1;
+        }
+        // SAFETY: see above.
+        let ctx = unsafe { &*ctx };
+        match P::entry(ctx, &Regs(regs)) {
+            Some(data) => {
+                // SAFETY: the instance has `size_of::<P::Data>()` bytes of data (`data_size`),
+                // possibly unaligned; it is written here before the return handler reads it.
+                unsafe {
+                    sys::knet_kretprobe_data(ri)
+                        .cast::<P::Data>()
+                        .write_unaligned(data)
+                };
+                0
+            }
+            None => 1,
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by kprobes on return of a call whose entry handler returned 0.
+    unsafe extern "C" fn exit_cb(
+        ri: *mut sys::kretprobe_instance,
+        regs: *mut bindings::pt_regs,
+    ) -> c_int {
+        // SAFETY: as in `entry_cb`.
+        let ctx = unsafe { sys::knet_kretprobe_ctx(ri) }.cast::<P::Ctx>();
+        if ctx.is_null() {
+            return 0;
+        }
+        // SAFETY: the entry handler of this call wrote a `P::Data` into the instance data.
+        let data = unsafe {
+            sys::knet_kretprobe_data(ri)
+                .cast::<P::Data>()
+                .read_unaligned()
+        };
+        // SAFETY: as in `entry_cb`.
+        P::exit(unsafe { &*ctx }, &Regs(regs), data);
+        0
+    }
+}
+
+impl<P: RetProbe> Drop for RetProbeRegistration<P> {
+    fn drop(&mut self) {
+        // SAFETY: `rp` is registered; after this no handler runs, and `rp` is not used again.
+        unsafe { sys::knet_kretprobe_unregister_free(self.rp.as_ptr()) };
+    }
+}
+
+/// What a kprobe does on entry to the probed function.
+pub(super) trait EntryProbe {
+    /// Shared state of the handler.
+    type Ctx: Send + Sync;
+    /// Entry.
+    fn hit(ctx: &Self::Ctx, regs: &Regs);
+}
+
+/// A registered kprobe.
+pub(super) struct EntryProbeRegistration<P: EntryProbe> {
+    kp: NonNull<sys::kprobe>,
+    _ctx: Arc<P::Ctx>,
+    _p: PhantomData<P>,
+}
+
+// SAFETY: as for `RetProbeRegistration`.
+unsafe impl<P: EntryProbe> Send for EntryProbeRegistration<P> {}
+// SAFETY: as for `RetProbeRegistration`.
+unsafe impl<P: EntryProbe> Sync for EntryProbeRegistration<P> {}
+
+impl<P: EntryProbe> EntryProbeRegistration<P> {
+    /// Probes the entry of `symbol`.
+    pub(super) fn new(symbol: &'static CStr, ctx: Arc<P::Ctx>) -> Result<Self> {
+        let raw_ctx = Arc::as_ptr(&ctx).cast::<c_void>().cast_mut();
+        // SAFETY: as in `RetProbeRegistration::new`, with bindgen's `kprobe_pre_handler_t`.
+        let kp = unsafe { sys::knet_kprobe_new(symbol.as_char_ptr(), Some(Self::pre_cb), raw_ctx) };
+        let kp = NonNull::new(kp).ok_or(ENOMEM)?;
+        // SAFETY: `kp` was just allocated by the shim and is not registered yet.
+        let ret = unsafe { sys::knet_kprobe_register(kp.as_ptr()) };
+        if let Err(e) = to_result(ret) {
+            // SAFETY: an unregistered kprobe may be unregistered (a no-op) and freed, once.
+            unsafe { sys::knet_kprobe_unregister_free(kp.as_ptr()) };
+            return Err(e);
+        }
+        Ok(Self {
+            kp,
+            _ctx: ctx,
+            _p: PhantomData,
+        })
+    }
+
+    /// # Safety
+    ///
+    /// Called by kprobes for a probe created by [`Self::new`].
+    unsafe extern "C" fn pre_cb(kp: *mut sys::kprobe, regs: *mut bindings::pt_regs) -> c_int {
+        // SAFETY: the context pointer is the `Arc<P::Ctx>` the registration holds, alive while
+        // the probe is registered.
+        let ctx = unsafe { &*sys::knet_kprobe_ctx(kp).cast::<P::Ctx>() };
+        P::hit(ctx, &Regs(regs));
+        0
+    }
+}
+
+impl<P: EntryProbe> Drop for EntryProbeRegistration<P> {
+    fn drop(&mut self) {
+        // SAFETY: `kp` is registered; after this no handler runs, and `kp` is not used again.
+        unsafe { sys::knet_kprobe_unregister_free(self.kp.as_ptr()) };
+    }
+}

@@ -1,0 +1,76 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Per-CPU counters shown as a table in `/proc/net/<name>`, in the classic TOA layout: one row
+//! per counter, one column per online CPU, then the total. The last row shows the missed hits of
+//! the kretprobes being watched.
+
+use super::{probe, sys};
+use core::ptr::NonNull;
+use kernel::{ffi::c_char, prelude::*, str::CStrExt};
+
+/// A `/proc/net` table of per-CPU counters.
+pub(crate) struct ProcStats {
+    raw: NonNull<sys::knet_stats>,
+    // The C side keeps pointers into this array for the life of the proc file.
+    _names: KVec<*const c_char>,
+}
+
+// SAFETY: the counters are per-CPU and updated with this_cpu ops; the proc file has its own
+// locking; nothing else is shared.
+unsafe impl Send for ProcStats {}
+// SAFETY: as above.
+unsafe impl Sync for ProcStats {}
+
+impl ProcStats {
+    /// Creates `/proc/net/<name>` (initial namespace) with one row per name; the last name is
+    /// the row for missed probe hits.
+    pub(crate) fn new(name: &'static CStr, names: &[&'static CStr]) -> Result<Self> {
+        let mut ptrs = KVec::with_capacity(names.len(), GFP_KERNEL)?;
+        for n in names {
+            ptrs.push(n.as_char_ptr(), GFP_KERNEL)?;
+        }
+        let count = u32::try_from(names.len()).map_err(|_| EINVAL)?;
+        // SAFETY: `name` and the strings are static; `ptrs` is kept alive in `self` for as long
+        // as the proc file exists (it is removed in `drop` before `ptrs` is freed).
+        let raw = unsafe { sys::knet_stats_create(name.as_char_ptr(), ptrs.as_ptr(), count) };
+        let raw = NonNull::new(raw).ok_or(ENOMEM)?;
+        Ok(Self { raw, _names: ptrs })
+    }
+
+    /// Adds `v` (may be negative, for gauges) to counter `idx` on this CPU.
+    pub(crate) fn add(&self, idx: usize, v: i64) {
+        // SAFETY: `raw` is valid until drop; the shim checks `idx` against the counter count.
+        unsafe { sys::knet_stats_add(self.raw.as_ptr(), idx as u32, v) }
+    }
+
+    /// Adds one to counter `idx`.
+    pub(crate) fn inc(&self, idx: usize) {
+        self.add(idx, 1);
+    }
+
+    /// The sum of counter `idx` over all CPUs.
+    pub(crate) fn sum(&self, idx: usize) -> i64 {
+        // SAFETY: as in `add`.
+        unsafe { sys::knet_stats_sum(self.raw.as_ptr(), idx as u32) }
+    }
+
+    /// Shows `rp`'s missed hits in the last row until [`Self::unwatch`].
+    pub(super) fn watch<P: probe::RetProbe>(&self, rp: &probe::RetProbeRegistration<P>) -> Result {
+        // SAFETY: both are valid; the caller unwatches before `rp` is unregistered.
+        kernel::error::to_result(unsafe { sys::knet_stats_watch(self.raw.as_ptr(), rp.raw()) })
+    }
+
+    /// Stops showing `rp`; after this the proc file no longer reads it.
+    pub(super) fn unwatch<P: probe::RetProbe>(&self, rp: &probe::RetProbeRegistration<P>) {
+        // SAFETY: both are valid.
+        unsafe { sys::knet_stats_unwatch(self.raw.as_ptr(), rp.raw()) }
+    }
+}
+
+impl Drop for ProcStats {
+    fn drop(&mut self) {
+        // SAFETY: `raw` is valid and not used after this; the shim removes the proc file
+        // (waiting for readers) before freeing the counters.
+        unsafe { sys::knet_stats_destroy(self.raw.as_ptr()) }
+    }
+}
