@@ -29,18 +29,17 @@ check 6 "" 2001:db8:9::100 2001:db8:1::2
 check 6 dual 10.0.9.100 ::ffff:10.0.1.2
 
 cat /proc/net/toa_stats
-stat() { awk -v n="$1" '$1 == n { print $NF }' /proc/net/toa_stats; }
-[ "$(stat syn_recv_sock_toa)" -eq 3 ] || fail "syn_recv_sock_toa is $(stat syn_recv_sock_toa), want 3"
-[ "$(stat syn_recv_sock_toa_v6)" -eq 1 ] || fail "syn_recv_sock_toa_v6 is not 1"
-[ "$(stat getname_toa_ok)" -ge 6 ] || fail "getname_toa_ok is $(stat getname_toa_ok), want at least 6 (accept + getpeername, 3 connections)"
-[ "$(stat getname_toa_mismatch)" -eq 0 ] || fail "mismatches counted"
-[ "$(stat probe_missed)" -eq 0 ] || fail "probe hits were missed"
+[ "$(toa_stat syn_recv_sock_toa)" -eq 3 ] || fail "syn_recv_sock_toa is $(toa_stat syn_recv_sock_toa), want 3"
+[ "$(toa_stat syn_recv_sock_toa_v6)" -eq 1 ] || fail "syn_recv_sock_toa_v6 is not 1"
+[ "$(toa_stat getname_toa_ok)" -ge 6 ] || fail "getname_toa_ok is $(toa_stat getname_toa_ok), want at least 6 (accept + getpeername, 3 connections)"
+[ "$(toa_stat getname_toa_mismatch)" -eq 0 ] || fail "mismatches counted"
+[ "$(toa_stat probe_missed)" -eq 0 ] || fail "probe hits were missed"
 # The sockets are closed: their entries must go with them.
 for _ in $(seq 50); do
-	[ "$(stat table_entries)" -eq 0 ] && break
+	[ "$(toa_stat table_entries)" -eq 0 ] && break
 	sleep 0.2
 done
-[ "$(stat table_entries)" -eq 0 ] || fail "$(stat table_entries) entries left after the sockets closed"
-[ "$(stat table_bytes)" -eq 0 ] || fail "table_bytes not back to 0"
+[ "$(toa_stat table_entries)" -eq 0 ] || fail "$(toa_stat table_entries) entries left after the sockets closed"
+[ "$(toa_stat table_bytes)" -eq 0 ] || fail "table_bytes not back to 0"
 rmmod toa
 dmesg_has 'TOA: toa unloaded .*3 connections with TOA, 0 left in the table, 0 probe hits missed'

@@ -100,8 +100,10 @@ toa_lb_start() {
 	fail "toa-lb did not start: $(cat /tmp/toa-lb.log)"
 }
 
-# peer_server NS PORT FAMILY: a TCP server in NS that accepts one connection and prints the
-# address accept() returned and the one getpeername() returns, then what the client sent.
+# peer_server NS PORT FAMILY [dual]: a TCP server in NS that accepts one connection and prints
+# the address accept() returned and the one getpeername() returns, then what the client sent.
+# With ULP=tls in the environment it first attaches the kTLS ULP to the accepted socket and
+# prints "ulp ok" or "ulp error ...".
 peer_server() {
 	ip netns exec "$1" python3 -u -c '
 import socket, sys
@@ -114,6 +116,13 @@ s.bind(("::" if fam == socket.AF_INET6 else "0.0.0.0", int(sys.argv[1])))
 s.listen(8)
 print("listening", flush=True)
 c, a = s.accept()
+import os
+if os.environ.get("ULP"):
+    try:
+        c.setsockopt(socket.IPPROTO_TCP, 31, os.environ["ULP"].encode())  # TCP_ULP
+        print("ulp ok")
+    except OSError as e:
+        print("ulp error", e)
 p = c.getpeername()
 print("accept", a[0], a[1])
 print("peer", p[0], p[1])
@@ -126,7 +135,8 @@ print("data", c.recv(100).decode())
 	fail "server did not start: $(cat /tmp/server.log)"
 }
 
-# client_connect NS ADDR PORT: connect, print "local ADDR PORT", send a line, close.
+# client_connect NS ADDR PORT: connect, print "local ADDR PORT", send a line, wait for the
+# server to close, close.
 client_connect() {
 	ip netns exec "$1" python3 -c '
 import socket, sys
@@ -134,6 +144,7 @@ s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
 l = s.getsockname()
 print("local", l[0], l[1])
 s.sendall(b"hello")
+s.recv(1)
 s.close()
 ' "$2" "$3"
 }
@@ -156,3 +167,6 @@ print(hits)
 sys.exit(0 if hits else 1)
 PY
 }
+
+# toa_stat NAME: the total of one row of /proc/net/toa_stats.
+toa_stat() { awk -v n="$1" '$1 == n { print $NF }' /proc/net/toa_stats; }
