@@ -87,12 +87,14 @@ fullnat_lb() {
 	done
 }
 
-# toa_lb_start [QUEUE [PLACE]]: run the test balancer's option inserter in rtr
-# (log: /tmp/toa-lb.log); PLACE is ack (default), syn or both.
+# toa_lb_start [QUEUE [PLACE [VARIANT]]]: run the test balancer's option inserter in rtr
+# (log: /tmp/toa-lb.log); PLACE is ack (default), syn or both; VARIANT good (default) or a
+# broken option (bad-len, truncated, zero-len, repeated).
 toa_lb_start() {
 	local bin=/src/target/release/toa-lb
 	[ -x "$bin" ] || fail "$bin not built (tests/run builds it with cargo)"
-	ip netns exec rtr "$bin" --queue "${1:-0}" --place "${2:-ack}" >/tmp/toa-lb.log 2>&1 &
+	ip netns exec rtr "$bin" --queue "${1:-0}" --place "${2:-ack}" --variant "${3:-good}" \
+		>/tmp/toa-lb.log 2>&1 &
 	for _ in $(seq 50); do
 		grep -q 'bound to queue' /tmp/toa-lb.log && return 0
 		sleep 0.1

@@ -33,6 +33,64 @@ impl Place {
     }
 }
 
+/// What to insert: the real option, or a broken one (for testing what the server does with it).
+/// Broken options go after the segment's own options, so that the kernel still sees those.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Variant {
+    /// The option as a balancer sends it, right after the base header.
+    Good,
+    /// Kind 254 with length 7: not a TOA layout.
+    BadLen,
+    /// Kind 254 claiming 8 bytes where only 4 remain in the header.
+    Truncated,
+    /// Kind 254 with length 0, in the last 4 bytes of the header (with 5 or more bytes left,
+    /// the kernel drops the segment itself: its TCP-AO/MD5 option walk rejects it).
+    ZeroLen,
+    /// A forged option (192.0.2.99:9; the short IPv4 form, so that two fit beside the
+    /// timestamps even for IPv6) followed by the real one.
+    Repeated,
+}
+
+impl Variant {
+    /// Parses a `--variant` argument.
+    pub fn parse(s: &str) -> Option<Variant> {
+        Some(match s {
+            "good" => Variant::Good,
+            "bad-len" => Variant::BadLen,
+            "truncated" => Variant::Truncated,
+            "zero-len" => Variant::ZeroLen,
+            "repeated" => Variant::Repeated,
+            _ => return None,
+        })
+    }
+
+    /// The bytes to insert for a client at `port`/`addr` (4 or 16 bytes), and whether they go
+    /// after the existing options rather than before them.
+    fn bytes(self, port: [u8; 2], addr: &[u8]) -> (Vec<u8>, bool) {
+        let good = |port: [u8; 2], addr: &[u8]| {
+            let mut o = vec![TOA_KIND, (4 + addr.len()) as u8];
+            o.extend_from_slice(&port);
+            o.extend_from_slice(addr);
+            o
+        };
+        match self {
+            Variant::Good => (good(port, addr), false),
+            Variant::BadLen => {
+                let mut o = vec![TOA_KIND, 7, port[0], port[1], addr[0], addr[1], addr[2]];
+                o.push(1);
+                (o, true)
+            }
+            Variant::Truncated => (vec![1, 1, 1, 1, TOA_KIND, 8, port[0], port[1]], true),
+            Variant::ZeroLen => (vec![1, 1, 1, 1, TOA_KIND, 0, 0, 0], true),
+            Variant::Repeated => {
+                let mut o = good([0, 9], &[192, 0, 2, 99]);
+                o.extend(good(port, addr));
+                (o, false)
+            }
+        }
+    }
+}
+
 /// Largest packet the balancer sends on (the test links' MTU): a segment that would grow past
 /// it is passed on unchanged.
 pub const MTU: usize = 1500;
@@ -52,16 +110,17 @@ pub enum Skip {
 
 const TOA_KIND: u8 = 254;
 
-/// Returns the packet with the option inserted, if it is a segment `place` asks for.
-pub fn insert_toa(pkt: &[u8], place: Place) -> Result<Vec<u8>, Skip> {
+/// Returns the packet with the option (as `variant` says) inserted, if it is a segment `place`
+/// asks for.
+pub fn insert_toa(pkt: &[u8], place: Place, variant: Variant) -> Result<Vec<u8>, Skip> {
     match pkt.first().map(|b| b >> 4) {
-        Some(4) => insert_v4(pkt, place),
-        Some(6) => insert_v6(pkt, place),
+        Some(4) => insert_v4(pkt, place, variant),
+        Some(6) => insert_v6(pkt, place, variant),
         _ => Err(Skip::NotTcp),
     }
 }
 
-fn insert_v4(pkt: &[u8], place: Place) -> Result<Vec<u8>, Skip> {
+fn insert_v4(pkt: &[u8], place: Place, variant: Variant) -> Result<Vec<u8>, Skip> {
     if pkt.len() < 20 {
         return Err(Skip::Truncated);
     }
@@ -75,10 +134,9 @@ fn insert_v4(pkt: &[u8], place: Place) -> Result<Vec<u8>, Skip> {
         return Err(Skip::Truncated);
     }
     let pkt = &pkt[..total];
-    let mut opt = vec![TOA_KIND, 8];
-    opt.extend_from_slice(&pkt[ihl..ihl + 2]); // source port
-    opt.extend_from_slice(&pkt[12..16]); // source address
-    let mut out = splice(pkt, ihl, &opt, place)?;
+    // The client: the segment's source port and address.
+    let (opt, at_end) = variant.bytes([pkt[ihl], pkt[ihl + 1]], &pkt[12..16]);
+    let mut out = splice(pkt, ihl, &opt, at_end, place)?;
     let new_total = u16::try_from(out.len()).map_err(|_| Skip::NoRoom)?;
     out[2..4].copy_from_slice(&new_total.to_be_bytes());
     out[10..12].copy_from_slice(&[0, 0]);
@@ -93,7 +151,7 @@ fn insert_v4(pkt: &[u8], place: Place) -> Result<Vec<u8>, Skip> {
     Ok(out)
 }
 
-fn insert_v6(pkt: &[u8], place: Place) -> Result<Vec<u8>, Skip> {
+fn insert_v6(pkt: &[u8], place: Place, variant: Variant) -> Result<Vec<u8>, Skip> {
     if pkt.len() < 40 {
         return Err(Skip::Truncated);
     }
@@ -105,10 +163,8 @@ fn insert_v6(pkt: &[u8], place: Place) -> Result<Vec<u8>, Skip> {
         return Err(Skip::Truncated);
     }
     let pkt = &pkt[..40 + plen];
-    let mut opt = vec![TOA_KIND, 20];
-    opt.extend_from_slice(&pkt[40..42]);
-    opt.extend_from_slice(&pkt[8..24]);
-    let mut out = splice(pkt, 40, &opt, place)?;
+    let (opt, at_end) = variant.bytes([pkt[40], pkt[41]], &pkt[8..24]);
+    let mut out = splice(pkt, 40, &opt, at_end, place)?;
     let new_plen = u16::try_from(out.len() - 40).map_err(|_| Skip::NoRoom)?;
     out[4..6].copy_from_slice(&new_plen.to_be_bytes());
     let mut pseudo = Vec::with_capacity(40);
@@ -119,9 +175,9 @@ fn insert_v6(pkt: &[u8], place: Place) -> Result<Vec<u8>, Skip> {
     Ok(out)
 }
 
-/// Copies `pkt` with `opt` inserted after the TCP base header at `tcp`, data offset raised, if
-/// the segment is one `place` asks for.
-fn splice(pkt: &[u8], tcp: usize, opt: &[u8], place: Place) -> Result<Vec<u8>, Skip> {
+/// Copies `pkt` with `opt` inserted after the TCP base header at `tcp` (or, `at_end`, after the
+/// existing options), data offset raised, if the segment is one `place` asks for.
+fn splice(pkt: &[u8], tcp: usize, opt: &[u8], at_end: bool, place: Place) -> Result<Vec<u8>, Skip> {
     let doff = usize::from(pkt[tcp + 12] >> 4) * 4;
     if doff < 20 || tcp + doff > pkt.len() {
         return Err(Skip::Truncated);
@@ -132,10 +188,11 @@ fn splice(pkt: &[u8], tcp: usize, opt: &[u8], place: Place) -> Result<Vec<u8>, S
     if doff + opt.len() > 60 || opt.len() % 4 != 0 || pkt.len() + opt.len() > MTU {
         return Err(Skip::NoRoom);
     }
+    let at = if at_end { tcp + doff } else { tcp + 20 };
     let mut out = Vec::with_capacity(pkt.len() + opt.len());
-    out.extend_from_slice(&pkt[..tcp + 20]);
+    out.extend_from_slice(&pkt[..at]);
     out.extend_from_slice(opt);
-    out.extend_from_slice(&pkt[tcp + 20..]);
+    out.extend_from_slice(&pkt[at..]);
     let new_doff = ((doff + opt.len()) / 4) as u8;
     out[tcp + 12] = (new_doff << 4) | (out[tcp + 12] & 0x0f);
     Ok(out)

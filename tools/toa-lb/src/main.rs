@@ -8,7 +8,8 @@
 //! Queue only the first few packets of each connection (iptables `connbytes`). A segment that
 //! would outgrow the MTU passes unchanged. Prints one line per packet.
 //!
-//! Usage: toa-lb [--queue N] [--place ack|syn|both] [--count C]
+//! Usage: toa-lb [--queue N] [--place ack|syn|both] [--variant V] [--count C]
+//! V: good (default), or a broken option for tests: bad-len, truncated, zero-len, repeated.
 //! (C: exit after C packets; default: run until killed)
 
 mod insert;
@@ -21,6 +22,7 @@ fn main() -> ExitCode {
     let mut queue = 0u16;
     let mut count: Option<u64> = None;
     let mut place = insert::Place::Ack;
+    let mut variant = insert::Variant::Good;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let v = args.next();
@@ -31,8 +33,11 @@ fn main() -> ExitCode {
             ("--place", Some("ack"), _) => place = insert::Place::Ack,
             ("--place", Some("syn"), _) => place = insert::Place::Syn,
             ("--place", Some("both"), _) => place = insert::Place::Both,
+            ("--variant", Some(v), _) if insert::Variant::parse(v).is_some() => {
+                variant = insert::Variant::parse(v).unwrap_or(variant)
+            }
             _ => {
-                eprintln!("usage: toa-lb [--queue N] [--place ack|syn|both] [--count C]");
+                eprintln!("usage: toa-lb [--queue N] [--place ack|syn|both] [--variant good|bad-len|truncated|zero-len|repeated] [--count C]");
                 return ExitCode::from(2);
             }
         }
@@ -55,7 +60,7 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let verdict = match insert::insert_toa(&pkt, place) {
+        let verdict = match insert::insert_toa(&pkt, place, variant) {
             Ok(new) => {
                 let _ = writeln!(out.lock(), "inserted {} bytes", new.len() - pkt.len());
                 q.accept(id, &new)
