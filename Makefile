@@ -6,6 +6,7 @@
 #   make ref             build the modules inside the reference build root, against its kernel
 #   make demo            set everything up, boot the reference kernel in QEMU, show the modules
 #   make test            host tests + VM tests; FILTER=word runs only matching tests
+#   make bench           benchmarks in the VM, each against its in-kernel baseline
 #   make fmt / lint      rustfmt check / clippy build, with the kernel's settings
 #
 # CACHE (default ~/.cache/rust-tc) holds the build root, build trees and VM images.
@@ -20,7 +21,7 @@ KCC = $(shell sed -n 's/^CONFIG_CC_VERSION_TEXT="\(gcc-[0-9]*\) .*/\1/p' $(KDIR)
 KMAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) $(if $(KCC),$(if $(shell command -v $(KCC)),CC=$(KCC) HOSTCC=$(KCC)))
 
 .PHONY: all modules check-kdir clean kdir setup ref ref-selftest demo test host-test vm-test \
-	fmt lint
+	fmt lint bench
 
 all: modules
 
@@ -69,3 +70,8 @@ test:
 
 demo: ref
 	@tests/vm/run-vm demo
+
+bench: ref
+	@cargo build --release --quiet -p toa-lb
+	@f=$$(mktemp); RUN_DIR_FILE=$$f tests/vm/run-vm bench >/dev/null; \
+	grep -h '^bench ' $$(cat $$f)/logs/*.log; rm -f $$f
