@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Watching TCP connections from the side, without touching the protocol's ops: the child
-//! socket a handshake creates (with the segment that completed it), the peer address that
-//! `getpeername()`/`accept()` report, and the socket's destruction. Built on kprobes of
-//! `tcp_v4_syn_recv_sock`, `tcp_v6_syn_recv_sock`, `inet_getname`, `inet6_getname` and
-//! `tcp_v4_destroy_sock` (which IPv6 TCP sockets use too).
+//! Watching TCP connections from the side, without touching the protocol's ops: the request a
+//! SYN creates (with the SYN) and its end, the child socket a handshake creates (with the
+//! segment that completed it), the peer address that `getpeername()`/`accept()` report, and the
+//! socket's destruction. Built on kprobes of `tcp_v4_route_req`/`tcp_v6_route_req`,
+//! `__reqsk_free`, `tcp_v4_syn_recv_sock`, `tcp_v6_syn_recv_sock`, `inet_getname`,
+//! `inet6_getname` and `tcp_v4_destroy_sock` (which IPv6 TCP sockets use too).
 
 use super::{
     probe::{EntryProbe, EntryProbeRegistration, Regs, RetProbe, RetProbeRegistration},
@@ -17,6 +18,10 @@ use kernel::{bindings, ffi::c_int, prelude::*, sync::Arc};
 /// Identity of a socket while it exists (its address; never dereferenced by users).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct SockKey(usize);
+
+/// Identity of a connection request (a SYN being answered) while it exists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct ReqKey(usize);
 
 /// An IP address, network byte order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,8 +113,12 @@ impl PeerName<'_> {
 /// What a module watching TCP connections does at each event. All methods run in atomic
 /// context (softirq for `child_created`) and must not sleep.
 pub(crate) trait TcpObserver: Send + Sync + 'static {
-    /// A handshake created `child`; `seg` is the segment that completed it.
-    fn child_created(&self, child: SockKey, seg: &Segment<'_>);
+    /// A SYN created request `req`; `syn` is the SYN.
+    fn request_created(&self, req: ReqKey, syn: &Segment<'_>);
+    /// Request `req` is being freed (whether or not it became a socket).
+    fn request_freed(&self, req: ReqKey);
+    /// A handshake created `child` from request `req`; `seg` is the segment that completed it.
+    fn child_created(&self, child: SockKey, req: ReqKey, seg: &Segment<'_>);
     /// Whether `peer_name` has anything to do at all (a cheap check on a hot path).
     fn wants_peer_names(&self) -> bool;
     /// `getpeername()`/`accept()` on TCP socket `sk` is about to return `name`.
@@ -133,15 +142,15 @@ struct SynRecv<T, const V6: bool>(PhantomData<T>);
 
 impl<T: TcpObserver, const V6: bool> RetProbe for SynRecv<T, V6> {
     type Ctx = T;
-    /// `skb` and `own_req` of the call.
-    type Data = (usize, usize);
+    /// `skb`, `req` and `own_req` of the call.
+    type Data = (usize, usize, usize);
 
-    fn entry(_ctx: &T, regs: &Regs) -> Option<(usize, usize)> {
+    fn entry(_ctx: &T, regs: &Regs) -> Option<(usize, usize, usize)> {
         // tcp_v{4,6}_syn_recv_sock(sk, skb, req, dst, req_unhash, own_req, ...)
-        Some((regs.arg(1), regs.arg(5)))
+        Some((regs.arg(1), regs.arg(2), regs.arg(5)))
     }
 
-    fn exit(ctx: &T, regs: &Regs, (skb, own_req): (usize, usize)) {
+    fn exit(ctx: &T, regs: &Regs, (skb, req, own_req): (usize, usize, usize)) {
         let child = regs.ret();
         let Some(skb) = NonNull::new(skb as *mut bindings::sk_buff) else {
             return;
@@ -162,7 +171,7 @@ impl<T: TcpObserver, const V6: bool> RetProbe for SynRecv<T, V6> {
         if V6 && matches!(seg.source(), Some(InetAddr::V4(_))) {
             return;
         }
-        ctx.child_created(SockKey(child), &seg);
+        ctx.child_created(SockKey(child), ReqKey(req), &seg);
     }
 }
 
@@ -203,6 +212,35 @@ impl<T: TcpObserver> RetProbe for GetName<T> {
     }
 }
 
+struct RouteReq<T>(PhantomData<T>);
+
+impl<T: TcpObserver> EntryProbe for RouteReq<T> {
+    type Ctx = T;
+
+    fn hit(ctx: &T, regs: &Regs) {
+        // tcp_v{4,6}_route_req(sk, skb, fl, req, ...): the SYN and its new request.
+        let Some(skb) = NonNull::new(regs.arg(1) as *mut bindings::sk_buff) else {
+            return;
+        };
+        let seg = Segment {
+            skb,
+            _life: PhantomData,
+        };
+        ctx.request_created(ReqKey(regs.arg(3)), &seg);
+    }
+}
+
+struct ReqFree<T>(PhantomData<T>);
+
+impl<T: TcpObserver> EntryProbe for ReqFree<T> {
+    type Ctx = T;
+
+    fn hit(ctx: &T, regs: &Regs) {
+        // __reqsk_free(req)
+        ctx.request_freed(ReqKey(regs.arg(0)));
+    }
+}
+
 struct Destroy<T>(PhantomData<T>);
 
 impl<T: TcpObserver> EntryProbe for Destroy<T> {
@@ -222,6 +260,9 @@ pub(crate) struct TcpProbes<T: TcpObserver> {
     name6: RetProbeRegistration<GetName<T>>,
     syn4: RetProbeRegistration<SynRecv<T, false>>,
     syn6: RetProbeRegistration<SynRecv<T, true>>,
+    _route4: EntryProbeRegistration<RouteReq<T>>,
+    _route6: EntryProbeRegistration<RouteReq<T>>,
+    _req_free: EntryProbeRegistration<ReqFree<T>>,
     _destroy: EntryProbeRegistration<Destroy<T>>,
 }
 
@@ -229,6 +270,9 @@ impl<T: TcpObserver> TcpProbes<T> {
     /// Registers the probes with `ctx` as their observer.
     pub(crate) fn new(ctx: Arc<T>) -> Result<Self> {
         let destroy = EntryProbeRegistration::new(c"tcp_v4_destroy_sock", ctx.clone())?;
+        let req_free = EntryProbeRegistration::new(c"__reqsk_free", ctx.clone())?;
+        let route4 = EntryProbeRegistration::new(c"tcp_v4_route_req", ctx.clone())?;
+        let route6 = EntryProbeRegistration::new(c"tcp_v6_route_req", ctx.clone())?;
         let syn4 = RetProbeRegistration::new(c"tcp_v4_syn_recv_sock", SYN_MAXACTIVE, ctx.clone())?;
         let syn6 = RetProbeRegistration::new(c"tcp_v6_syn_recv_sock", SYN_MAXACTIVE, ctx.clone())?;
         let name4 = RetProbeRegistration::new(c"inet_getname", NAME_MAXACTIVE, ctx.clone())?;
@@ -239,6 +283,9 @@ impl<T: TcpObserver> TcpProbes<T> {
             name6,
             syn4,
             syn6,
+            _route4: route4,
+            _route6: route6,
+            _req_free: req_free,
             _destroy: destroy,
         };
         if let Some(stats) = probes.ctx.stats() {

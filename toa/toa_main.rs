@@ -25,7 +25,7 @@ mod trusted;
 use knet::{
     stats::ProcStats,
     sync::IrqSpinLock,
-    tcp::{InetAddr, PeerName, Segment, SockKey, TcpObserver, TcpProbes, TCP_MAX_HEADER},
+    tcp::{InetAddr, PeerName, ReqKey, Segment, SockKey, TcpObserver, TcpProbes, TCP_MAX_HEADER},
 };
 use option::Client;
 use trusted::{Addr, Trusted};
@@ -67,8 +67,9 @@ mod stat {
     pub(crate) const TABLE_BYTES: usize = 12;
     pub(crate) const TABLE_FULL: usize = 13;
     pub(crate) const ALLOC_FAILED: usize = 14;
+    pub(crate) const SYN_TOA: usize = 15;
 
-    pub(crate) const NAMES: [&kernel::str::CStr; 16] = [
+    pub(crate) const NAMES: [&kernel::str::CStr; 17] = [
         c"syn_recv_sock_toa",
         c"syn_recv_sock_no_toa",
         c"getname_toa_ok",
@@ -84,6 +85,7 @@ mod stat {
         c"table_bytes",
         c"table_full",
         c"alloc_failed",
+        c"syn_toa",
         c"probe_missed",
     ];
 }
@@ -106,8 +108,13 @@ const ENTRY_BYTES: i64 =
 
 #[pin_data]
 struct State {
+    /// Sockets whose handshake carried a usable option.
     #[pin]
     table: IrqSpinLock<RBTree<SockKey, Entry>>,
+    /// Requests whose SYN carried one, until the handshake completes or the request goes.
+    #[pin]
+    pending: IrqSpinLock<RBTree<ReqKey, Entry>>,
+    /// Entries in both trees.
     entries: AtomicUsize,
     max_entries: usize,
     trusted: Trusted,
@@ -129,19 +136,39 @@ fn inet(a: Addr) -> InetAddr {
 }
 
 impl State {
+    fn counted(&self, added: bool) {
+        let (n, bytes) = if added {
+            (1, ENTRY_BYTES)
+        } else {
+            (-1, -ENTRY_BYTES)
+        };
+        if added {
+            self.entries.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.entries.fetch_sub(1, Ordering::Relaxed);
+        }
+        self.stats.add(stat::TABLE_ENTRIES, n);
+        self.stats.add(stat::TABLE_BYTES, bytes);
+    }
+
     fn forget(&self, sk: SockKey) -> bool {
         let node = self.table.lock().remove_node(&sk);
         if node.is_some() {
-            self.entries.fetch_sub(1, Ordering::Relaxed);
-            self.stats.add(stat::TABLE_ENTRIES, -1);
-            self.stats.add(stat::TABLE_BYTES, -ENTRY_BYTES);
+            self.counted(false);
         }
         node.is_some()
     }
-}
 
-impl TcpObserver for State {
-    fn child_created(&self, child: SockKey, seg: &Segment<'_>) {
+    fn take_pending(&self, req: ReqKey) -> Option<Entry> {
+        let node = self.pending.lock().remove_node(&req);
+        node.map(|n| {
+            self.counted(false);
+            n.to_key_value().1
+        })
+    }
+
+    /// The entry a segment's options make, if any, counting what was wrong with them.
+    fn entry_of(&self, seg: &Segment<'_>) -> Option<Entry> {
         let mut buf = [0u8; option::TCP_MAX_LEN];
         let hdr = seg.tcp_header(&mut buf);
         let scan = option::scan_tcp_header(hdr);
@@ -151,40 +178,89 @@ impl TcpObserver for State {
         if scan.ignored > 0 {
             self.stats.add(stat::TOA_IGNORED, i64::from(scan.ignored));
         }
-        let (Some(client), Some(source)) = (scan.client, seg.source()) else {
-            self.stats.inc(stat::SYN_RECV_SOCK_NO_TOA);
-            return;
-        };
+        let client = scan.client?;
         if scan.count > 1 {
             self.stats.inc(stat::TOA_MULTIPLE);
         }
-        let balancer = addr(source);
+        let balancer = addr(seg.source()?);
         if !self.trusted.allows(balancer) {
             self.stats.inc(stat::TOA_UNTRUSTED);
-            return;
+            return None;
         }
-        if self.entries.load(Ordering::Relaxed) >= self.max_entries {
-            self.stats.inc(stat::TABLE_FULL);
-            return;
-        }
-        let entry = Entry {
+        Some(Entry {
             client,
             balancer,
             // The segment's source port: the balancer's end of the connection.
             balancer_port: u16::from_be_bytes([hdr[0], hdr[1]]),
-        };
-        let Ok(node) = RBTreeNode::new(child, entry, GFP_ATOMIC) else {
+        })
+    }
+
+    /// Room for one more entry, allocated; `None` (counted) when full or out of memory.
+    fn node<K>(&self, key: K, entry: Entry) -> Option<RBTreeNode<K, Entry>> {
+        if self.entries.load(Ordering::Relaxed) >= self.max_entries {
+            self.stats.inc(stat::TABLE_FULL);
+            return None;
+        }
+        let node = RBTreeNode::new(key, entry, GFP_ATOMIC).ok();
+        if node.is_none() {
             self.stats.inc(stat::ALLOC_FAILED);
+        }
+        node
+    }
+}
+
+/// A segment's TCP source port.
+fn seg_source_port(seg: &Segment<'_>) -> Option<u16> {
+    let mut buf = [0u8; option::TCP_MAX_LEN];
+    let hdr = seg.tcp_header(&mut buf);
+    (hdr.len() >= 2).then(|| u16::from_be_bytes([hdr[0], hdr[1]]))
+}
+
+impl TcpObserver for State {
+    fn request_created(&self, req: ReqKey, syn: &Segment<'_>) {
+        let Some(entry) = self.entry_of(syn) else {
             return;
         };
-        let replaced = self.table.lock().insert(node);
-        if replaced.is_none() {
-            self.entries.fetch_add(1, Ordering::Relaxed);
-            self.stats.add(stat::TABLE_ENTRIES, 1);
-            self.stats.add(stat::TABLE_BYTES, ENTRY_BYTES);
+        self.stats.inc(stat::SYN_TOA);
+        let Some(node) = self.node(req, entry) else {
+            return;
+        };
+        if self.pending.lock().insert(node).is_none() {
+            self.counted(true);
+        }
+    }
+
+    fn request_freed(&self, req: ReqKey) {
+        if self.entries.load(Ordering::Relaxed) > 0 {
+            self.take_pending(req);
+        }
+    }
+
+    fn child_created(&self, child: SockKey, req: ReqKey, seg: &Segment<'_>) {
+        let from_syn = if self.entries.load(Ordering::Relaxed) > 0 {
+            self.take_pending(req)
+        } else {
+            None
+        };
+        // The segment completing the handshake has the last word; else the SYN's option, if it
+        // came from the same balancer end.
+        let entry = self.entry_of(seg).or_else(|| {
+            let syn = from_syn?;
+            let (src, sport) = (seg.source().map(addr), seg_source_port(seg));
+            (src == Some(syn.balancer) && sport == Some(syn.balancer_port)).then_some(syn)
+        });
+        let Some(entry) = entry else {
+            self.stats.inc(stat::SYN_RECV_SOCK_NO_TOA);
+            return;
+        };
+        let Some(node) = self.node(child, entry) else {
+            return;
+        };
+        if self.table.lock().insert(node).is_none() {
+            self.counted(true);
         }
         self.stats.inc(stat::SYN_RECV_SOCK_TOA);
-        if matches!(client.addr, Addr::V6(_)) {
+        if matches!(entry.client.addr, Addr::V6(_)) {
             self.stats.inc(stat::SYN_RECV_SOCK_TOA_V6);
         }
     }
@@ -263,6 +339,7 @@ impl kernel::Module for Toa {
         let state = Arc::pin_init(
             try_pin_init!(State {
                 table <- IrqSpinLock::new(RBTree::new()),
+                pending <- IrqSpinLock::new(RBTree::new()),
                 entries: AtomicUsize::new(0),
                 max_entries: max_entries as usize,
                 trusted,
