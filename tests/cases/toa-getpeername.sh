@@ -35,11 +35,6 @@ cat /proc/net/toa_stats
 [ "$(toa_stat getname_toa_mismatch)" -eq 0 ] || fail "mismatches counted"
 [ "$(toa_stat probe_missed)" -eq 0 ] || fail "probe hits were missed"
 # The sockets are closed: their entries must go with them.
-for _ in $(seq 50); do
-	[ "$(toa_stat table_entries)" -eq 0 ] && break
-	sleep 0.2
-done
-[ "$(toa_stat table_entries)" -eq 0 ] || fail "$(toa_stat table_entries) entries left after the sockets closed"
-[ "$(toa_stat table_bytes)" -eq 0 ] || fail "table_bytes not back to 0"
+toa_table_drains
 rmmod toa
 dmesg_has 'TOA: toa unloaded .*3 connections with TOA, 0 left in the table, 0 probe hits missed'

@@ -39,12 +39,7 @@ for _ in range(5):
         pass
 '
 [ "$(toa_stat table_entries)" -gt 0 ] || note "requests already gone"
-for _ in $(seq 60); do
-	[ "$(toa_stat table_entries)" -eq 0 ] && break
-	sleep 0.5
-done
-cat /proc/net/toa_stats
-[ "$(toa_stat table_entries)" -eq 0 ] || fail "$(toa_stat table_entries) entries left by expired requests"
+toa_table_drains 30
 ip netns exec rtr iptables -D FORWARD -i r1 -p tcp --tcp-flags SYN,ACK SYN,ACK -j DROP
 rmmod toa
 dmesg_has 'TOA: toa unloaded .* 0 left in the table, 0 probe hits missed'

@@ -67,11 +67,7 @@ cat /proc/net/toa_stats
 [ "$(toa_stat syn_recv_sock_toa)" -eq 20 ] || fail "syn_recv_sock_toa is $(toa_stat syn_recv_sock_toa), want 20"
 [ "$(toa_stat syn_recv_sock_no_toa)" -eq 0 ] || fail "connections without TOA"
 [ "$(toa_stat getname_toa_ok)" -ge 60 ] || fail "getname_toa_ok is $(toa_stat getname_toa_ok), want >= 60"
-for _ in $(seq 50); do
-	[ "$(toa_stat table_entries)" -eq 0 ] && break
-	sleep 0.2
-done
-[ "$(toa_stat table_entries)" -eq 0 ] || fail "$(toa_stat table_entries) entries left"
+toa_table_drains
 rmmod toa
 kill $server 2>/dev/null || true
 dmesg_has 'TOA: toa unloaded .*20 connections with TOA, 0 left in the table, 0 probe hits missed'

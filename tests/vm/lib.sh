@@ -172,3 +172,15 @@ PY
 
 # toa_stat NAME: the total of one row of /proc/net/toa_stats.
 toa_stat() { awk -v n="$1" '$1 == n { print $NF }' /proc/net/toa_stats; }
+
+# toa_table_drains [SECONDS]: wait until toa's table is empty (its sockets and requests gone);
+# fail if it is not within SECONDS (default 10).
+toa_table_drains() {
+	local i
+	for i in $(seq $((${1:-10} * 5))); do
+		[ "$(toa_stat table_entries)" -eq 0 ] && [ "$(toa_stat table_bytes)" -eq 0 ] && return 0
+		sleep 0.2
+	done
+	cat /proc/net/toa_stats
+	fail "$(toa_stat table_entries) entries ($(toa_stat table_bytes) bytes) left in toa's table"
+}
