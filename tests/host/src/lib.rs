@@ -29,6 +29,8 @@ mod imq_behavior_tests;
 #[cfg(test)]
 mod toa_lb_tests;
 #[cfg(test)]
+mod toa_option_props;
+#[cfg(test)]
 mod toa_option_tests;
 #[cfg(test)]
 mod toa_trusted_tests;
