@@ -72,6 +72,7 @@ demo: ref
 	@tests/vm/run-vm demo
 
 bench: ref
-	@cargo build --release --quiet -p toa-lb
+	@cargo build --release --quiet -p toa-lb -p conn-rate
 	@f=$$(mktemp); RUN_DIR_FILE=$$f tests/vm/run-vm bench >/dev/null; \
-	grep -h '^bench ' $$(cat $$f)/logs/*.log; rm -f $$f
+	d=$$(cat $$f); rm -f $$f; grep -h '^bench ' $$d/logs/*.log || \
+		{ echo "no benchmark figures; see $$d/logs" >&2; exit 1; }

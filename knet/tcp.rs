@@ -117,6 +117,10 @@ pub(crate) trait TcpObserver: Send + Sync + 'static {
     fn request_created(&self, req: ReqKey, syn: &Segment<'_>);
     /// Request `req` is being freed (whether or not it became a socket).
     fn request_freed(&self, req: ReqKey);
+    /// A handshake is completing request `req` with segment `seg`: whether `child_created`
+    /// should be called for the socket it creates. Saying no spares the return probe (the
+    /// costly part) on connections of no interest.
+    fn wants_child(&self, req: ReqKey, seg: &Segment<'_>) -> bool;
     /// A handshake created `child` from request `req`; `seg` is the segment that completed it.
     fn child_created(&self, child: SockKey, req: ReqKey, seg: &Segment<'_>);
     /// Whether `peer_name` has anything to do at all (a cheap check on a hot path).
@@ -145,9 +149,19 @@ impl<T: TcpObserver, const V6: bool> RetProbe for SynRecv<T, V6> {
     /// `skb`, `req` and `own_req` of the call.
     type Data = (usize, usize, usize);
 
-    fn entry(_ctx: &T, regs: &Regs) -> Option<(usize, usize, usize)> {
+    fn entry(ctx: &T, regs: &Regs) -> Option<(usize, usize, usize)> {
         // tcp_v{4,6}_syn_recv_sock(sk, skb, req, dst, req_unhash, own_req, ...)
-        Some((regs.arg(1), regs.arg(2), regs.arg(5)))
+        let (skb, req) = (regs.arg(1), regs.arg(2));
+        let seg = Segment {
+            skb: NonNull::new(skb as *mut bindings::sk_buff)?,
+            _life: PhantomData,
+        };
+        if V6 && matches!(seg.source(), Some(InetAddr::V4(_))) {
+            // Handed on to tcp_v4_syn_recv_sock, whose probe reports it.
+            return None;
+        }
+        ctx.wants_child(ReqKey(req), &seg)
+            .then_some((skb, req, regs.arg(5)))
     }
 
     fn exit(ctx: &T, regs: &Regs, (skb, req, own_req): (usize, usize, usize)) {
@@ -168,9 +182,6 @@ impl<T: TcpObserver, const V6: bool> RetProbe for SynRecv<T, V6> {
             skb,
             _life: PhantomData,
         };
-        if V6 && matches!(seg.source(), Some(InetAddr::V4(_))) {
-            return;
-        }
         ctx.child_created(SockKey(child), ReqKey(req), &seg);
     }
 }

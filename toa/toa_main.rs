@@ -236,6 +236,21 @@ impl TcpObserver for State {
         }
     }
 
+    fn wants_child(&self, _req: ReqKey, seg: &Segment<'_>) -> bool {
+        // A pending SYN option may be waiting for this request; else only a segment that
+        // carries an option (malformed ones included, to count them) matters.
+        if self.entries.load(Ordering::Relaxed) > 0 {
+            return true;
+        }
+        let mut buf = [0u8; option::TCP_MAX_LEN];
+        let scan = option::scan_tcp_header(seg.tcp_header(&mut buf));
+        if scan.client.is_none() && !scan.malformed && scan.ignored == 0 {
+            self.stats.inc(stat::SYN_RECV_SOCK_NO_TOA);
+            return false;
+        }
+        true
+    }
+
     fn child_created(&self, child: SockKey, req: ReqKey, seg: &Segment<'_>) {
         let from_syn = if self.entries.load(Ordering::Relaxed) > 0 {
             self.take_pending(req)
