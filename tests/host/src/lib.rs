@@ -11,6 +11,12 @@ pub mod imq {
     pub mod behavior;
 }
 
+/// From `sch_htb_rs/`.
+#[path = "../../../sch_htb_rs"]
+pub mod sch_htb_rs {
+    pub mod rate;
+}
+
 /// From `toa/`.
 #[path = "../../../toa"]
 pub mod toa {
@@ -24,6 +30,8 @@ pub mod toa_lb {
     pub mod insert;
 }
 
+#[cfg(test)]
+mod htb_rate_tests;
 #[cfg(test)]
 mod imq_behavior_tests;
 #[cfg(test)]

@@ -1,0 +1,79 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! How long a packet takes on the wire at a configured rate (kernel-independent; host-tested).
+//!
+//! Same arithmetic as the kernel's `psched_ratecfg_precompute`/`psched_l2t_ns`, so that
+//! `htb_rs` and `htb` charge identical times for identical packets: the rate becomes a 32-bit
+//! multiplier and a shift (nanoseconds per byte, scaled), the packet length grows by the
+//! configured overhead, is raised to the minimum packet unit, and on ATM links is counted in
+//! 53-byte cells carrying 48 bytes each.
+
+/// Nanoseconds per second.
+pub(crate) const NSEC_PER_SEC: u64 = 1_000_000_000;
+
+/// How the link frames packets (`tc ... linklayer`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LinkLayer {
+    /// Bytes on the wire are bytes of the packet (Ethernet and most others).
+    Ethernet,
+    /// ATM: 48 bytes of payload per 53-byte cell, the last cell padded.
+    Atm,
+}
+
+/// A rate with its per-packet adjustments, precomputed for [`Rate::time_ns`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Rate {
+    bytes_per_sec: u64,
+    mult: u32,
+    shift: u8,
+    overhead: u16,
+    mpu: u16,
+    link: LinkLayer,
+}
+
+impl Rate {
+    /// `bytes_per_sec` on a link adding `overhead` bytes per packet, with packets counted as
+    /// at least `mpu` bytes.
+    pub(crate) fn new(bytes_per_sec: u64, overhead: u16, mpu: u16, link: LinkLayer) -> Rate {
+        let mut mult = 1u32;
+        let mut shift = 0u8;
+        if bytes_per_sec > 0 {
+            // The largest multiplier that fits 32 bits (or the largest factor that fits 64).
+            let mut factor = NSEC_PER_SEC;
+            loop {
+                // Truncated to 32 bits as the kernel's u32 assignment does.
+                mult = (factor / bytes_per_sec) as u32;
+                if mult & (1 << 31) != 0 || factor & (1 << 63) != 0 {
+                    break;
+                }
+                factor <<= 1;
+                shift += 1;
+            }
+        }
+        Rate {
+            bytes_per_sec,
+            mult,
+            shift,
+            overhead,
+            mpu,
+            link,
+        }
+    }
+
+    /// The configured rate.
+    pub(crate) fn bytes_per_sec(&self) -> u64 {
+        self.bytes_per_sec
+    }
+
+    /// Nanoseconds a packet of `len` bytes takes at this rate.
+    pub(crate) fn time_ns(&self, len: u32) -> u64 {
+        let len = len
+            .wrapping_add(u32::from(self.overhead))
+            .max(u32::from(self.mpu));
+        let wire = match self.link {
+            LinkLayer::Ethernet => u64::from(len),
+            LinkLayer::Atm => u64::from(len.div_ceil(48)) * 53,
+        };
+        (wire * u64::from(self.mult)) >> self.shift
+    }
+}
