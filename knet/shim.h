@@ -20,7 +20,6 @@
  */
 enum {
 	KNET_SIZEOF_SK_BUFF = sizeof(struct sk_buff),
-	KNET_SIZEOF_SKB_CB = sizeof(((struct sk_buff *)0)->cb),
 	KNET_OFFSETOF_SKB_CB = __builtin_offsetof(struct sk_buff, cb),
 	KNET_SIZEOF_LIST_HEAD = sizeof(struct list_head),
 };

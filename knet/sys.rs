@@ -39,6 +39,3 @@ const _: () = {
     assert!(offset_of!(bindings::sk_buff, cb) == KNET_OFFSETOF_SKB_CB as usize);
     assert!(size_of::<bindings::list_head>() == KNET_SIZEOF_LIST_HEAD as usize);
 };
-
-/// Length of `skb->cb`, the per-layer control buffer (IPCB/IP6CB live there).
-pub(crate) const SKB_CB_LEN: usize = KNET_SIZEOF_SKB_CB as usize;

@@ -113,16 +113,19 @@ impl PeerName<'_> {
 /// What a module watching TCP connections does at each event. All methods run in atomic
 /// context (softirq for `child_created`) and must not sleep.
 pub(crate) trait TcpObserver: Send + Sync + 'static {
+    /// What the observer learns from the segment completing a handshake, kept until the
+    /// socket it creates exists.
+    type Child: Copy;
     /// A SYN created request `req`; `syn` is the SYN.
     fn request_created(&self, req: ReqKey, syn: &Segment<'_>);
     /// Request `req` is being freed (whether or not it became a socket).
     fn request_freed(&self, req: ReqKey);
-    /// A handshake is completing request `req` with segment `seg`: whether `child_created`
-    /// should be called for the socket it creates. Saying no spares the return probe (the
-    /// costly part) on connections of no interest.
-    fn wants_child(&self, req: ReqKey, seg: &Segment<'_>) -> bool;
-    /// A handshake created `child` from request `req`; `seg` is the segment that completed it.
-    fn child_created(&self, child: SockKey, req: ReqKey, seg: &Segment<'_>);
+    /// A handshake is completing request `req` with segment `seg`: what to hand to
+    /// `child_created` for the socket it creates, or `None` to skip it, which spares the return
+    /// probe (the costly part) on connections of no interest.
+    fn completing(&self, req: ReqKey, seg: &Segment<'_>) -> Option<Self::Child>;
+    /// The handshake of request `req` created `child`; `note` is what `completing` returned.
+    fn child_created(&self, child: SockKey, req: ReqKey, note: Self::Child);
     /// Whether `peer_name` has anything to do at all (a cheap check on a hot path).
     fn wants_peer_names(&self) -> bool;
     /// `getpeername()`/`accept()` on TCP socket `sk` is about to return `name`.
@@ -147,9 +150,10 @@ struct SynRecv<T, const V6: bool>(PhantomData<T>);
 impl<T: TcpObserver, const V6: bool> RetProbe for SynRecv<T, V6> {
     type Ctx = T;
     /// `skb`, `req` and `own_req` of the call.
-    type Data = (usize, usize, usize);
+    /// The observer's note, `req` and `own_req` of the call.
+    type Data = (T::Child, usize, usize);
 
-    fn entry(ctx: &T, regs: &Regs) -> Option<(usize, usize, usize)> {
+    fn entry(ctx: &T, regs: &Regs) -> Option<(T::Child, usize, usize)> {
         // tcp_v{4,6}_syn_recv_sock(sk, skb, req, dst, req_unhash, own_req, ...)
         let (skb, req) = (regs.arg(1), regs.arg(2));
         let seg = Segment {
@@ -160,15 +164,12 @@ impl<T: TcpObserver, const V6: bool> RetProbe for SynRecv<T, V6> {
             // Handed on to tcp_v4_syn_recv_sock, whose probe reports it.
             return None;
         }
-        ctx.wants_child(ReqKey(req), &seg)
-            .then_some((skb, req, regs.arg(5)))
+        let note = ctx.completing(ReqKey(req), &seg)?;
+        Some((note, req, regs.arg(5)))
     }
 
-    fn exit(ctx: &T, regs: &Regs, (skb, req, own_req): (usize, usize, usize)) {
+    fn exit(ctx: &T, regs: &Regs, (note, req, own_req): (T::Child, usize, usize)) {
         let child = regs.ret();
-        let Some(skb) = NonNull::new(skb as *mut bindings::sk_buff) else {
-            return;
-        };
         if child == 0 || own_req == 0 {
             return;
         }
@@ -178,11 +179,7 @@ impl<T: TcpObserver, const V6: bool> RetProbe for SynRecv<T, V6> {
             // Another CPU's child won the race; this one is being discarded.
             return;
         }
-        let seg = Segment {
-            skb,
-            _life: PhantomData,
-        };
-        ctx.child_created(SockKey(child), ReqKey(req), &seg);
+        ctx.child_created(SockKey(child), ReqKey(req), note);
     }
 }
 

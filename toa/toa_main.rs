@@ -151,12 +151,10 @@ impl State {
         self.stats.add(stat::TABLE_BYTES, bytes);
     }
 
-    fn forget(&self, sk: SockKey) -> bool {
-        let node = self.table.lock().remove_node(&sk);
-        if node.is_some() {
+    fn forget(&self, sk: SockKey) {
+        if self.table.lock().remove_node(&sk).is_some() {
             self.counted(false);
         }
-        node.is_some()
     }
 
     fn take_pending(&self, req: ReqKey) -> Option<Entry> {
@@ -167,10 +165,19 @@ impl State {
         })
     }
 
-    /// The entry a segment's options make, if any, counting what was wrong with them.
-    fn entry_of(&self, seg: &Segment<'_>) -> Option<Entry> {
+    /// What a segment says: the entry its option makes, if usable (what was wrong with it is
+    /// counted), and the segment's source end (the balancer's).
+    fn read(&self, seg: &Segment<'_>) -> (Option<Entry>, Option<(Addr, u16)>) {
         let mut buf = [0u8; option::TCP_MAX_LEN];
         let hdr = seg.tcp_header(&mut buf);
+        let from = match (seg.source(), hdr) {
+            (Some(a), [p0, p1, ..]) => Some((addr(a), u16::from_be_bytes([*p0, *p1]))),
+            _ => None,
+        };
+        (self.entry_of(hdr, from), from)
+    }
+
+    fn entry_of(&self, hdr: &[u8], from: Option<(Addr, u16)>) -> Option<Entry> {
         let scan = option::scan_tcp_header(hdr);
         if scan.malformed {
             self.stats.inc(stat::TOA_MALFORMED);
@@ -182,7 +189,7 @@ impl State {
         if scan.count > 1 {
             self.stats.inc(stat::TOA_MULTIPLE);
         }
-        let balancer = addr(seg.source()?);
+        let (balancer, balancer_port) = from?;
         if !self.trusted.allows(balancer) {
             self.stats.inc(stat::TOA_UNTRUSTED);
             return None;
@@ -190,8 +197,7 @@ impl State {
         Some(Entry {
             client,
             balancer,
-            // The segment's source port: the balancer's end of the connection.
-            balancer_port: u16::from_be_bytes([hdr[0], hdr[1]]),
+            balancer_port,
         })
     }
 
@@ -209,16 +215,20 @@ impl State {
     }
 }
 
-/// A segment's TCP source port.
-fn seg_source_port(seg: &Segment<'_>) -> Option<u16> {
-    let mut buf = [0u8; option::TCP_MAX_LEN];
-    let hdr = seg.tcp_header(&mut buf);
-    (hdr.len() >= 2).then(|| u16::from_be_bytes([hdr[0], hdr[1]]))
+/// What the segment completing a handshake said, kept for the socket it creates.
+#[derive(Clone, Copy)]
+struct Completion {
+    /// The entry its own option makes.
+    entry: Option<Entry>,
+    /// Its source end, to match an option its SYN carried.
+    from: Option<(Addr, u16)>,
 }
 
 impl TcpObserver for State {
+    type Child = Completion;
+
     fn request_created(&self, req: ReqKey, syn: &Segment<'_>) {
-        let Some(entry) = self.entry_of(syn) else {
+        let Some(entry) = self.read(syn).0 else {
             return;
         };
         self.stats.inc(stat::SYN_TOA);
@@ -236,22 +246,17 @@ impl TcpObserver for State {
         }
     }
 
-    fn wants_child(&self, _req: ReqKey, seg: &Segment<'_>) -> bool {
-        // A pending SYN option may be waiting for this request; else only a segment that
-        // carries an option (malformed ones included, to count them) matters.
-        if self.entries.load(Ordering::Relaxed) > 0 {
-            return true;
-        }
-        let mut buf = [0u8; option::TCP_MAX_LEN];
-        let scan = option::scan_tcp_header(seg.tcp_header(&mut buf));
-        if scan.client.is_none() && !scan.malformed && scan.ignored == 0 {
+    fn completing(&self, _req: ReqKey, seg: &Segment<'_>) -> Option<Completion> {
+        let (entry, from) = self.read(seg);
+        // Without an option of its own, only a SYN's option waiting in the table could matter.
+        if entry.is_none() && self.entries.load(Ordering::Relaxed) == 0 {
             self.stats.inc(stat::SYN_RECV_SOCK_NO_TOA);
-            return false;
+            return None;
         }
-        true
+        Some(Completion { entry, from })
     }
 
-    fn child_created(&self, child: SockKey, req: ReqKey, seg: &Segment<'_>) {
+    fn child_created(&self, child: SockKey, req: ReqKey, done: Completion) {
         let from_syn = if self.entries.load(Ordering::Relaxed) > 0 {
             self.take_pending(req)
         } else {
@@ -259,10 +264,8 @@ impl TcpObserver for State {
         };
         // The segment completing the handshake has the last word; else the SYN's option, if it
         // came from the same balancer end.
-        let entry = self.entry_of(seg).or_else(|| {
-            let syn = from_syn?;
-            let (src, sport) = (seg.source().map(addr), seg_source_port(seg));
-            (src == Some(syn.balancer) && sport == Some(syn.balancer_port)).then_some(syn)
+        let entry = done.entry.or_else(|| {
+            from_syn.filter(|syn| done.from == Some((syn.balancer, syn.balancer_port)))
         });
         let Some(entry) = entry else {
             self.stats.inc(stat::SYN_RECV_SOCK_NO_TOA);
