@@ -12,3 +12,4 @@
 #include <linux/kprobes.h>
 #include <linux/proc_fs.h>
 #include "shim.h"
+#include "qdisc.h"

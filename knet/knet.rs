@@ -13,8 +13,12 @@
 )]
 
 pub(crate) mod build;
+pub(crate) mod netlink;
 pub(crate) mod param;
 mod probe;
+pub(crate) mod qdisc;
+pub(crate) mod qdisc_parts;
+pub(crate) mod skb;
 pub(crate) mod stats;
 pub(crate) mod sync;
 pub(crate) mod sys;

@@ -375,3 +375,6 @@ s64 knet_stats_sum(struct knet_stats *s, unsigned int idx)
 		sum += per_cpu_ptr(s->vals, cpu)[idx];
 	return sum;
 }
+
+/* ---- qdiscs ---- */
+#include "qdisc.c"

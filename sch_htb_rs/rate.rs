@@ -60,9 +60,37 @@ impl Rate {
         }
     }
 
+    /// A zero rate (what `Rate::new(0, 0, 0, LinkLayer::Ethernet)` gives), for unused class
+    /// slots that must be built in `const` context.
+    pub(crate) const fn zero() -> Rate {
+        Rate {
+            bytes_per_sec: 0,
+            mult: 1,
+            shift: 0,
+            overhead: 0,
+            mpu: 0,
+            link: LinkLayer::Ethernet,
+        }
+    }
+
     /// The configured rate.
     pub(crate) fn bytes_per_sec(&self) -> u64 {
         self.bytes_per_sec
+    }
+
+    /// Bytes added to every packet (for dumping the class back to `tc`).
+    pub(crate) fn overhead(&self) -> u16 {
+        self.overhead
+    }
+
+    /// Minimum packet unit (for dumping the class back to `tc`).
+    pub(crate) fn mpu(&self) -> u16 {
+        self.mpu
+    }
+
+    /// How the link frames packets (for dumping the class back to `tc`).
+    pub(crate) fn link_layer(&self) -> LinkLayer {
+        self.link
     }
 
     /// Nanoseconds a packet of `len` bytes takes at this rate.
@@ -74,6 +102,8 @@ impl Rate {
             LinkLayer::Ethernet => u64::from(len),
             LinkLayer::Atm => u64::from(len.div_ceil(48)) * 53,
         };
-        (wire * u64::from(self.mult)) >> self.shift
+        // Saturating: an ATM length near 4 GiB times a 32-bit multiplier exceeds 64 bits, and
+        // an overflow is a kernel BUG; real packets are far below that and are exact.
+        wire.saturating_mul(u64::from(self.mult)) >> self.shift
     }
 }

@@ -1,22 +1,46 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! sch_htb_rs: the Hierarchical Token Bucket qdisc in Rust, driven by the stock `tc` tool.
+//! sch_htb_rs: the Hierarchical Token Bucket qdisc in Rust, kind `htb_rs`, driven by the stock
+//! `tc` tool with sch_htb's netlink ABI.
 //!
-//! This is the module skeleton: it validates its parameters and registers nothing yet.
+//! The scheduler (`sched`, `bucket`, `links`, `wait_queue`), the parameter rules (`config`),
+//! the packet-time arithmetic (`rate`) and the netlink attributes (`attrs`) are
+//! kernel-independent and host-tested; `htb_qdisc` and `htb_state` are the glue to the kernel
+//! through the `knet` binding layer.
 
 use kernel::prelude::*;
 
 #[path = "../knet/knet.rs"]
 mod knet;
 
+mod attrs;
+mod bucket;
 #[allow(
     dead_code,
-    reason = "the qdisc charges with it once it registers; host-tested meanwhile"
+    reason = "accessors, invariant checks and helpers the host tests use"
 )]
+mod config;
+mod htb_qdisc;
+mod htb_state;
+#[allow(
+    dead_code,
+    reason = "accessors, invariant checks and helpers the host tests use"
+)]
+mod links;
 mod rate;
+#[allow(
+    dead_code,
+    reason = "accessors, invariant checks and helpers the host tests use"
+)]
+mod sched;
+#[allow(
+    dead_code,
+    reason = "accessors, invariant checks and helpers the host tests use"
+)]
+mod wait_queue;
 
 module! {
-    type: HtbRs,
+    type: HtbRsModule,
     name: "sch_htb_rs",
     authors: ["rust-tc developers"],
     description: "Hierarchical Token Bucket qdisc (htb_rs) in Rust",
@@ -28,27 +52,40 @@ module! {
             description: "Hysteresis mode: fewer CPU cycles, less accurate rates (as sch_htb)",
         },
         htb_rate_est: bool {
-            default: true,
+            default: false,
             description: "Set up a default rate estimator (4sec 16sec) for every class (as sch_htb)",
         },
     },
 }
 
-struct HtbRs;
+/// `htb_hysteresis`, read when a qdisc is created.
+pub(crate) fn hysteresis() -> bool {
+    module_parameters::htb_hysteresis.value()
+}
 
-impl kernel::Module for HtbRs {
-    fn init(_module: &'static ThisModule) -> Result<Self> {
+/// `htb_rate_est`, read when a class is created.
+pub(crate) fn rate_est_default() -> bool {
+    module_parameters::htb_rate_est.value()
+}
+
+struct HtbRsModule {
+    _kind: knet::qdisc::Registration<htb_qdisc::HtbRs>,
+}
+
+impl kernel::Module for HtbRsModule {
+    fn init(module: &'static ThisModule) -> Result<Self> {
+        let kind = knet::qdisc::Registration::new(module)?;
         pr_info!(
             "loaded for {} (hysteresis={}, rate_est={})\n",
             knet::build::kernel_release(),
-            module_parameters::htb_hysteresis.value(),
-            module_parameters::htb_rate_est.value()
+            hysteresis(),
+            rate_est_default()
         );
-        Ok(HtbRs)
+        Ok(HtbRsModule { _kind: kind })
     }
 }
 
-impl Drop for HtbRs {
+impl Drop for HtbRsModule {
     fn drop(&mut self) {
         pr_info!("unloaded\n");
     }

@@ -14,7 +14,13 @@ pub mod imq {
 /// From `sch_htb_rs/`.
 #[path = "../../../sch_htb_rs"]
 pub mod sch_htb_rs {
+    pub mod attrs;
+    pub mod bucket;
+    pub mod config;
+    pub mod links;
     pub mod rate;
+    pub mod sched;
+    pub mod wait_queue;
 }
 
 /// From `toa/`.
@@ -31,7 +37,13 @@ pub mod toa_lb {
 }
 
 #[cfg(test)]
+mod htb_attrs_tests;
+#[cfg(test)]
+mod htb_config_tests;
+#[cfg(test)]
 mod htb_rate_tests;
+#[cfg(test)]
+mod htb_sched_tests;
 #[cfg(test)]
 mod imq_behavior_tests;
 #[cfg(test)]

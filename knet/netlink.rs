@@ -1,0 +1,169 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Netlink as a qdisc sees it: error messages for `tc`, attributes written into dumps, and the
+//! statistics and walker handles of class dumps. Attribute *parsing* is left to the modules'
+//! own kernel-independent code, which gets the raw payload as a byte slice.
+
+use super::sys;
+use core::{fmt, marker::PhantomData};
+use kernel::{bindings, error::code::EMSGSIZE, prelude::*};
+
+/// Where `tc` reads the reason for an error (or a warning on success).
+pub(crate) struct ExtAck<'a>(*mut bindings::netlink_ext_ack, PhantomData<&'a mut ()>);
+
+/// Longest message netlink keeps (`NETLINK_MAX_FMTMSG_LEN`, with its NUL).
+const MSG_MAX: usize = 80;
+
+impl ExtAck<'_> {
+    /// # Safety
+    ///
+    /// `p` is NULL or the extack of the netlink request being handled.
+    pub(super) unsafe fn from_raw(p: *mut bindings::netlink_ext_ack) -> Self {
+        ExtAck(p, PhantomData)
+    }
+
+    pub(super) fn as_ptr(&mut self) -> *mut bindings::netlink_ext_ack {
+        self.0
+    }
+
+    /// Sets the message, formatted (truncated to what netlink keeps).
+    pub(crate) fn set(&mut self, args: fmt::Arguments<'_>) {
+        let mut buf = MsgBuf {
+            bytes: [0; MSG_MAX],
+            len: 0,
+        };
+        // Truncation is not an error here: `MsgBuf` just stops taking bytes.
+        let _ = fmt::write(&mut buf, args);
+        // SAFETY: `self.0` is NULL or a valid extack (see `from_raw`); `buf.bytes` ends with at
+        // least one NUL, as `MsgBuf` keeps the last byte free.
+        unsafe { sys::knet_extack_set(self.0, buf.bytes.as_ptr().cast()) };
+    }
+}
+
+struct MsgBuf {
+    bytes: [u8; MSG_MAX],
+    len: usize,
+}
+
+impl fmt::Write for MsgBuf {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for &b in s.as_bytes() {
+            if self.len + 1 >= MSG_MAX {
+                break;
+            }
+            if let Some(slot) = self.bytes.get_mut(self.len) {
+                *slot = b;
+            }
+            self.len += 1;
+        }
+        Ok(())
+    }
+}
+
+/// A netlink message being filled (a qdisc or class dump).
+pub(crate) struct NlMsg<'a>(*mut bindings::sk_buff, PhantomData<&'a mut ()>);
+
+/// An open nested attribute of an [`NlMsg`].
+#[must_use = "a nest must be ended or cancelled"]
+pub(crate) struct Nest(*mut bindings::nlattr);
+
+impl NlMsg<'_> {
+    /// # Safety
+    ///
+    /// `skb` is the message skb of the dump in progress.
+    pub(super) unsafe fn from_raw(skb: *mut bindings::sk_buff) -> Self {
+        NlMsg(skb, PhantomData)
+    }
+
+    /// Opens a nested attribute.
+    pub(crate) fn nest(&mut self, ty: u16) -> Result<Nest> {
+        // SAFETY: `self.0` is the dump's skb (see `from_raw`).
+        let n = unsafe { sys::knet_nla_nest_start(self.0, ty.into()) };
+        if n.is_null() {
+            Err(EMSGSIZE)
+        } else {
+            Ok(Nest(n))
+        }
+    }
+
+    /// Closes a nested attribute.
+    pub(crate) fn end(&mut self, nest: Nest) {
+        // SAFETY: `nest` was opened in this message by `nest`.
+        unsafe { sys::knet_nla_nest_end(self.0, nest.0) };
+    }
+
+    /// Removes a nested attribute and what was put in it (after a failed put).
+    pub(crate) fn cancel(&mut self, nest: Nest) {
+        // SAFETY: as in `end`.
+        unsafe { sys::knet_nla_nest_cancel(self.0, nest.0) };
+    }
+
+    /// Puts an attribute with `data` as its payload.
+    pub(crate) fn put(&mut self, ty: u16, data: &[u8]) -> Result {
+        let len = i32::try_from(data.len()).map_err(|_| EMSGSIZE)?;
+        // SAFETY: `self.0` is the dump's skb; `data` is valid for `len` bytes.
+        let r = unsafe { sys::knet_nla_put(self.0, ty.into(), len, data.as_ptr().cast()) };
+        if r < 0 {
+            Err(EMSGSIZE)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Puts a 64-bit attribute, with a `pad` attribute before it if alignment needs one.
+    pub(crate) fn put_u64(&mut self, ty: u16, value: u64, pad: u16) -> Result {
+        // SAFETY: `self.0` is the dump's skb.
+        let r = unsafe { sys::knet_nla_put_u64(self.0, ty.into(), value, pad.into()) };
+        if r < 0 {
+            Err(EMSGSIZE)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// The header of a class dump: which class, its parent, its leaf qdisc.
+pub(crate) struct ClassHeader<'a>(*mut sys::tcmsg, PhantomData<&'a mut ()>);
+
+impl ClassHeader<'_> {
+    /// # Safety
+    ///
+    /// `tcm` is the header of the class dump in progress.
+    pub(super) unsafe fn from_raw(tcm: *mut sys::tcmsg) -> Self {
+        ClassHeader(tcm, PhantomData)
+    }
+
+    /// Sets parent and handle (class ids) and info (the leaf qdisc's handle, or 0).
+    pub(crate) fn set(&mut self, parent: u32, handle: u32, info: u32) {
+        // SAFETY: `self.0` is the dump's header (see `from_raw`).
+        unsafe { sys::knet_tcmsg_set(self.0, parent, handle, info) };
+    }
+}
+
+/// Where class statistics are dumped.
+pub(crate) struct StatsDump<'a>(pub(super) *mut sys::gnet_dump, PhantomData<&'a mut ()>);
+
+impl StatsDump<'_> {
+    /// # Safety
+    ///
+    /// `d` is the statistics dump in progress.
+    pub(super) unsafe fn from_raw(d: *mut sys::gnet_dump) -> Self {
+        StatsDump(d, PhantomData)
+    }
+}
+
+/// A `tc class show` walk over the classes of a qdisc.
+pub(crate) struct Walker<'a> {
+    pub(super) sch: *mut sys::Qdisc,
+    pub(super) w: *mut sys::qdisc_walker,
+    pub(super) _p: PhantomData<&'a mut ()>,
+}
+
+impl Walker<'_> {
+    /// Reports a class; `false` when the walk is over.
+    pub(crate) fn visit_class<C>(&mut self, class: super::qdisc::ClassPtr<C>) -> bool {
+        // SAFETY: `sch` and `w` are the qdisc and walker of the walk in progress; the cookie
+        // names a live class of this qdisc.
+        unsafe { sys::knet_walker_visit(self.sch, class.cookie(), self.w) }
+    }
+}

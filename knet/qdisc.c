@@ -1,0 +1,452 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * knet qdisc shim (see qdisc.h). Included by shim.c, so it is compiled into each module; only
+ * modules that register a qdisc kind call it.
+ */
+#include <linux/rtnetlink.h>
+#include <linux/slab.h>
+#include <linux/timekeeping.h>
+#include "qdisc.h"
+
+struct knet_qdisc_kind {
+	struct Qdisc_ops ops;
+	struct Qdisc_class_ops cl_ops;
+	struct knet_qdisc_cbs cbs;
+};
+
+/* What every qdisc of a knet kind keeps in its private area. */
+struct knet_qdisc_priv {
+	struct qdisc_watchdog watchdog;
+	/* The Rust state, from cbs.init; NULL until init succeeded. */
+	void *state;
+};
+
+static const struct knet_qdisc_cbs *knet_cbs(const struct Qdisc *sch)
+{
+	return &container_of(sch->ops, struct knet_qdisc_kind, ops)->cbs;
+}
+
+static int knet_qdisc_init(struct Qdisc *sch, struct nlattr *opt, struct netlink_ext_ack *extack)
+{
+	struct knet_qdisc_priv *p = qdisc_priv(sch);
+	void *state;
+
+	/* The core calls ->destroy even when ->init fails: set up what destroy tears down first. */
+	qdisc_watchdog_init(&p->watchdog, sch);
+	state = knet_cbs(sch)->init(sch, opt, extack);
+	if (IS_ERR(state))
+		return PTR_ERR(state);
+	p->state = state;
+	return 0;
+}
+
+static void knet_qdisc_reset(struct Qdisc *sch)
+{
+	struct knet_qdisc_priv *p = qdisc_priv(sch);
+
+	if (p->state)
+		knet_cbs(sch)->reset(sch);
+	qdisc_watchdog_cancel(&p->watchdog);
+}
+
+static void knet_qdisc_destroy(struct Qdisc *sch)
+{
+	struct knet_qdisc_priv *p = qdisc_priv(sch);
+
+	qdisc_watchdog_cancel(&p->watchdog);
+	if (p->state)
+		knet_cbs(sch)->destroy(sch);
+	p->state = NULL;
+}
+
+struct knet_qdisc_kind *knet_qdisc_register(const char *id, const struct knet_qdisc_cbs *cbs,
+					    struct module *owner)
+{
+	struct knet_qdisc_kind *k;
+	int err;
+
+	if (strlen(id) >= IFNAMSIZ)
+		return ERR_PTR(-EINVAL);
+	k = kzalloc(sizeof(*k), GFP_KERNEL);
+	if (!k)
+		return ERR_PTR(-ENOMEM);
+	k->cbs = *cbs;
+	strscpy(k->ops.id, id, IFNAMSIZ);
+	k->ops.priv_size = sizeof(struct knet_qdisc_priv);
+	k->ops.enqueue = cbs->enqueue;
+	k->ops.dequeue = cbs->dequeue;
+	k->ops.peek = qdisc_peek_dequeued;
+	k->ops.init = knet_qdisc_init;
+	k->ops.reset = knet_qdisc_reset;
+	k->ops.destroy = knet_qdisc_destroy;
+	k->ops.change = cbs->change;
+	k->ops.dump = cbs->dump;
+	k->ops.owner = owner;
+	if (cbs->find) {
+		k->cl_ops.graft = cbs->graft;
+		k->cl_ops.leaf = cbs->leaf;
+		k->cl_ops.qlen_notify = cbs->qlen_notify;
+		k->cl_ops.find = cbs->find;
+		k->cl_ops.change = cbs->cl_change;
+		k->cl_ops.delete = cbs->cl_delete;
+		k->cl_ops.walk = cbs->walk;
+		k->cl_ops.tcf_block = cbs->tcf_block;
+		k->cl_ops.bind_tcf = cbs->bind_tcf;
+		k->cl_ops.unbind_tcf = cbs->unbind_tcf;
+		k->cl_ops.dump = cbs->cl_dump;
+		k->cl_ops.dump_stats = cbs->cl_dump_stats;
+		k->ops.cl_ops = &k->cl_ops;
+	}
+	err = register_qdisc(&k->ops);
+	if (err) {
+		kfree(k);
+		return ERR_PTR(err);
+	}
+	return k;
+}
+
+void knet_qdisc_unregister(struct knet_qdisc_kind *k)
+{
+	unregister_qdisc(&k->ops);
+	kfree(k);
+}
+
+void *knet_qdisc_state(struct Qdisc *sch)
+{
+	return ((struct knet_qdisc_priv *)qdisc_priv(sch))->state;
+}
+
+u32 knet_qdisc_handle(const struct Qdisc *sch)
+{
+	return sch->handle;
+}
+
+unsigned int knet_qdisc_tx_queue_len(const struct Qdisc *sch)
+{
+	return READ_ONCE(qdisc_dev(sch)->tx_queue_len);
+}
+
+void knet_qdisc_tree_lock(struct Qdisc *sch)
+{
+	sch_tree_lock(sch);
+}
+
+void knet_qdisc_tree_unlock(struct Qdisc *sch)
+{
+	sch_tree_unlock(sch);
+}
+
+void knet_qdisc_watchdog_schedule(struct Qdisc *sch, u64 expires)
+{
+	struct knet_qdisc_priv *p = qdisc_priv(sch);
+
+	qdisc_watchdog_schedule_ns(&p->watchdog, expires);
+}
+
+void knet_qdisc_watchdog_cancel(struct Qdisc *sch)
+{
+	struct knet_qdisc_priv *p = qdisc_priv(sch);
+
+	qdisc_watchdog_cancel(&p->watchdog);
+}
+
+u64 knet_ktime_get_ns(void)
+{
+	return ktime_get_ns();
+}
+
+void knet_qdisc_count_enqueue(struct Qdisc *sch, unsigned int len)
+{
+	sch->qstats.backlog += len;
+	sch->q.qlen++;
+}
+
+void knet_qdisc_count_dequeue(struct Qdisc *sch, struct sk_buff *skb)
+{
+	qdisc_bstats_update(sch, skb);
+	qdisc_qstats_backlog_dec(sch, skb);
+	sch->q.qlen--;
+}
+
+void knet_qdisc_count_drop(struct Qdisc *sch)
+{
+	qdisc_qstats_drop(sch);
+}
+
+void knet_qdisc_count_overlimits(struct Qdisc *sch, u32 n)
+{
+	sch->qstats.overlimits += n;
+}
+
+void knet_qdisc_tree_reduce_backlog(struct Qdisc *sch, int n, int len)
+{
+	qdisc_tree_reduce_backlog(sch, n, len);
+}
+
+unsigned int knet_qdisc_qlen(const struct Qdisc *sch)
+{
+	return sch->q.qlen;
+}
+
+void knet_qdisc_qlen_backlog(struct Qdisc *sch, u32 *qlen, u32 *backlog)
+{
+	__u32 q = 0, b = 0;
+
+	qdisc_qstats_qlen_backlog(sch, &q, &b);
+	*qlen = q;
+	*backlog = b;
+}
+
+unsigned int knet_skb_pkt_len(const struct sk_buff *skb)
+{
+	return qdisc_pkt_len(skb);
+}
+
+u32 knet_skb_priority(const struct sk_buff *skb)
+{
+	return skb->priority;
+}
+
+void knet_skb_drop(struct sk_buff *skb, struct Qdisc *sch, struct sk_buff **to_free)
+{
+	qdisc_drop(skb, sch, to_free);
+}
+
+void knet_skb_discard(struct sk_buff *skb, struct sk_buff **to_free)
+{
+	__qdisc_drop(skb, to_free);
+}
+
+void knet_skb_free(struct sk_buff *skb)
+{
+	kfree_skb(skb);
+}
+
+struct Qdisc *knet_qdisc_create_pfifo(struct Qdisc *sch, u32 parentid,
+				      struct netlink_ext_ack *extack)
+{
+	return qdisc_create_dflt(sch->dev_queue, &pfifo_qdisc_ops, parentid, extack);
+}
+
+int knet_qdisc_child_enqueue(struct sk_buff *skb, struct Qdisc *child, struct sk_buff **to_free)
+{
+	return qdisc_enqueue(skb, child, to_free);
+}
+
+struct sk_buff *knet_qdisc_child_dequeue(struct Qdisc *child)
+{
+	return child->dequeue(child);
+}
+
+bool knet_net_xmit_drop_count(int ret)
+{
+	return net_xmit_drop_count(ret);
+}
+
+void knet_qdisc_child_purge(struct Qdisc *child)
+{
+	qdisc_purge_queue(child);
+}
+
+void knet_qdisc_child_reset(struct Qdisc *child)
+{
+	qdisc_reset(child);
+}
+
+void knet_qdisc_child_put(struct Qdisc *child)
+{
+	qdisc_put(child);
+}
+
+void knet_qdisc_child_hash_add(struct Qdisc *child)
+{
+	qdisc_hash_add(child, true);
+}
+
+u32 knet_qdisc_child_handle(const struct Qdisc *child)
+{
+	return child->handle;
+}
+
+struct Qdisc *knet_noop_qdisc(void)
+{
+	return &noop_qdisc;
+}
+
+void knet_skb_queue_tail(struct knet_skb_queue *q, struct sk_buff *skb)
+{
+	skb->next = NULL;
+	if (q->tail)
+		q->tail->next = skb;
+	else
+		q->head = skb;
+	q->tail = skb;
+	q->qlen++;
+}
+
+struct sk_buff *knet_skb_queue_head(struct knet_skb_queue *q)
+{
+	struct sk_buff *skb = q->head;
+
+	if (skb) {
+		q->head = skb->next;
+		if (!q->head)
+			q->tail = NULL;
+		skb->next = NULL;
+		q->qlen--;
+	}
+	return skb;
+}
+
+void knet_skb_queue_purge(struct knet_skb_queue *q)
+{
+	/* kfree_skb_list, not rtnl_kfree_skbs: the caller may hold the qdisc lock, not RTNL. */
+	kfree_skb_list(q->head);
+	q->head = NULL;
+	q->tail = NULL;
+	q->qlen = 0;
+}
+
+int knet_filters_get(struct knet_filters *f, struct Qdisc *sch, struct netlink_ext_ack *extack)
+{
+	return tcf_block_get(&f->block, &f->chain, sch, extack);
+}
+
+void knet_filters_put(struct knet_filters *f)
+{
+	if (f->block)
+		tcf_block_put(f->block);
+	f->block = NULL;
+}
+
+int knet_filters_classify(struct sk_buff *skb, struct knet_filters *f, u32 *classid,
+			  unsigned long *cl)
+{
+	struct tcf_proto *tp = rcu_dereference_bh(f->chain);
+	struct tcf_result res = {};
+	int result;
+
+	if (!tp)
+		return TC_ACT_UNSPEC;
+	result = tcf_classify(skb, NULL, tp, &res, false);
+	if (result >= 0) {
+		*classid = res.classid;
+		*cl = res.class;
+	}
+	return result;
+}
+
+void knet_class_stats_init(struct knet_class_stats *s)
+{
+	gnet_stats_basic_sync_init(&s->bstats);
+	s->rate_est = NULL;
+}
+
+void knet_class_stats_update(struct knet_class_stats *s, const struct sk_buff *skb)
+{
+	/* A GSO packet counts as its segments, as for every qdisc. */
+	bstats_update(&s->bstats, skb);
+}
+
+int knet_class_stats_estimator(struct knet_class_stats *s, struct nlattr *rate, bool replace)
+{
+	struct {
+		struct nlattr nla;
+		struct gnet_estimator opt;
+	} est = {
+		.nla = { .nla_len = nla_attr_size(sizeof(est.opt)), .nla_type = TCA_RATE },
+		/* 4 s interval, 16 s averaging, as sch_htb's htb_rate_est. */
+		.opt = { .interval = 2, .ewma_log = 2 },
+	};
+	struct nlattr *opt = rate ? rate : &est.nla;
+
+	if (replace)
+		return gen_replace_estimator(&s->bstats, NULL, &s->rate_est, NULL, true, opt);
+	return gen_new_estimator(&s->bstats, NULL, &s->rate_est, NULL, true, opt);
+}
+
+void knet_class_stats_kill_estimator(struct knet_class_stats *s)
+{
+	gen_kill_estimator(&s->rate_est);
+}
+
+bool knet_class_stats_has_estimator(struct knet_class_stats *s)
+{
+	return gen_estimator_active(&s->rate_est);
+}
+
+int knet_class_stats_dump(struct gnet_dump *d, struct knet_class_stats *s, struct Qdisc *leaf,
+			  u32 drops, u32 overlimits, const void *xstats, int xstats_len)
+{
+	struct gnet_stats_queue qs = { .drops = drops, .overlimits = overlimits };
+	__u32 qlen = 0;
+
+	if (leaf)
+		qdisc_qstats_qlen_backlog(leaf, &qlen, &qs.backlog);
+	if (gnet_stats_copy_basic(d, NULL, &s->bstats, true) < 0 ||
+	    gnet_stats_copy_rate_est(d, &s->rate_est) < 0 ||
+	    gnet_stats_copy_queue(d, NULL, &qs, qlen) < 0)
+		return -1;
+	return gnet_stats_copy_app(d, (void *)xstats, xstats_len);
+}
+
+const void *knet_nla_data(const struct nlattr *nla)
+{
+	return nla_data(nla);
+}
+
+int knet_nla_len(const struct nlattr *nla)
+{
+	return nla_len(nla);
+}
+
+struct nlattr *knet_tca_attr(struct nlattr **tca, int type)
+{
+	return tca[type];
+}
+
+struct nlattr *knet_nla_nest_start(struct sk_buff *skb, int type)
+{
+	return nla_nest_start_noflag(skb, type);
+}
+
+int knet_nla_nest_end(struct sk_buff *skb, struct nlattr *nest)
+{
+	return nla_nest_end(skb, nest);
+}
+
+void knet_nla_nest_cancel(struct sk_buff *skb, struct nlattr *nest)
+{
+	nla_nest_cancel(skb, nest);
+}
+
+int knet_nla_put(struct sk_buff *skb, int type, int len, const void *data)
+{
+	return nla_put(skb, type, len, data);
+}
+
+int knet_nla_put_u64(struct sk_buff *skb, int type, u64 value, int padtype)
+{
+	return nla_put_u64_64bit(skb, type, value, padtype);
+}
+
+void knet_tcmsg_set(struct tcmsg *tcm, u32 parent, u32 handle, u32 info)
+{
+	tcm->tcm_parent = parent;
+	tcm->tcm_handle = handle;
+	tcm->tcm_info = info;
+}
+
+void knet_extack_set(struct netlink_ext_ack *extack, const char *msg)
+{
+	if (!extack)
+		return;
+	strscpy(extack->_msg_buf, msg, NETLINK_MAX_FMTMSG_LEN);
+	do_trace_netlink_extack(extack->_msg_buf);
+	extack->_msg = extack->_msg_buf;
+}
+
+bool knet_walker_visit(struct Qdisc *sch, unsigned long cl, struct qdisc_walker *w)
+{
+	return tc_qdisc_stats_dump(sch, cl, w);
+}

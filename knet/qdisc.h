@@ -1,0 +1,157 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * knet qdisc shim: a qdisc kind whose callbacks are Rust functions, and the static inlines of
+ * the packet scheduler API that Rust cannot call directly. The ops tables, the watchdog and the
+ * pointer to the Rust state live in C, so Rust depends on no scheduler struct's layout.
+ */
+#ifndef KNET_QDISC_H
+#define KNET_QDISC_H
+
+#include <linux/skbuff.h>
+#include <net/sch_generic.h>
+#include <net/pkt_sched.h>
+#include <net/pkt_cls.h>
+#include <net/gen_stats.h>
+
+/*
+ * The Rust callbacks of a qdisc kind. init/reset/destroy are wrapped by C (watchdog set-up and
+ * tear-down, "the Rust state exists" check); the others go straight into Qdisc_ops and
+ * Qdisc_class_ops. A NULL class callback makes the kind classless.
+ */
+struct knet_qdisc_cbs {
+	int (*enqueue)(struct sk_buff *skb, struct Qdisc *sch, struct sk_buff **to_free);
+	struct sk_buff *(*dequeue)(struct Qdisc *sch);
+	/* Returns the Rust state (non-NULL) or an ERR_PTR. */
+	void *(*init)(struct Qdisc *sch, struct nlattr *opt, struct netlink_ext_ack *extack);
+	void (*reset)(struct Qdisc *sch);
+	void (*destroy)(struct Qdisc *sch);
+	int (*change)(struct Qdisc *sch, struct nlattr *opt, struct netlink_ext_ack *extack);
+	int (*dump)(struct Qdisc *sch, struct sk_buff *skb);
+	/* Class operations. */
+	int (*graft)(struct Qdisc *sch, unsigned long cl, struct Qdisc *new, struct Qdisc **old,
+		     struct netlink_ext_ack *extack);
+	struct Qdisc *(*leaf)(struct Qdisc *sch, unsigned long cl);
+	void (*qlen_notify)(struct Qdisc *sch, unsigned long cl);
+	unsigned long (*find)(struct Qdisc *sch, u32 classid);
+	int (*cl_change)(struct Qdisc *sch, u32 classid, u32 parentid, struct nlattr **tca,
+			 unsigned long *arg, struct netlink_ext_ack *extack);
+	int (*cl_delete)(struct Qdisc *sch, unsigned long cl, struct netlink_ext_ack *extack);
+	void (*walk)(struct Qdisc *sch, struct qdisc_walker *walker);
+	struct tcf_block *(*tcf_block)(struct Qdisc *sch, unsigned long cl,
+				       struct netlink_ext_ack *extack);
+	unsigned long (*bind_tcf)(struct Qdisc *sch, unsigned long parent, u32 classid);
+	void (*unbind_tcf)(struct Qdisc *sch, unsigned long cl);
+	int (*cl_dump)(struct Qdisc *sch, unsigned long cl, struct sk_buff *skb, struct tcmsg *tcm);
+	int (*cl_dump_stats)(struct Qdisc *sch, unsigned long cl, struct gnet_dump *d);
+};
+
+/* Values Rust needs from macros and anonymous enums. */
+enum {
+	KNET_NET_XMIT_SUCCESS = NET_XMIT_SUCCESS,
+	KNET_NET_XMIT_DROP = NET_XMIT_DROP,
+	KNET_NET_XMIT_STOLEN = __NET_XMIT_STOLEN,
+	KNET_NET_XMIT_BYPASS = __NET_XMIT_BYPASS,
+	KNET_TCA_OPTIONS = TCA_OPTIONS,
+	KNET_TCA_RATE = TCA_RATE,
+};
+
+struct knet_qdisc_kind;
+/* Registers kind `id` (owner: the calling module). ERR_PTR on failure. */
+struct knet_qdisc_kind *knet_qdisc_register(const char *id, const struct knet_qdisc_cbs *cbs,
+					    struct module *owner);
+void knet_qdisc_unregister(struct knet_qdisc_kind *kind);
+
+/* The Rust state of a qdisc of a knet kind (NULL before init succeeded). */
+void *knet_qdisc_state(struct Qdisc *sch);
+u32 knet_qdisc_handle(const struct Qdisc *sch);
+unsigned int knet_qdisc_tx_queue_len(const struct Qdisc *sch);
+void knet_qdisc_tree_lock(struct Qdisc *sch);
+void knet_qdisc_tree_unlock(struct Qdisc *sch);
+/* The watchdog of a knet qdisc: reschedule the qdisc at `expires` (ns, monotonic). */
+void knet_qdisc_watchdog_schedule(struct Qdisc *sch, u64 expires);
+void knet_qdisc_watchdog_cancel(struct Qdisc *sch);
+u64 knet_ktime_get_ns(void);
+
+/* Accounting of a qdisc's own queue length, backlog and counters. */
+void knet_qdisc_count_enqueue(struct Qdisc *sch, unsigned int len);
+void knet_qdisc_count_dequeue(struct Qdisc *sch, struct sk_buff *skb);
+void knet_qdisc_count_drop(struct Qdisc *sch);
+void knet_qdisc_count_overlimits(struct Qdisc *sch, u32 n);
+void knet_qdisc_tree_reduce_backlog(struct Qdisc *sch, int n, int len);
+unsigned int knet_qdisc_qlen(const struct Qdisc *sch);
+void knet_qdisc_qlen_backlog(struct Qdisc *sch, u32 *qlen, u32 *backlog);
+
+/* Packets. */
+unsigned int knet_skb_pkt_len(const struct sk_buff *skb);
+u32 knet_skb_priority(const struct sk_buff *skb);
+void knet_skb_drop(struct sk_buff *skb, struct Qdisc *sch, struct sk_buff **to_free);
+void knet_skb_free(struct sk_buff *skb);
+void knet_skb_discard(struct sk_buff *skb, struct sk_buff **to_free);
+
+/* Child qdiscs. */
+struct Qdisc *knet_qdisc_create_pfifo(struct Qdisc *sch, u32 parentid,
+				      struct netlink_ext_ack *extack);
+int knet_qdisc_child_enqueue(struct sk_buff *skb, struct Qdisc *child, struct sk_buff **to_free);
+struct sk_buff *knet_qdisc_child_dequeue(struct Qdisc *child);
+bool knet_net_xmit_drop_count(int ret);
+void knet_qdisc_child_purge(struct Qdisc *child);
+void knet_qdisc_child_reset(struct Qdisc *child);
+void knet_qdisc_child_put(struct Qdisc *child);
+void knet_qdisc_child_hash_add(struct Qdisc *child);
+u32 knet_qdisc_child_handle(const struct Qdisc *child);
+struct Qdisc *knet_qdisc_replace(struct Qdisc *sch, struct Qdisc *new, struct Qdisc **pold);
+struct Qdisc *knet_noop_qdisc(void);
+
+/* A queue of packets without a qdisc of its own (HTB's direct queue). */
+struct knet_skb_queue {
+	struct sk_buff *head;
+	struct sk_buff *tail;
+	u32 qlen;
+};
+void knet_skb_queue_tail(struct knet_skb_queue *q, struct sk_buff *skb);
+struct sk_buff *knet_skb_queue_head(struct knet_skb_queue *q);
+void knet_skb_queue_purge(struct knet_skb_queue *q);
+
+/* Filters attached to a qdisc or a class. */
+struct knet_filters {
+	struct tcf_block *block;
+	struct tcf_proto __rcu *chain;
+};
+int knet_filters_get(struct knet_filters *f, struct Qdisc *sch, struct netlink_ext_ack *extack);
+void knet_filters_put(struct knet_filters *f);
+/* TC_ACT_* verdict, or -1 if no filter matched; on a match *classid and *cl are set. */
+int knet_filters_classify(struct sk_buff *skb, struct knet_filters *f, u32 *classid,
+			  unsigned long *cl);
+
+/* Byte/packet counters and a rate estimator of one class. */
+struct knet_class_stats {
+	struct gnet_stats_basic_sync bstats;
+	struct net_rate_estimator __rcu *rate_est;
+};
+void knet_class_stats_init(struct knet_class_stats *s);
+void knet_class_stats_update(struct knet_class_stats *s, const struct sk_buff *skb);
+/* Replaces the estimator from a TCA_RATE attribute, or the default one (4 s / 16 s) if NULL. */
+int knet_class_stats_estimator(struct knet_class_stats *s, struct nlattr *rate, bool replace);
+void knet_class_stats_kill_estimator(struct knet_class_stats *s);
+bool knet_class_stats_has_estimator(struct knet_class_stats *s);
+/* Basic, rate estimator, queue (qlen/backlog of `leaf` if any) and application stats. */
+int knet_class_stats_dump(struct gnet_dump *d, struct knet_class_stats *s, struct Qdisc *leaf,
+			  u32 drops, u32 overlimits, const void *xstats, int xstats_len);
+
+/* Netlink. */
+const void *knet_nla_data(const struct nlattr *nla);
+int knet_nla_len(const struct nlattr *nla);
+struct nlattr *knet_tca_attr(struct nlattr **tca, int type);
+struct nlattr *knet_nla_nest_start(struct sk_buff *skb, int type);
+int knet_nla_nest_end(struct sk_buff *skb, struct nlattr *nest);
+void knet_nla_nest_cancel(struct sk_buff *skb, struct nlattr *nest);
+int knet_nla_put(struct sk_buff *skb, int type, int len, const void *data);
+int knet_nla_put_u64(struct sk_buff *skb, int type, u64 value, int padtype);
+void knet_tcmsg_set(struct tcmsg *tcm, u32 parent, u32 handle, u32 info);
+/* Sets the extack message to a copy of `msg` (NUL-terminated, truncated to fit). */
+void knet_extack_set(struct netlink_ext_ack *extack, const char *msg);
+
+/* One class for a walker: false when the walk must stop. */
+bool knet_walker_visit(struct Qdisc *sch, unsigned long cl, struct qdisc_walker *w);
+
+#endif

@@ -1,0 +1,1044 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Qdisc kinds in Rust: a `#[vtable]` trait, `Adapter<T>` trampolines, a `Registration` that
+//! unregisters in `Drop`.
+//!
+//! The ops tables, the watchdog and the pointer to the Rust state live in C (`knet/qdisc.c`).
+//! Each callback gets the qdisc's state (`&T::Data`) and a context token saying which lock is
+//! held: [`Locked`] (the root qdisc lock: enqueue, dequeue, reset, qlen_notify) or [`Control`]
+//! (RTNL: configuration and dumps). State the packet path mutates sits in a [`QdiscCell`],
+//! borrowed with proof of the root lock; control code gets that proof from
+//! [`Control::tree_lock`]. The cell's borrow flag turns the scheduler's re-entrant callbacks (a
+//! child's dequeue reporting an empty queue through `qlen_notify` into the parent) into a
+//! visible `None` instead of two mutable references.
+//!
+//! Classes are identified to the core by a cookie: the address of the module's pinned class
+//! object ([`ClassPtr`]), handed back to the class callbacks as `&T::Class`.
+
+use super::{netlink::*, qdisc_parts::*, skb::*, sys};
+use core::{
+    cell::{Cell, UnsafeCell},
+    marker::PhantomData,
+    ops::{Deref, DerefMut},
+    pin::Pin,
+    ptr::NonNull,
+    sync::atomic::{AtomicBool, Ordering},
+};
+use kernel::{
+    bindings,
+    error::{from_err_ptr, Error},
+    ffi::{c_int, c_ulong, c_void},
+    prelude::*,
+    str::CStrExt,
+};
+
+/// The qdisc a callback runs for, while its root lock is held (packet path, or a tree lock).
+pub(crate) struct Locked<'a> {
+    sch: *mut sys::Qdisc,
+    _p: PhantomData<&'a ()>,
+}
+
+/// The qdisc a configuration or dump callback runs for: RTNL is held, the root lock is not.
+pub(crate) struct Control<'a> {
+    sch: *mut sys::Qdisc,
+    _p: PhantomData<&'a ()>,
+}
+
+/// Proof that the root lock of the qdisc is held.
+pub(crate) trait RootLock: private::Sealed {
+    /// The qdisc.
+    fn qdisc(&self) -> *mut sys::Qdisc;
+}
+
+mod private {
+    pub(crate) trait Sealed {}
+}
+
+impl private::Sealed for Locked<'_> {}
+impl RootLock for Locked<'_> {
+    fn qdisc(&self) -> *mut sys::Qdisc {
+        self.sch
+    }
+}
+
+/// The root lock, taken by control code ([`Control::tree_lock`]); released on drop.
+pub(crate) struct TreeLock<'a> {
+    sch: *mut sys::Qdisc,
+    _p: PhantomData<&'a ()>,
+}
+
+impl private::Sealed for TreeLock<'_> {}
+impl RootLock for TreeLock<'_> {
+    fn qdisc(&self) -> *mut sys::Qdisc {
+        self.sch
+    }
+}
+
+impl Drop for TreeLock<'_> {
+    fn drop(&mut self) {
+        // SAFETY: taken by `Control::tree_lock` on this qdisc.
+        unsafe { sys::knet_qdisc_tree_unlock(self.sch) };
+    }
+}
+
+impl Locked<'_> {
+    /// Counts a packet queued in this qdisc (queue length and backlog).
+    pub(crate) fn count_enqueue(&self, len: u32) {
+        // SAFETY: the root lock is held (invariant of `Locked`), which guards the counters.
+        unsafe { sys::knet_qdisc_count_enqueue(self.sch, len) };
+    }
+
+    /// Counts a packet leaving this qdisc (bytes/packets sent, queue length, backlog).
+    pub(crate) fn count_dequeue(&self, skb: &Skb) {
+        // SAFETY: as in `count_enqueue`; `skb` is valid.
+        unsafe { sys::knet_qdisc_count_dequeue(self.sch, skb.as_ptr()) };
+    }
+
+    /// Counts a drop in this qdisc's statistics.
+    pub(crate) fn count_drop(&self) {
+        // SAFETY: as in `count_enqueue`.
+        unsafe { sys::knet_qdisc_count_drop(self.sch) };
+    }
+
+    /// Counts `n` overlimits (classes throttled) in this qdisc's statistics.
+    pub(crate) fn count_overlimits(&self, n: u32) {
+        if n != 0 {
+            // SAFETY: as in `count_enqueue`.
+            unsafe { sys::knet_qdisc_count_overlimits(self.sch, n) };
+        }
+    }
+
+    /// Packets in this qdisc.
+    pub(crate) fn qlen(&self) -> u32 {
+        // SAFETY: as in `count_enqueue`.
+        unsafe { sys::knet_qdisc_qlen(self.sch) }
+    }
+
+    /// Runs the qdisc again at `at_ns` (monotonic ns): the hrtimer watchdog.
+    pub(crate) fn schedule_at(&self, at_ns: u64) {
+        // SAFETY: the watchdog was set up by the C init wrapper before any callback ran.
+        unsafe { sys::knet_qdisc_watchdog_schedule(self.sch, at_ns) };
+    }
+
+    /// Cancels the watchdog.
+    pub(crate) fn cancel_watchdog(&self) {
+        // SAFETY: as in `schedule_at`.
+        unsafe { sys::knet_qdisc_watchdog_cancel(self.sch) };
+    }
+}
+
+impl<'a> Control<'a> {
+    /// Takes the root lock (`sch_tree_lock`), shutting out the packet path until dropped.
+    pub(crate) fn tree_lock(&self) -> TreeLock<'_> {
+        // SAFETY: RTNL is held (invariant of `Control`), as `sch_tree_lock` requires.
+        unsafe { sys::knet_qdisc_tree_lock(self.sch) };
+        TreeLock {
+            sch: self.sch,
+            _p: PhantomData,
+        }
+    }
+
+    /// The device's `txqueuelen` (HTB's default for the direct queue).
+    pub(crate) fn tx_queue_len(&self) -> u32 {
+        // SAFETY: the qdisc is attached to a device queue for its whole life.
+        unsafe { sys::knet_qdisc_tx_queue_len(self.sch) }
+    }
+
+    pub(super) fn raw(&self) -> *mut sys::Qdisc {
+        self.sch
+    }
+}
+
+impl TreeLock<'_> {
+    /// Tells the ancestors that `n` packets of `len` bytes left this qdisc without being sent.
+    pub(crate) fn reduce_backlog(&self, n: u32, len: u32) {
+        // SAFETY: the tree lock is held, as `qdisc_tree_reduce_backlog` requires.
+        unsafe { sys::knet_qdisc_tree_reduce_backlog(self.sch, n as c_int, len as c_int) };
+    }
+}
+
+/// Calls that work in either context.
+pub(crate) trait QdiscInfo {
+    /// The qdisc's handle (`major:0`).
+    fn handle(&self) -> u32;
+}
+
+impl QdiscInfo for Locked<'_> {
+    fn handle(&self) -> u32 {
+        // SAFETY: the handle is set before init and never changes.
+        unsafe { sys::knet_qdisc_handle(self.sch) }
+    }
+}
+
+impl QdiscInfo for Control<'_> {
+    fn handle(&self) -> u32 {
+        // SAFETY: as above.
+        unsafe { sys::knet_qdisc_handle(self.sch) }
+    }
+}
+
+/// Monotonic time in nanoseconds (`ktime_get_ns`), the scheduler's clock.
+pub(crate) fn now_ns() -> u64 {
+    // SAFETY: no preconditions.
+    unsafe { sys::knet_ktime_get_ns() }
+}
+
+/// State of one qdisc that the packet path mutates: borrowed only under the root lock.
+pub(crate) struct QdiscCell<S> {
+    busy: Cell<bool>,
+    data: UnsafeCell<S>,
+}
+
+// SAFETY: every access to `data` needs a `RootLock` proof, i.e. the qdisc's root lock, held by
+// one CPU at a time; `busy` catches a re-entrant borrow on that CPU. The cell belongs to one
+// qdisc's state, so the lock proven is the one guarding it.
+unsafe impl<S: Send> Sync for QdiscCell<S> {}
+// SAFETY: moving the cell moves `S`.
+unsafe impl<S: Send> Send for QdiscCell<S> {}
+
+impl<S> QdiscCell<S> {
+    /// A cell around `s`.
+    pub(crate) const fn new(s: S) -> Self {
+        QdiscCell {
+            busy: Cell::new(false),
+            data: UnsafeCell::new(s),
+        }
+    }
+
+    /// Mutable access while the root lock is held; `None` if this CPU is already inside a
+    /// borrow (a callback re-entered from a call the borrower made).
+    pub(crate) fn borrow<'a>(&'a self, _lock: &'a impl RootLock) -> Option<CellGuard<'a, S>> {
+        if self.busy.replace(true) {
+            return None;
+        }
+        Some(CellGuard { cell: self })
+    }
+
+    /// Access without the lock, for the owner tearing the qdisc down (nothing else runs).
+    pub(crate) fn get_mut(&mut self) -> &mut S {
+        self.data.get_mut()
+    }
+}
+
+/// A borrow of a [`QdiscCell`].
+pub(crate) struct CellGuard<'a, S> {
+    cell: &'a QdiscCell<S>,
+}
+
+impl<S> Deref for CellGuard<'_, S> {
+    type Target = S;
+    fn deref(&self) -> &S {
+        // SAFETY: the root lock is held and `busy` makes this the only borrow.
+        unsafe { &*self.cell.data.get() }
+    }
+}
+
+impl<S> DerefMut for CellGuard<'_, S> {
+    fn deref_mut(&mut self) -> &mut S {
+        // SAFETY: as in `deref`.
+        unsafe { &mut *self.cell.data.get() }
+    }
+}
+
+impl<S> Drop for CellGuard<'_, S> {
+    fn drop(&mut self) {
+        self.cell.busy.set(false);
+    }
+}
+
+/// Proof of either lock that guards a [`SharedCell`] for reading: RTNL ([`Control`]) or the
+/// root lock ([`Locked`], [`TreeLock`]).
+pub(crate) trait EitherLock: private::Sealed {}
+impl EitherLock for Locked<'_> {}
+impl EitherLock for TreeLock<'_> {}
+impl private::Sealed for Control<'_> {}
+impl EitherLock for Control<'_> {}
+
+/// State read in any context (a class index the core's `find` consults from inside
+/// `qdisc_tree_reduce_backlog`, under the root lock, as well as under RTNL), written only
+/// with both RTNL and the root lock held, so a writer excludes every reader on other CPUs.
+pub(crate) struct SharedCell<S> {
+    writing: AtomicBool,
+    data: UnsafeCell<S>,
+}
+
+// SAFETY: readers on several CPUs only share `&S` (hence `S: Sync`); a writer holds RTNL and
+// the root lock, which shut out readers on other CPUs, and `writing` turns away a reader that
+// re-enters on the writer's own CPU.
+unsafe impl<S: Send + Sync> Sync for SharedCell<S> {}
+// SAFETY: moving the cell moves `S`.
+unsafe impl<S: Send> Send for SharedCell<S> {}
+
+impl<S> SharedCell<S> {
+    /// A cell around `s`.
+    pub(crate) const fn new(s: S) -> Self {
+        SharedCell {
+            writing: AtomicBool::new(false),
+            data: UnsafeCell::new(s),
+        }
+    }
+
+    /// Shared access under either lock; `None` while this CPU is writing.
+    pub(crate) fn read<'a>(&'a self, _lock: &'a impl EitherLock) -> Option<&'a S> {
+        if self.writing.load(Ordering::Acquire) {
+            return None;
+        }
+        // SAFETY: no writer runs: one would hold both locks, excluding other CPUs, and set
+        // `writing` on this one (see the `Sync` impl).
+        Some(unsafe { &*self.data.get() })
+    }
+
+    /// Exclusive access, with RTNL and the root lock held; `None` if already writing.
+    pub(crate) fn write<'a>(
+        &'a self,
+        _rtnl: &'a Control<'_>,
+        _lock: &'a TreeLock<'_>,
+    ) -> Option<SharedCellGuard<'a, S>> {
+        if self.writing.swap(true, Ordering::Acquire) {
+            return None;
+        }
+        Some(SharedCellGuard { cell: self })
+    }
+}
+
+/// A write borrow of a [`SharedCell`].
+pub(crate) struct SharedCellGuard<'a, S> {
+    cell: &'a SharedCell<S>,
+}
+
+impl<S> Deref for SharedCellGuard<'_, S> {
+    type Target = S;
+    fn deref(&self) -> &S {
+        // SAFETY: the write borrow is exclusive (see `SharedCell::write`).
+        unsafe { &*self.cell.data.get() }
+    }
+}
+
+impl<S> DerefMut for SharedCellGuard<'_, S> {
+    fn deref_mut(&mut self) -> &mut S {
+        // SAFETY: as in `deref`.
+        unsafe { &mut *self.cell.data.get() }
+    }
+}
+
+impl<S> Drop for SharedCellGuard<'_, S> {
+    fn drop(&mut self) {
+        self.cell.writing.store(false, Ordering::Release);
+    }
+}
+
+/// The cookie by which the core names a class: the address of the module's pinned class.
+pub(crate) struct ClassPtr<C>(NonNull<C>);
+
+impl<C> Clone for ClassPtr<C> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<C> Copy for ClassPtr<C> {}
+
+// SAFETY: a cookie is only an address handed to the core; the class it names is `Sync`.
+unsafe impl<C: Sync> Send for ClassPtr<C> {}
+// SAFETY: as above.
+unsafe impl<C: Sync> Sync for ClassPtr<C> {}
+
+impl<C> ClassPtr<C> {
+    /// The cookie of `class`, which stays where it is until dropped (pinned).
+    pub(crate) fn of(class: Pin<&C>) -> Self {
+        ClassPtr(NonNull::from(class.get_ref()))
+    }
+
+    pub(super) fn from_nonnull(p: NonNull<C>) -> Self {
+        ClassPtr(p)
+    }
+
+    pub(super) fn cookie(self) -> c_ulong {
+        self.0.as_ptr() as c_ulong
+    }
+}
+
+/// The optional attributes of a class change (`TCA_RATE`: the rate estimator's settings).
+pub(crate) struct RateAttr(pub(super) *mut bindings::nlattr);
+
+/// A qdisc kind.
+#[vtable]
+pub(crate) trait QdiscOps: Sized + 'static {
+    /// State of one qdisc.
+    type Data: Send + Sync;
+    /// A class (classful kinds); the core refers to it by [`ClassPtr`].
+    type Class: Send + Sync;
+    /// The kind's name (`tc qdisc add ... <ID>`), at most 15 bytes.
+    const ID: &'static CStr;
+
+    /// A new qdisc with options `opt` (the payload of `TCA_OPTIONS`, if given).
+    fn init(
+        sch: &Control<'_>,
+        opt: Option<&[u8]>,
+        extack: &mut ExtAck<'_>,
+    ) -> Result<Pin<KBox<Self::Data>>>;
+    /// A packet for the qdisc.
+    fn enqueue(data: &Self::Data, sch: &Locked<'_>, skb: Skb, to_free: &mut ToFree<'_>) -> Xmit;
+    /// The next packet to send, if one may go now.
+    fn dequeue(data: &Self::Data, sch: &Locked<'_>) -> Option<Skb>;
+    /// Drop all packets and activity (the device went down, or the qdisc is replaced).
+    fn reset(data: &Self::Data, sch: &Locked<'_>);
+    /// Tear down before the state is dropped: callbacks may still come (filters unbinding).
+    fn destroy(data: &Self::Data, sch: &Control<'_>);
+    /// `tc qdisc change`.
+    fn change(
+        _data: &Self::Data,
+        _sch: &Control<'_>,
+        _opt: Option<&[u8]>,
+        _extack: &mut ExtAck<'_>,
+    ) -> Result {
+        build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+    /// The qdisc's options, for `tc qdisc show`.
+    fn dump(data: &Self::Data, sch: &Control<'_>, msg: &mut NlMsg<'_>) -> Result;
+
+    /// Replaces the leaf qdisc of `cl` with `new` (a default one if `None`); returns the old.
+    fn graft(
+        _data: &Self::Data,
+        _sch: &Control<'_>,
+        _cl: &Self::Class,
+        _new: Option<Child>,
+        _extack: &mut ExtAck<'_>,
+    ) -> Result<Option<Child>> {
+        build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+    /// The leaf qdisc of `cl`.
+    fn leaf(_data: &Self::Data, _sch: &Control<'_>, _cl: &Self::Class) -> Option<QdiscId> {
+        build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+    /// The leaf qdisc of `cl` became empty (also re-entrantly, from inside our own calls).
+    fn qlen_notify(_data: &Self::Data, _sch: &Locked<'_>, _cl: &Self::Class) {
+        build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+    /// The class with id `classid`.
+    fn find(
+        _data: &Self::Data,
+        _sch: &Control<'_>,
+        _classid: u32,
+    ) -> Option<ClassPtr<Self::Class>> {
+        build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+    /// `tc class add/change`: `cl` is the class to change, or `None` to create `classid`
+    /// under `parentid`; returns the class.
+    #[allow(clippy::too_many_arguments)]
+    fn change_class(
+        _data: &Self::Data,
+        _sch: &Control<'_>,
+        _classid: u32,
+        _parentid: u32,
+        _cl: Option<&Self::Class>,
+        _opt: Option<&[u8]>,
+        _rate: Option<RateAttr>,
+        _extack: &mut ExtAck<'_>,
+    ) -> Result<ClassPtr<Self::Class>> {
+        build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+    /// `tc class del`: returns the class, freed by the caller once `cl` is out of use.
+    fn delete_class(
+        _data: &Self::Data,
+        _sch: &Control<'_>,
+        _cl: &Self::Class,
+        _extack: &mut ExtAck<'_>,
+    ) -> Result<Option<Pin<KBox<Self::Class>>>> {
+        build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+    /// Reports every class to `walker`.
+    fn walk(_data: &Self::Data, _sch: &Control<'_>, _walker: &mut Walker<'_>) {
+        build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+    /// The filter block of `cl`, or of the qdisc if `None`.
+    fn tcf_block(
+        _data: &Self::Data,
+        _sch: &Control<'_>,
+        _cl: Option<&Self::Class>,
+        _extack: &mut ExtAck<'_>,
+    ) -> Option<BlockId> {
+        build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+    /// A filter under `parent` (None: the qdisc) now points at `classid`: returns that class
+    /// and holds it (it cannot be deleted until `unbind_tcf`). The core holds the tree lock.
+    fn bind_tcf(
+        _data: &Self::Data,
+        _sch: &Locked<'_>,
+        _parent: Option<&Self::Class>,
+        _classid: u32,
+    ) -> Option<ClassPtr<Self::Class>> {
+        build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+    /// Releases what `bind_tcf` held.
+    fn unbind_tcf(_data: &Self::Data, _cl: &Self::Class) {
+        build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+    /// The class's options, for `tc class show`.
+    fn dump_class(
+        _data: &Self::Data,
+        _sch: &Control<'_>,
+        _cl: &Self::Class,
+        _msg: &mut NlMsg<'_>,
+        _hdr: &mut ClassHeader<'_>,
+    ) -> Result {
+        build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+    /// The class's statistics, for `tc -s class show`.
+    fn dump_class_stats(
+        _data: &Self::Data,
+        _sch: &Control<'_>,
+        _cl: &Self::Class,
+        _d: &mut StatsDump<'_>,
+    ) -> Result {
+        build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
+    }
+}
+
+/// The C-callable trampolines of a [`QdiscOps`] kind.
+struct Adapter<T: QdiscOps>(PhantomData<T>);
+
+impl<T: QdiscOps> Adapter<T> {
+    /// # Safety
+    ///
+    /// `sch` is a qdisc of this kind whose init succeeded and whose destroy has not finished.
+    unsafe fn data<'a>(sch: *mut sys::Qdisc) -> &'a T::Data {
+        // SAFETY: the C wrappers store the pointer from `init_cb` (a leaked `Pin<KBox>`) and
+        // clear it only after `destroy_cb` returned; the caller guarantees that window.
+        unsafe { &*sys::knet_qdisc_state(sch).cast::<T::Data>() }
+    }
+
+    /// # Safety
+    ///
+    /// `cl` is 0 or a cookie this kind returned for a class that still exists.
+    unsafe fn class<'a>(cl: c_ulong) -> Option<&'a T::Class> {
+        // SAFETY: cookies are addresses of pinned `T::Class` objects (`ClassPtr`); the core
+        // only passes back cookies of live classes (it holds them through find/bind_tcf, and
+        // deletion is refused while filters hold a class).
+        unsafe { (cl as *const T::Class).as_ref() }
+    }
+
+    fn locked<'a>(sch: *mut sys::Qdisc) -> Locked<'a> {
+        Locked {
+            sch,
+            _p: PhantomData,
+        }
+    }
+
+    fn control<'a>(sch: *mut sys::Qdisc) -> Control<'a> {
+        Control {
+            sch,
+            _p: PhantomData,
+        }
+    }
+
+    fn payload<'a>(nla: *mut bindings::nlattr) -> Option<&'a [u8]> {
+        if nla.is_null() {
+            return None;
+        }
+        // SAFETY: `nla` is an attribute of the netlink request being handled, validated by the
+        // core as lying within the message; its payload stays valid for the callback.
+        unsafe {
+            let len = usize::try_from(sys::knet_nla_len(nla)).unwrap_or(0);
+            let data = sys::knet_nla_data(nla).cast::<u8>();
+            Some(core::slice::from_raw_parts(data, len))
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called only by the packet scheduler core through the ops table, as its `enqueue`
+    /// callback, with that callback's arguments and locking.
+    unsafe extern "C" fn enqueue_cb(
+        skb: *mut bindings::sk_buff,
+        sch: *mut sys::Qdisc,
+        to_free: *mut *mut bindings::sk_buff,
+    ) -> c_int {
+        // SAFETY: the core calls enqueue with the root lock held, a valid skb it hands over,
+        // and its to_free list, on an initialised qdisc of this kind.
+        unsafe {
+            let Some(skb) = NonNull::new(skb) else {
+                return Xmit::DROP.0;
+            };
+            let mut to_free = ToFree::new(to_free, sch);
+            T::enqueue(
+                Self::data(sch),
+                &Self::locked(sch),
+                Skb::from_raw(skb),
+                &mut to_free,
+            )
+            .0
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called only by the packet scheduler core through the ops table, as its `dequeue`
+    /// callback, with that callback's arguments and locking.
+    unsafe extern "C" fn dequeue_cb(sch: *mut sys::Qdisc) -> *mut bindings::sk_buff {
+        // SAFETY: the core calls dequeue with the root lock held on an initialised qdisc.
+        let skb = unsafe { T::dequeue(Self::data(sch), &Self::locked(sch)) };
+        skb.map_or(core::ptr::null_mut(), Skb::into_raw)
+    }
+
+    /// # Safety
+    ///
+    /// Called only by the packet scheduler core through the ops table, as its `init`
+    /// callback, with that callback's arguments and locking.
+    unsafe extern "C" fn init_cb(
+        sch: *mut sys::Qdisc,
+        opt: *mut bindings::nlattr,
+        extack: *mut bindings::netlink_ext_ack,
+    ) -> *mut c_void {
+        // SAFETY: init runs under RTNL with the request's extack.
+        let mut extack = unsafe { ExtAck::from_raw(extack) };
+        match T::init(&Self::control(sch), Self::payload(opt), &mut extack) {
+            // SAFETY: the box is never moved: it is turned back into a `Pin<KBox>` and
+            // dropped in place by `destroy_cb`.
+            Ok(b) => KBox::into_raw(unsafe { Pin::into_inner_unchecked(b) }).cast(),
+            Err(e) => e.to_ptr(),
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called only by the packet scheduler core through the ops table, as its `reset`
+    /// callback, with that callback's arguments and locking.
+    unsafe extern "C" fn reset_cb(sch: *mut sys::Qdisc) {
+        // SAFETY: the C wrapper calls this with the root lock held, only once init succeeded.
+        unsafe { T::reset(Self::data(sch), &Self::locked(sch)) };
+    }
+
+    /// # Safety
+    ///
+    /// Called only by the packet scheduler core through the ops table, as its `destroy`
+    /// callback, with that callback's arguments and locking.
+    unsafe extern "C" fn destroy_cb(sch: *mut sys::Qdisc) {
+        let ctl = Self::control(sch);
+        // SAFETY: the C wrapper calls this under RTNL once, only once init succeeded.
+        unsafe { T::destroy(Self::data(sch), &ctl) };
+        // SAFETY: the pointer came from `KBox::into_raw` in `init_cb`; the C wrapper forgets it
+        // when this returns, and no callback runs for this qdisc any more.
+        drop(unsafe {
+            Pin::new_unchecked(KBox::from_raw(sys::knet_qdisc_state(sch).cast::<T::Data>()))
+        });
+    }
+
+    /// # Safety
+    ///
+    /// Called only by the packet scheduler core through the ops table, as its `change`
+    /// callback, with that callback's arguments and locking.
+    unsafe extern "C" fn change_cb(
+        sch: *mut sys::Qdisc,
+        opt: *mut bindings::nlattr,
+        extack: *mut bindings::netlink_ext_ack,
+    ) -> c_int {
+        // SAFETY: under RTNL, on an initialised qdisc, with the request's extack and options.
+        let r = unsafe {
+            let mut extack = ExtAck::from_raw(extack);
+            T::change(
+                Self::data(sch),
+                &Self::control(sch),
+                Self::payload(opt),
+                &mut extack,
+            )
+        };
+        to_c(r)
+    }
+
+    /// # Safety
+    ///
+    /// Called only by the packet scheduler core through the ops table, as its `dump`
+    /// callback, with that callback's arguments and locking.
+    unsafe extern "C" fn dump_cb(sch: *mut sys::Qdisc, skb: *mut bindings::sk_buff) -> c_int {
+        // SAFETY: under RTNL, on an initialised qdisc, with the dump's message.
+        let r = unsafe {
+            let mut msg = NlMsg::from_raw(skb);
+            T::dump(Self::data(sch), &Self::control(sch), &mut msg)
+        };
+        // The core expects the message length on success; it only tests for < 0.
+        to_c(r)
+    }
+
+    /// # Safety
+    ///
+    /// Called only by the packet scheduler core through the ops table, as its `graft`
+    /// callback, with that callback's arguments and locking.
+    unsafe extern "C" fn graft_cb(
+        sch: *mut sys::Qdisc,
+        cl: c_ulong,
+        new: *mut sys::Qdisc,
+        old: *mut *mut sys::Qdisc,
+        extack: *mut bindings::netlink_ext_ack,
+    ) -> c_int {
+        // SAFETY: under RTNL; `cl` is a live class cookie; `new` is NULL or a qdisc whose
+        // reference the core hands over; the old leaf's reference goes back through `old`.
+        unsafe {
+            let Some(class) = Self::class(cl) else {
+                return EINVAL.to_errno();
+            };
+            let mut extack = ExtAck::from_raw(extack);
+            let new = NonNull::new(new).map(|q| Child::from_raw(q));
+            match T::graft(
+                Self::data(sch),
+                &Self::control(sch),
+                class,
+                new,
+                &mut extack,
+            ) {
+                Ok(prev) => {
+                    *old = prev.map_or(core::ptr::null_mut(), Child::into_raw);
+                    0
+                }
+                Err(e) => e.to_errno(),
+            }
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called only by the packet scheduler core through the ops table, as its `leaf`
+    /// callback, with that callback's arguments and locking.
+    unsafe extern "C" fn leaf_cb(sch: *mut sys::Qdisc, cl: c_ulong) -> *mut sys::Qdisc {
+        // SAFETY: under RTNL, with a live class cookie.
+        unsafe {
+            match Self::class(cl) {
+                Some(class) => T::leaf(Self::data(sch), &Self::control(sch), class)
+                    .map_or(core::ptr::null_mut(), |q| q.0.as_ptr()),
+                None => core::ptr::null_mut(),
+            }
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called only by the packet scheduler core through the ops table, as its `qlen_notify`
+    /// callback, with that callback's arguments and locking.
+    unsafe extern "C" fn qlen_notify_cb(sch: *mut sys::Qdisc, cl: c_ulong) {
+        // SAFETY: `qdisc_tree_reduce_backlog` calls this with the root lock held, with a live
+        // class cookie.
+        unsafe {
+            if let Some(class) = Self::class(cl) {
+                T::qlen_notify(Self::data(sch), &Self::locked(sch), class);
+            }
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called only by the packet scheduler core through the ops table, as its `find`
+    /// callback, with that callback's arguments and locking.
+    unsafe extern "C" fn find_cb(sch: *mut sys::Qdisc, classid: u32) -> c_ulong {
+        // SAFETY: under RTNL on an initialised qdisc.
+        let c = unsafe { T::find(Self::data(sch), &Self::control(sch), classid) };
+        c.map_or(0, ClassPtr::cookie)
+    }
+
+    /// # Safety
+    ///
+    /// Called only by the packet scheduler core through the ops table, as its `cl_change`
+    /// callback, with that callback's arguments and locking.
+    unsafe extern "C" fn cl_change_cb(
+        sch: *mut sys::Qdisc,
+        classid: u32,
+        parentid: u32,
+        tca: *mut *mut bindings::nlattr,
+        arg: *mut c_ulong,
+        extack: *mut bindings::netlink_ext_ack,
+    ) -> c_int {
+        // SAFETY: under RTNL; `tca` is the request's attribute table (TCA_MAX + 1 entries),
+        // `*arg` 0 or a live class cookie, written back with the class changed or made.
+        unsafe {
+            let mut extack = ExtAck::from_raw(extack);
+            let opt = Self::payload(sys::knet_tca_attr(tca, sys::KNET_TCA_OPTIONS as c_int));
+            let rate = sys::knet_tca_attr(tca, sys::KNET_TCA_RATE as c_int);
+            let rate = if rate.is_null() {
+                None
+            } else {
+                Some(RateAttr(rate))
+            };
+            match T::change_class(
+                Self::data(sch),
+                &Self::control(sch),
+                classid,
+                parentid,
+                Self::class(*arg),
+                opt,
+                rate,
+                &mut extack,
+            ) {
+                Ok(c) => {
+                    *arg = c.cookie();
+                    0
+                }
+                Err(e) => e.to_errno(),
+            }
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called only by the packet scheduler core through the ops table, as its `cl_delete`
+    /// callback, with that callback's arguments and locking.
+    unsafe extern "C" fn cl_delete_cb(
+        sch: *mut sys::Qdisc,
+        cl: c_ulong,
+        extack: *mut bindings::netlink_ext_ack,
+    ) -> c_int {
+        // SAFETY: under RTNL with a live class cookie and the request's extack.
+        unsafe {
+            let Some(class) = Self::class(cl) else {
+                return EINVAL.to_errno();
+            };
+            let mut extack = ExtAck::from_raw(extack);
+            let r = T::delete_class(Self::data(sch), &Self::control(sch), class, &mut extack);
+            // `class` is not used past this point: the box may go.
+            match r {
+                Ok(removed) => {
+                    drop(removed);
+                    0
+                }
+                Err(e) => e.to_errno(),
+            }
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called only by the packet scheduler core through the ops table, as its `walk`
+    /// callback, with that callback's arguments and locking.
+    unsafe extern "C" fn walk_cb(sch: *mut sys::Qdisc, w: *mut sys::qdisc_walker) {
+        let mut walker = Walker {
+            sch,
+            w,
+            _p: PhantomData,
+        };
+        // SAFETY: under RTNL on an initialised qdisc, with the core's walker.
+        unsafe { T::walk(Self::data(sch), &Self::control(sch), &mut walker) };
+    }
+
+    /// # Safety
+    ///
+    /// Called only by the packet scheduler core through the ops table, as its `tcf_block`
+    /// callback, with that callback's arguments and locking.
+    unsafe extern "C" fn tcf_block_cb(
+        sch: *mut sys::Qdisc,
+        cl: c_ulong,
+        extack: *mut bindings::netlink_ext_ack,
+    ) -> *mut sys::tcf_block {
+        // SAFETY: under RTNL; `cl` is 0 (the qdisc) or a live class cookie.
+        unsafe {
+            let mut extack = ExtAck::from_raw(extack);
+            T::tcf_block(
+                Self::data(sch),
+                &Self::control(sch),
+                Self::class(cl),
+                &mut extack,
+            )
+            .map_or(core::ptr::null_mut(), |b| b.0)
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called only by the packet scheduler core through the ops table, as its `bind_tcf`
+    /// callback, with that callback's arguments and locking.
+    unsafe extern "C" fn bind_tcf_cb(
+        sch: *mut sys::Qdisc,
+        parent: c_ulong,
+        classid: u32,
+    ) -> c_ulong {
+        // SAFETY: under RTNL and the tree lock (tcf_bind_filter); `parent` is 0 or a live
+        // class cookie.
+        let c = unsafe {
+            T::bind_tcf(
+                Self::data(sch),
+                &Self::locked(sch),
+                Self::class(parent),
+                classid,
+            )
+        };
+        c.map_or(0, ClassPtr::cookie)
+    }
+
+    /// # Safety
+    ///
+    /// Called only by the packet scheduler core through the ops table, as its `unbind_tcf`
+    /// callback, with that callback's arguments and locking.
+    unsafe extern "C" fn unbind_tcf_cb(sch: *mut sys::Qdisc, cl: c_ulong) {
+        // SAFETY: `cl` was returned by `bind_tcf_cb` and is held, so the class is alive.
+        unsafe {
+            if let Some(class) = Self::class(cl) {
+                T::unbind_tcf(Self::data(sch), class);
+            }
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called only by the packet scheduler core through the ops table, as its `cl_dump`
+    /// callback, with that callback's arguments and locking.
+    unsafe extern "C" fn cl_dump_cb(
+        sch: *mut sys::Qdisc,
+        cl: c_ulong,
+        skb: *mut bindings::sk_buff,
+        tcm: *mut sys::tcmsg,
+    ) -> c_int {
+        // SAFETY: under RTNL with a live class cookie, the dump's message and its header.
+        unsafe {
+            let Some(class) = Self::class(cl) else {
+                return EINVAL.to_errno();
+            };
+            let mut msg = NlMsg::from_raw(skb);
+            let mut hdr = ClassHeader::from_raw(tcm);
+            match T::dump_class(
+                Self::data(sch),
+                &Self::control(sch),
+                class,
+                &mut msg,
+                &mut hdr,
+            ) {
+                Ok(()) => 0,
+                Err(_) => -1,
+            }
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called only by the packet scheduler core through the ops table, as its `cl_dump_stats`
+    /// callback, with that callback's arguments and locking.
+    unsafe extern "C" fn cl_dump_stats_cb(
+        sch: *mut sys::Qdisc,
+        cl: c_ulong,
+        d: *mut sys::gnet_dump,
+    ) -> c_int {
+        // SAFETY: under RTNL with a live class cookie and the core's stats dump.
+        unsafe {
+            let Some(class) = Self::class(cl) else {
+                return EINVAL.to_errno();
+            };
+            let mut d = StatsDump::from_raw(d);
+            match T::dump_class_stats(Self::data(sch), &Self::control(sch), class, &mut d) {
+                Ok(()) => 0,
+                Err(_) => -1,
+            }
+        }
+    }
+
+    const CBS: sys::knet_qdisc_cbs = sys::knet_qdisc_cbs {
+        enqueue: Some(Self::enqueue_cb),
+        dequeue: Some(Self::dequeue_cb),
+        init: Some(Self::init_cb),
+        reset: Some(Self::reset_cb),
+        destroy: Some(Self::destroy_cb),
+        change: if T::HAS_CHANGE {
+            Some(Self::change_cb)
+        } else {
+            None
+        },
+        dump: Some(Self::dump_cb),
+        graft: if T::HAS_FIND {
+            Some(Self::graft_cb)
+        } else {
+            None
+        },
+        leaf: if T::HAS_FIND {
+            Some(Self::leaf_cb)
+        } else {
+            None
+        },
+        qlen_notify: if T::HAS_FIND {
+            Some(Self::qlen_notify_cb)
+        } else {
+            None
+        },
+        find: if T::HAS_FIND {
+            Some(Self::find_cb)
+        } else {
+            None
+        },
+        cl_change: if T::HAS_FIND {
+            Some(Self::cl_change_cb)
+        } else {
+            None
+        },
+        cl_delete: if T::HAS_FIND {
+            Some(Self::cl_delete_cb)
+        } else {
+            None
+        },
+        walk: if T::HAS_FIND {
+            Some(Self::walk_cb)
+        } else {
+            None
+        },
+        tcf_block: if T::HAS_FIND {
+            Some(Self::tcf_block_cb)
+        } else {
+            None
+        },
+        bind_tcf: if T::HAS_FIND {
+            Some(Self::bind_tcf_cb)
+        } else {
+            None
+        },
+        unbind_tcf: if T::HAS_FIND {
+            Some(Self::unbind_tcf_cb)
+        } else {
+            None
+        },
+        cl_dump: if T::HAS_FIND {
+            Some(Self::cl_dump_cb)
+        } else {
+            None
+        },
+        cl_dump_stats: if T::HAS_FIND {
+            Some(Self::cl_dump_stats_cb)
+        } else {
+            None
+        },
+    };
+}
+
+fn to_c(r: Result) -> c_int {
+    match r {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// A registered qdisc kind; unregistered on drop.
+pub(crate) struct Registration<T: QdiscOps> {
+    kind: NonNull<sys::knet_qdisc_kind>,
+    _p: PhantomData<T>,
+}
+
+// SAFETY: the registration only holds the C kind, which the core uses under its own locks.
+unsafe impl<T: QdiscOps> Send for Registration<T> {}
+// SAFETY: `&self` gives no access to anything.
+unsafe impl<T: QdiscOps> Sync for Registration<T> {}
+
+impl<T: QdiscOps> Registration<T> {
+    /// Registers kind `T::ID`, owned by `module` (which then cannot unload while a qdisc of
+    /// this kind exists).
+    pub(crate) fn new(module: &'static ThisModule) -> Result<Self> {
+        let cbs = Adapter::<T>::CBS;
+        // SAFETY: `ID` is a static NUL-terminated string; the C side copies `cbs`; `module` is
+        // this module.
+        let kind = unsafe { sys::knet_qdisc_register(T::ID.as_char_ptr(), &cbs, module.as_ptr()) };
+        let kind = from_err_ptr(kind)?;
+        let kind = NonNull::new(kind).ok_or(Error::from_errno(-(bindings::ENOMEM as i32)))?;
+        Ok(Registration {
+            kind,
+            _p: PhantomData,
+        })
+    }
+}
+
+impl<T: QdiscOps> Drop for Registration<T> {
+    fn drop(&mut self) {
+        // SAFETY: registered by `new`; the module reference held by every qdisc of the kind
+        // means none exists any more when the module (and this) goes away.
+        unsafe { sys::knet_qdisc_unregister(self.kind.as_ptr()) };
+    }
+}

@@ -1,0 +1,351 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! What a classful qdisc is built from: child qdiscs, a packet queue of its own, filter blocks,
+//! and per-class counters with a rate estimator.
+
+use super::{
+    netlink::{ExtAck, StatsDump},
+    qdisc::{Control, Locked, RateAttr, RootLock, TreeLock},
+    skb::{Skb, ToFree, Xmit},
+    sys,
+};
+use core::{marker::PhantomData, ptr::NonNull};
+use kernel::{
+    error::code::{EMSGSIZE, ENOBUFS},
+    error::to_result,
+    prelude::*,
+    types::Opaque,
+};
+
+/// A child qdisc (a class's leaf), holding one reference to it.
+///
+/// Dropping it releases the reference (`qdisc_put`), which may destroy the qdisc: drop children
+/// in control context (RTNL held, root lock not held), never in the packet path.
+pub(crate) struct Child(NonNull<sys::Qdisc>);
+
+// SAFETY: a qdisc reference may be released from any CPU; the qdisc is used under its root lock.
+unsafe impl Send for Child {}
+// SAFETY: `&self` methods need a lock proof or only read immutable fields.
+unsafe impl Sync for Child {}
+
+/// Names a qdisc for the core (a class's leaf, `tc qdisc show`), without access to it.
+#[derive(Clone, Copy)]
+pub(crate) struct QdiscId(pub(super) NonNull<sys::Qdisc>);
+
+/// Names a filter block for the core.
+#[derive(Clone, Copy)]
+pub(crate) struct BlockId(pub(super) *mut sys::tcf_block);
+
+impl Child {
+    /// # Safety
+    ///
+    /// `q` is a qdisc whose reference the caller hands over.
+    pub(super) unsafe fn from_raw(q: NonNull<sys::Qdisc>) -> Child {
+        Child(q)
+    }
+
+    pub(super) fn into_raw(self) -> *mut sys::Qdisc {
+        let p = self.0.as_ptr();
+        core::mem::forget(self);
+        p
+    }
+
+    /// A new `pfifo` child of `sch`, with parent `classid` (invisible in dumps until
+    /// [`Child::publish`]).
+    pub(crate) fn new_pfifo(
+        sch: &Control<'_>,
+        classid: u32,
+        extack: &mut ExtAck<'_>,
+    ) -> Result<Child> {
+        // SAFETY: RTNL is held (`Control`); `sch` is attached to a device queue.
+        let q = unsafe { sys::knet_qdisc_create_pfifo(sch.raw(), classid, extack.as_ptr()) };
+        NonNull::new(q).map(Child).ok_or(ENOBUFS)
+    }
+
+    /// Makes the child visible to `tc qdisc show` (`qdisc_hash_add`).
+    pub(crate) fn publish(&self, _sch: &Control<'_>) {
+        // SAFETY: RTNL is held; `self.0` is a valid qdisc.
+        unsafe { sys::knet_qdisc_child_hash_add(self.0.as_ptr()) };
+    }
+
+    /// The core's name for this qdisc.
+    pub(crate) fn id(&self) -> QdiscId {
+        QdiscId(self.0)
+    }
+
+    /// The child's handle.
+    pub(crate) fn handle(&self) -> u32 {
+        // SAFETY: the handle of a valid qdisc never changes.
+        unsafe { sys::knet_qdisc_child_handle(self.0.as_ptr()) }
+    }
+
+    /// Queues `skb` in the child.
+    pub(crate) fn enqueue(&self, _sch: &Locked<'_>, skb: Skb, to_free: &mut ToFree<'_>) -> Xmit {
+        // SAFETY: the root lock, which also guards children, is held; the skb is handed over.
+        Xmit(unsafe {
+            sys::knet_qdisc_child_enqueue(skb.into_raw(), self.0.as_ptr(), to_free.as_raw())
+        })
+    }
+
+    /// The child's next packet, if it has one to send now.
+    pub(crate) fn dequeue(&self, _sch: &Locked<'_>) -> Option<Skb> {
+        // SAFETY: the root lock is held; a returned skb is handed over to us.
+        let skb = unsafe { sys::knet_qdisc_child_dequeue(self.0.as_ptr()) };
+        // SAFETY: as above.
+        NonNull::new(skb).map(|s| unsafe { Skb::from_raw(s) })
+    }
+
+    /// Packets queued in the child.
+    pub(crate) fn qlen(&self, _lock: &impl RootLock) -> u32 {
+        let (mut qlen, mut backlog) = (0, 0);
+        // SAFETY: the root lock is held.
+        unsafe { sys::knet_qdisc_qlen_backlog(self.0.as_ptr(), &mut qlen, &mut backlog) };
+        qlen
+    }
+
+    /// Drops everything queued in the child, telling the ancestors (`qdisc_purge_queue`).
+    pub(crate) fn purge(&self, _lock: &TreeLock<'_>) {
+        // SAFETY: the tree lock is held, as qdisc_purge_queue requires.
+        unsafe { sys::knet_qdisc_child_purge(self.0.as_ptr()) };
+    }
+
+    /// Resets the child (its parent is being reset).
+    pub(crate) fn reset(&self, _lock: &Locked<'_>) {
+        // SAFETY: the root lock is held, as qdisc_reset requires.
+        unsafe { sys::knet_qdisc_child_reset(self.0.as_ptr()) };
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        // SAFETY: we own one reference; see the type's documentation for the context.
+        unsafe { sys::knet_qdisc_child_put(self.0.as_ptr()) };
+    }
+}
+
+/// Packets queued without a qdisc of their own (HTB's direct queue); freed on drop.
+pub(crate) struct SkbQueue(sys::knet_skb_queue);
+
+// SAFETY: owned packets may move between CPUs.
+unsafe impl Send for SkbQueue {}
+
+impl SkbQueue {
+    /// An empty queue.
+    pub(crate) const fn new() -> Self {
+        SkbQueue(sys::knet_skb_queue {
+            head: core::ptr::null_mut(),
+            tail: core::ptr::null_mut(),
+            qlen: 0,
+        })
+    }
+
+    /// Packets queued.
+    pub(crate) fn len(&self) -> u32 {
+        self.0.qlen
+    }
+
+    /// Appends `skb`.
+    pub(crate) fn push(&mut self, skb: Skb) {
+        // SAFETY: the queue is ours; the skb is handed over.
+        unsafe { sys::knet_skb_queue_tail(&mut self.0, skb.into_raw()) };
+    }
+
+    /// Takes the first packet.
+    pub(crate) fn pop(&mut self) -> Option<Skb> {
+        // SAFETY: the queue is ours; a returned skb is handed over.
+        let skb = unsafe { sys::knet_skb_queue_head(&mut self.0) };
+        // SAFETY: as above.
+        NonNull::new(skb).map(|s| unsafe { Skb::from_raw(s) })
+    }
+
+    /// Frees every packet.
+    pub(crate) fn purge(&mut self) {
+        // SAFETY: the queue is ours, and so are its packets.
+        unsafe { sys::knet_skb_queue_purge(&mut self.0) };
+    }
+}
+
+impl Drop for SkbQueue {
+    fn drop(&mut self) {
+        self.purge();
+    }
+}
+
+/// Where a filter sent a packet.
+pub(crate) enum Classified<C> {
+    /// No filter matched.
+    NoMatch,
+    /// A filter chose a class: by its bound class, or by class id.
+    Class {
+        /// The class bound to the filter (`bind_tcf`), if any.
+        bound: Option<super::qdisc::ClassPtr<C>>,
+        /// The class id the filter names.
+        classid: u32,
+    },
+    /// An action took the packet (stolen, queued elsewhere, trapped): not ours any more.
+    Consumed,
+    /// An action dropped the packet (`TC_ACT_SHOT`).
+    Shot,
+}
+
+/// A filter block with its chain, attached to a qdisc or a class; released on drop (control
+/// context).
+#[pin_data(PinnedDrop)]
+pub(crate) struct Filters {
+    #[pin]
+    raw: Opaque<sys::knet_filters>,
+}
+
+// SAFETY: the block is used under RTNL and, for classification, under RCU (BH) by any CPU.
+unsafe impl Send for Filters {}
+// SAFETY: as above.
+unsafe impl Sync for Filters {}
+
+impl Filters {
+    /// A block for `sch` (`tcf_block_get`).
+    pub(crate) fn new(sch: &Control<'_>, extack: &mut ExtAck<'_>) -> impl PinInit<Self, Error> {
+        let (q, ext) = (sch.raw(), extack.as_ptr());
+        try_pin_init!(Self {
+            // SAFETY: the struct is zeroed first, then initialised in place by tcf_block_get;
+            // the initialiser runs right away in the caller's control context (RTNL held,
+            // `q` and `ext` valid); the block stays pinned until put.
+            raw <- Opaque::try_ffi_init(move |p: *mut sys::knet_filters| unsafe {
+                core::ptr::write_bytes(p, 0, 1);
+                to_result(sys::knet_filters_get(p, q, ext))
+            }),
+        }? Error)
+    }
+
+    /// The core's name for the block.
+    pub(crate) fn block(&self) -> BlockId {
+        // SAFETY: `raw` was initialised by `new`; reading the block pointer is harmless.
+        BlockId(unsafe { (*self.raw.get()).block })
+    }
+
+    /// Runs the filters on `skb`.
+    pub(crate) fn classify<C>(&self, _sch: &Locked<'_>, skb: &Skb) -> Classified<C> {
+        let (mut classid, mut cl) = (0u32, 0);
+        // SAFETY: the packet path holds the root lock and runs with BH off (RCU-BH read side),
+        // as tcf_classify requires; `skb` is valid.
+        let r = unsafe {
+            sys::knet_filters_classify(skb.as_ptr(), self.raw.get(), &mut classid, &mut cl)
+        };
+        match r {
+            r if r < 0 => Classified::NoMatch,
+            r if r == kernel::bindings::TC_ACT_SHOT as i32 => Classified::Shot,
+            r if r == kernel::bindings::TC_ACT_STOLEN as i32
+                || r == kernel::bindings::TC_ACT_QUEUED as i32
+                || r == kernel::bindings::TC_ACT_TRAP as i32 =>
+            {
+                Classified::Consumed
+            }
+            _ => Classified::Class {
+                bound: NonNull::new(cl as *mut C).map(super::qdisc::ClassPtr::from_nonnull),
+                classid,
+            },
+        }
+    }
+
+    /// Releases the block now (filters go away and unbind their classes); idempotent.
+    pub(crate) fn put(&self, _sch: &Control<'_>) {
+        // SAFETY: RTNL is held; `knet_filters_put` clears the block it puts.
+        unsafe { sys::knet_filters_put(self.raw.get()) };
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for Filters {
+    fn drop(self: Pin<&mut Self>) {
+        // SAFETY: owners drop filters in control context (documented on the type); a block
+        // already put is NULL and skipped.
+        unsafe { sys::knet_filters_put(self.raw.get()) };
+    }
+}
+
+/// Byte and packet counters of a class, with an optional rate estimator; the estimator is
+/// killed on drop.
+#[pin_data(PinnedDrop)]
+pub(crate) struct ClassStats {
+    #[pin]
+    raw: Opaque<sys::knet_class_stats>,
+    _p: PhantomData<()>,
+}
+
+// SAFETY: counters are updated under the root lock; the estimator timer reads them with the
+// seqcount the kernel uses for that.
+unsafe impl Send for ClassStats {}
+// SAFETY: as above.
+unsafe impl Sync for ClassStats {}
+
+impl ClassStats {
+    /// Zero counters, no estimator.
+    pub(crate) fn new() -> impl PinInit<Self> {
+        pin_init!(Self {
+            // SAFETY: initialised in place; pinned from here on (the estimator points at it).
+            raw <- Opaque::ffi_init(|p| unsafe { sys::knet_class_stats_init(p) }),
+            _p: PhantomData,
+        })
+    }
+
+    /// Counts `skb` as sent (its bytes, and its segments as packets).
+    pub(crate) fn add(&self, _lock: &impl RootLock, skb: &Skb) {
+        // SAFETY: the root lock serialises writers; `skb` is valid.
+        unsafe { sys::knet_class_stats_update(self.raw.get(), skb.as_ptr()) };
+    }
+
+    /// Starts or replaces the estimator with `rate`'s settings, or the default (4 s / 16 s).
+    pub(crate) fn set_estimator(
+        &self,
+        _sch: &Control<'_>,
+        rate: Option<&RateAttr>,
+        replace: bool,
+    ) -> Result {
+        let nla = rate.map_or(core::ptr::null_mut(), |r| r.0);
+        // SAFETY: RTNL is held; `nla` is NULL or the request's TCA_RATE attribute.
+        to_result(unsafe { sys::knet_class_stats_estimator(self.raw.get(), nla, replace) })
+    }
+
+    /// Whether an estimator runs.
+    pub(crate) fn has_estimator(&self) -> bool {
+        // SAFETY: reads an RCU pointer.
+        unsafe { sys::knet_class_stats_has_estimator(self.raw.get()) }
+    }
+
+    /// Dumps counters, the estimated rate, the queue of `leaf`, `drops`, `overlimits` and the
+    /// kind's own `xstats`.
+    pub(crate) fn dump(
+        &self,
+        d: &mut StatsDump<'_>,
+        leaf: Option<&Child>,
+        drops: u32,
+        overlimits: u32,
+        xstats: &[u8],
+    ) -> Result {
+        let leaf = leaf.map_or(core::ptr::null_mut(), |c| c.0.as_ptr());
+        // SAFETY: `d` is the dump in progress; `xstats` is valid for its length.
+        let r = unsafe {
+            sys::knet_class_stats_dump(
+                d.0,
+                self.raw.get(),
+                leaf,
+                drops,
+                overlimits,
+                xstats.as_ptr().cast(),
+                xstats.len() as i32,
+            )
+        };
+        if r < 0 {
+            Err(EMSGSIZE)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for ClassStats {
+    fn drop(self: Pin<&mut Self>) {
+        // SAFETY: the estimator (if any) points at these counters; it is stopped before they go.
+        unsafe { sys::knet_class_stats_kill_estimator(self.raw.get()) };
+    }
+}

@@ -1,0 +1,127 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Packets as a qdisc sees them: owned, handed on exactly once.
+
+use super::sys;
+use core::ptr::NonNull;
+use kernel::bindings;
+
+/// A packet owned by the holder: it must be enqueued, returned from a dequeue, or dropped.
+///
+/// Dropping an `Skb` frees the packet (`kfree_skb`); the packet path hands packets on instead,
+/// or drops them through [`ToFree`] so they are freed after the qdisc lock is released.
+#[must_use = "a packet must be queued, returned or dropped"]
+pub(crate) struct Skb(NonNull<bindings::sk_buff>);
+
+// SAFETY: an owned skb may be handed to another CPU; the kernel does so all the time.
+unsafe impl Send for Skb {}
+
+impl Skb {
+    /// Takes ownership of `skb`.
+    ///
+    /// # Safety
+    ///
+    /// `skb` is a valid packet whose reference the caller owns and hands over.
+    pub(super) unsafe fn from_raw(skb: NonNull<bindings::sk_buff>) -> Skb {
+        Skb(skb)
+    }
+
+    /// Gives up ownership.
+    pub(super) fn into_raw(self) -> *mut bindings::sk_buff {
+        let p = self.0.as_ptr();
+        core::mem::forget(self);
+        p
+    }
+
+    pub(super) fn as_ptr(&self) -> *mut bindings::sk_buff {
+        self.0.as_ptr()
+    }
+
+    /// Length the packet scheduler charges: a GSO packet counts whole, with the headers of
+    /// every segment (`qdisc_pkt_len`).
+    pub(crate) fn pkt_len(&self) -> u32 {
+        // SAFETY: `self` owns a valid skb.
+        unsafe { sys::knet_skb_pkt_len(self.0.as_ptr()) }
+    }
+
+    /// `skb->priority` (for HTB: a class id, or the qdisc's handle for the direct queue).
+    pub(crate) fn priority(&self) -> u32 {
+        // SAFETY: `self` owns a valid skb.
+        unsafe { sys::knet_skb_priority(self.0.as_ptr()) }
+    }
+}
+
+impl Drop for Skb {
+    fn drop(&mut self) {
+        // SAFETY: `self` owns the skb and nothing else refers to it.
+        unsafe { sys::knet_skb_free(self.0.as_ptr()) };
+    }
+}
+
+/// The list of packets an enqueue drops, freed by the core once the qdisc lock is released.
+pub(crate) struct ToFree<'a> {
+    list: *mut *mut bindings::sk_buff,
+    sch: *mut sys::Qdisc,
+    _p: core::marker::PhantomData<&'a mut ()>,
+}
+
+impl ToFree<'_> {
+    /// # Safety
+    ///
+    /// `list` is the `to_free` argument of the enqueue of `sch` in progress.
+    pub(super) unsafe fn new(list: *mut *mut bindings::sk_buff, sch: *mut sys::Qdisc) -> Self {
+        ToFree {
+            list,
+            sch,
+            _p: core::marker::PhantomData,
+        }
+    }
+
+    /// Drops `skb`, counting it in the qdisc's drops.
+    pub(crate) fn drop_counted(&mut self, skb: Skb) -> Xmit {
+        // SAFETY: `list` and `sch` belong to the enqueue in progress (see `new`); the skb is
+        // owned and handed over.
+        unsafe { sys::knet_skb_drop(skb.into_raw(), self.sch, self.list) };
+        Xmit::DROP
+    }
+
+    /// Frees `skb` without counting a drop (a filter action took or dropped it), returning
+    /// `ret` for the caller to pass on.
+    pub(crate) fn discard(&mut self, skb: Skb, ret: Xmit) -> Xmit {
+        // SAFETY: as in `drop_counted`.
+        unsafe { sys::knet_skb_discard(skb.into_raw(), self.list) };
+        ret
+    }
+
+    pub(super) fn as_raw(&mut self) -> *mut *mut bindings::sk_buff {
+        self.list
+    }
+}
+
+/// The result of an enqueue (`NET_XMIT_*`, possibly with `__NET_XMIT_STOLEN/BYPASS`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Xmit(pub(super) i32);
+
+impl Xmit {
+    /// Queued.
+    pub(crate) const SUCCESS: Xmit = Xmit(sys::KNET_NET_XMIT_SUCCESS as i32);
+    /// Dropped.
+    pub(crate) const DROP: Xmit = Xmit(sys::KNET_NET_XMIT_DROP as i32);
+    /// Consumed by a classifier action (stolen, queued elsewhere): not a drop of ours.
+    pub(crate) const STOLEN: Xmit =
+        Xmit((sys::KNET_NET_XMIT_SUCCESS | sys::KNET_NET_XMIT_STOLEN) as i32);
+    /// Dropped by a classifier action (`TC_ACT_SHOT`).
+    pub(crate) const BYPASS: Xmit =
+        Xmit((sys::KNET_NET_XMIT_SUCCESS | sys::KNET_NET_XMIT_BYPASS) as i32);
+
+    /// The packet was queued.
+    pub(crate) fn is_success(self) -> bool {
+        self.0 == Self::SUCCESS.0
+    }
+
+    /// The packet was lost and the caller should count a drop (`net_xmit_drop_count`).
+    pub(crate) fn counts_as_drop(self) -> bool {
+        // SAFETY: a pure function of its argument.
+        unsafe { sys::knet_net_xmit_drop_count(self.0) }
+    }
+}

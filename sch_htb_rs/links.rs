@@ -1,0 +1,182 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Round-robin rings threaded through the class slots (kernel-independent; host-tested).
+//!
+//! HTB keeps, per priority, a "row" of classes for every level and a "feed" of borrowing
+//! children for every inner class. sch_htb uses rbtrees keyed by classid plus a cursor; all a
+//! row or feed needs is "serve the one at the cursor, then the next", so here each is a
+//! circular doubly-linked list with the cursor as its only handle: O(1) insert, remove and
+//! advance, no allocation, and a removal can never leave the cursor dangling.
+//!
+//! A class is in at most one ring per priority (the row of its level while it may send on its
+//! own rate, its parent's feed while it borrows), so one pair of links per priority suffices.
+
+use super::sched::{ClassIdx, NONE, NUM_PRIO};
+
+/// A class's place in the ring of each priority; `NONE` when not in that ring.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct RingLinks {
+    next: [ClassIdx; NUM_PRIO],
+    prev: [ClassIdx; NUM_PRIO],
+}
+
+impl RingLinks {
+    /// In no ring.
+    pub(crate) const fn new() -> RingLinks {
+        RingLinks {
+            next: [NONE; NUM_PRIO],
+            prev: [NONE; NUM_PRIO],
+        }
+    }
+
+    /// The class served after this one in the ring of `prio` (`prio < NUM_PRIO`).
+    pub(crate) fn next(&self, prio: usize) -> ClassIdx {
+        self.next[prio]
+    }
+
+    /// The class served before this one in the ring of `prio` (`prio < NUM_PRIO`).
+    pub(crate) fn prev(&self, prio: usize) -> ClassIdx {
+        self.prev[prio]
+    }
+
+    /// Whether the class is in a ring of `prio` (`prio < NUM_PRIO`).
+    pub(crate) fn is_linked(&self, prio: usize) -> bool {
+        self.next[prio] != NONE
+    }
+}
+
+/// Something stored in the slot array that carries [`RingLinks`].
+pub(crate) trait RingMember {
+    /// The links.
+    fn ring(&self) -> &RingLinks;
+    /// The links, to change them.
+    fn ring_mut(&mut self) -> &mut RingLinks;
+}
+
+/// The handle of one ring: its cursor (the class whose turn it is, `NONE` = empty ring) and a
+/// resume hint.
+///
+/// The hint is sch_htb's `last_ptr_id`: a class that leaves while it has the turn (typically
+/// because it may send on its own rate again for a moment) and comes back before the ring has
+/// served anyone else resumes its turn instead of going to the back. Without it, a class
+/// whose rate keeps flipping it in and out of a feed would lose the rest of its quantum every
+/// time, and borrowing would no longer follow the quanta.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Ring {
+    cursor: ClassIdx,
+    resume: ClassIdx,
+}
+
+impl Ring {
+    /// An empty ring.
+    pub(crate) const EMPTY: Ring = Ring {
+        cursor: NONE,
+        resume: NONE,
+    };
+
+    /// The class whose turn it is, `NONE` if the ring is empty.
+    pub(crate) fn cursor(&self) -> ClassIdx {
+        self.cursor
+    }
+
+    /// Whether the ring has no member.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.cursor == NONE
+    }
+
+    /// The ring served its cursor: a class that left meanwhile has lost its turn for good.
+    pub(crate) fn served(&mut self) {
+        self.resume = NONE;
+    }
+
+    /// `idx`, which left the ring, used up its turn: it may not resume it.
+    pub(crate) fn forfeit(&mut self, idx: ClassIdx) {
+        if self.resume == idx {
+            self.resume = NONE;
+        }
+    }
+}
+
+/// Puts `idx` into `ring` for `prio`.
+///
+/// `idx` goes just behind the cursor, i.e. it is served last in the current round, so a class
+/// that keeps leaving and rejoining cannot jump the queue; unless it is resuming the turn it
+/// had when it left (see [`Ring`]). Contract: `idx` and every ring member are valid slots,
+/// `idx` is in no ring of `prio`, `prio < NUM_PRIO`.
+pub(crate) fn insert<N: RingMember>(nodes: &mut [N], ring: &mut Ring, idx: ClassIdx, prio: usize) {
+    let cursor = ring.cursor;
+    if cursor == NONE {
+        let l = nodes[idx as usize].ring_mut();
+        l.next[prio] = idx;
+        l.prev[prio] = idx;
+        *ring = Ring {
+            cursor: idx,
+            resume: NONE,
+        };
+        return;
+    }
+    let before = nodes[cursor as usize].ring().prev[prio];
+    {
+        let l = nodes[idx as usize].ring_mut();
+        l.next[prio] = cursor;
+        l.prev[prio] = before;
+    }
+    nodes[before as usize].ring_mut().next[prio] = idx;
+    nodes[cursor as usize].ring_mut().prev[prio] = idx;
+    if ring.resume == idx {
+        // Back in its old place (just before the class that took over) with the turn.
+        *ring = Ring {
+            cursor: idx,
+            resume: NONE,
+        };
+    }
+}
+
+/// Takes `idx` out of `ring` for `prio`. If it had the turn, the next class gets it (the one
+/// whose turn it would have been anyway) and `idx` may resume it if it comes back before the
+/// ring serves anyone.
+///
+/// A class that is not linked is left alone. Contract: if linked, `idx` is in this very ring;
+/// `prio < NUM_PRIO`.
+pub(crate) fn remove<N: RingMember>(nodes: &mut [N], ring: &mut Ring, idx: ClassIdx, prio: usize) {
+    let (next, prev) = {
+        let l = nodes[idx as usize].ring_mut();
+        let pair = (l.next[prio], l.prev[prio]);
+        l.next[prio] = NONE;
+        l.prev[prio] = NONE;
+        pair
+    };
+    if next == NONE {
+        return;
+    }
+    if next == idx {
+        *ring = Ring::EMPTY;
+        return;
+    }
+    nodes[prev as usize].ring_mut().next[prio] = next;
+    nodes[next as usize].ring_mut().prev[prio] = prev;
+    if ring.cursor == idx {
+        *ring = Ring {
+            cursor: next,
+            resume: idx,
+        };
+    }
+}
+
+/// Ends `idx`'s turn: the cursor moves on if it is at `idx` (otherwise it is someone else's
+/// turn already and nothing changes but the hint, which is spent).
+pub(crate) fn advance_past<N: RingMember>(
+    nodes: &[N],
+    ring: &mut Ring,
+    idx: ClassIdx,
+    prio: usize,
+) {
+    ring.served();
+    if ring.cursor != idx || idx == NONE {
+        return;
+    }
+    let next = nodes[idx as usize].ring().next[prio];
+    if next != NONE {
+        ring.cursor = next;
+    }
+}
