@@ -4,8 +4,9 @@
 //!
 //! Packets diverted by the iptables target `IMQ --todev N` at PREROUTING or POSTROUTING are
 //! queued on the virtual device `imqN`, whose qdisc (any tree) shapes them, and then continue
-//! through the rest of the netfilter chain. This is the module skeleton: it validates its
-//! parameters and registers nothing yet.
+//! through the rest of the netfilter chain. The mechanism (devices, hooks, target, per-packet
+//! state, reinjection) is knet's `divert`; this module chooses names, hook priorities
+//! (`behavior`) and which rules to accept (`rule`).
 
 use kernel::prelude::*;
 
@@ -13,8 +14,10 @@ use kernel::prelude::*;
 mod knet;
 
 mod behavior;
+mod rule;
 
 use behavior::Behavior;
+use kernel::c_str;
 
 module! {
     type: Imq,
@@ -38,13 +41,31 @@ mod params {
 /// Most devices the module creates, as the original IMQ.
 const MAX_DEVS: u32 = 16;
 
-struct Imq {
+/// The module's rule policy.
+struct Policy {
     numdevs: u32,
+}
+
+impl knet::divert::DivertPolicy for Policy {
+    fn check(&self, todev: u32, hook_mask: u32) -> Result<(), &'static str> {
+        rule::check(todev, self.numdevs, hook_mask)
+    }
+
+    fn refused(&self, todev: u32, why: &'static str) {
+        pr_info!(
+            "rule refused (--todev {todev}, numdevs={}): {why}\n",
+            self.numdevs
+        );
+    }
+}
+
+struct Imq {
     behavior: Behavior,
+    divert: knet::divert::Registration<Policy>,
 }
 
 impl kernel::Module for Imq {
-    fn init(_module: &'static ThisModule) -> Result<Self> {
+    fn init(module: &'static ThisModule) -> Result<Self> {
         let numdevs = module_parameters::numdevs.value();
         if !(1..=MAX_DEVS).contains(&numdevs) {
             pr_err!("numdevs={numdevs} is out of range (1 to {MAX_DEVS})\n");
@@ -58,22 +79,40 @@ impl kernel::Module for Imq {
             );
             return Err(EINVAL);
         };
+        let config = knet::divert::DivertConfig {
+            name_fmt: c_str!("imq%d"),
+            ndevs: numdevs,
+            pre_priority: behavior.pre_routing_priority(),
+            post_priority: behavior.post_routing_priority(),
+            target: c_str!("IMQ"),
+        };
+        let divert = knet::divert::Registration::new(module, &config, Policy { numdevs })?;
         pr_info!(
             "loaded: numdevs={numdevs} behavior={} (PREROUTING prio {}, POSTROUTING prio {})\n",
             behavior.name(),
             behavior.pre_routing_priority(),
             behavior.post_routing_priority()
         );
-        Ok(Imq { numdevs, behavior })
+        Ok(Imq { behavior, divert })
     }
 }
 
 impl Drop for Imq {
     fn drop(&mut self) {
+        let c = self.divert.counters();
         pr_info!(
-            "unloaded ({} devices, behavior {})\n",
-            self.numdevs,
-            self.behavior.name()
+            "unloaded ({} devices, behavior {}): diverted {} reinjected {} passed_down {} \
+             no_state {} lost {} gone {} dropped_in_qdisc {} expired {}\n",
+            self.divert.policy().numdevs,
+            self.behavior.name(),
+            c.diverted,
+            c.reinjected,
+            c.passed_down,
+            c.no_state,
+            c.lost,
+            c.gone,
+            c.freed,
+            c.expired
         );
     }
 }

@@ -13,3 +13,4 @@
 #include <linux/proc_fs.h>
 #include "shim.h"
 #include "qdisc.h"
+#include "divert.h"

@@ -22,7 +22,7 @@ knet_skip_c_flags := -mno-fp-ret-in-387 -mpreferred-stack-boundary=% -mskip-rax-
 	-fpatchable-function-entry=% -fmerge-constants -Wp,-MMD,%
 
 # Scheduler types Rust only points to (or embeds whole, never looking inside).
-knet_opaque_net := Qdisc|gnet_dump|qdisc_walker|tcf_block|tcf_proto|tcmsg|gnet_stats_basic_sync|net_rate_estimator|knet_qdisc_kind
+knet_opaque_net := Qdisc|gnet_dump|qdisc_walker|tcf_block|tcf_proto|tcmsg|gnet_stats_basic_sync|net_rate_estimator|knet_qdisc_kind|knet_divert
 
 knet_bindgen_flags := --rust-target 1.85 --use-core --with-derive-default \
 	--ctypes-prefix kernel::ffi --no-layout-tests --no-debug '.*' --no-doc-comments \
@@ -33,6 +33,7 @@ knet_bindgen_flags := --rust-target 1.85 --use-core --with-derive-default \
 	--opaque-type 'kretprobe|kretprobe_instance|kprobe|knet_stats' \
 	--allowlist-type 'kretprobe_handler_t|kprobe_pre_handler_t' \
 	--allowlist-type 'knet_qdisc_cbs|knet_skb_queue|knet_filters|knet_class_stats' \
+	--allowlist-type 'knet_divert_cbs|knet_divert_counters' \
 	--allowlist-type '$(knet_opaque_net)' --opaque-type '$(knet_opaque_net)' \
 	--blocklist-type '($(knet_opaque_net))__bindgen_.*'
 
@@ -43,7 +44,7 @@ quiet_cmd_knet_bindgen = BINDGEN $@
 	-w --target=x86_64-linux-gnu -fno-builtin -D__BINDGEN__ -DMODULE \
 	-DKBUILD_MODNAME='"knet"'
 
-$(obj)/knet_generated.rs: $(knet_dir)/bindings.h $(knet_dir)/shim.h $(knet_dir)/qdisc.h FORCE
+$(obj)/knet_generated.rs: $(knet_dir)/bindings.h $(knet_dir)/shim.h $(knet_dir)/qdisc.h $(knet_dir)/divert.h FORCE
 	$(call if_changed_dep,knet_bindgen)
 
 targets += knet_generated.rs

@@ -13,6 +13,7 @@
 )]
 
 pub(crate) mod build;
+pub(crate) mod divert;
 pub(crate) mod netlink;
 pub(crate) mod param;
 mod probe;

@@ -1,6 +1,8 @@
 # The three modules load into the stock kernel, show their parameters, refuse bad ones with a
 # message, and unload cleanly; reload works.
 . /src/tests/vm/lib.sh
+# imq needs x_tables (modprobe would load it; insmod does not).
+modprobe x_tables
 
 for m in imq toa sch_htb_rs; do
 	[ -e "$(ko $m)" ] || fail "$(ko $m) not built (make ref)"

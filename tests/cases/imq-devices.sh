@@ -1,0 +1,43 @@
+# imq's devices: imq0..imq{numdevs-1} appear with the module, take any qdisc, count in
+# `ip -s link`, cannot be made with `ip link add`, can be deleted with `ip link del`, and go
+# with the module; the load refuses out-of-range parameters.
+. /src/tests/vm/lib.sh
+# imq needs x_tables (modprobe would load it; insmod does not).
+modprobe x_tables
+
+modprobe x_tables
+insmod "$(ko imq)" numdevs=3
+for i in 0 1 2; do
+	ip link show imq$i >/dev/null || fail "imq$i missing"
+done
+! ip link show imq3 >/dev/null 2>&1 || fail "imq3 exists with numdevs=3"
+ip -d link show imq0 | grep -q "imq" || fail "imq0 does not say its kind: $(ip -d link show imq0)"
+note "$(ip -d link show imq0 | head -n 3)"
+ip link set imq0 up
+tc qdisc add dev imq0 root handle 1: htb default 20
+tc class add dev imq0 parent 1: classid 1:1 htb rate 2mbit burst 15k
+tc qdisc show dev imq0 | grep -q "qdisc htb 1: root" || fail "no htb on imq0: $(tc qdisc show dev imq0)"
+ip -s link show imq0 | grep -q "RX:" || fail "no counters: $(ip -s link show imq0)"
+
+# Made by the module only.
+expect_fail "ip link add imq9 type imq" ip link add imq9 type imq
+out=$(ip link add imq9 type imq 2>&1) || true
+grep -q "made by the module" <<<"$out" || fail "ip link add says: $out"
+# The devices stay in the initial namespace (every namespace's packets come to them).
+ip netns add other
+expect_fail "moving imq1 to another namespace" ip link set imq1 netns other
+ip netns del other
+
+# Deleting a device is clean; the others stay.
+ip link del imq2 || fail "ip link del imq2 failed"
+! ip link show imq2 >/dev/null 2>&1 || fail "imq2 still there"
+ip link show imq1 >/dev/null || fail "imq1 went with imq2"
+
+rmmod imq || fail "rmmod imq failed"
+! ip link show imq0 >/dev/null 2>&1 || fail "imq0 outlived the module"
+dmesg_has 'imq: unloaded \(3 devices, behavior BA\)'
+
+# Reload with the defaults: two devices again.
+insmod "$(ko imq)"
+ip link show imq1 >/dev/null || fail "imq1 missing after reload"
+rmmod imq
