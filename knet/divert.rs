@@ -65,7 +65,9 @@ impl<P: DivertPolicy> Registration<P> {
         let cbs = sys::knet_divert_cbs {
             check: Some(Self::check_cb),
         };
-        let ctx = core::ptr::from_ref::<P>(&policy).cast::<c_void>().cast_mut();
+        let ctx = core::ptr::from_ref::<P>(&policy)
+            .cast::<c_void>()
+            .cast_mut();
         // SAFETY: the strings are static and NUL-terminated; `cbs` is copied; `ctx` points to
         // the pinned policy, which outlives the set (dropped after it in `drop`).
         let raw = unsafe {
