@@ -58,6 +58,26 @@ pub(crate) struct HtbGlob {
     pub(crate) direct_pkts: u32,
 }
 
+/// Why the attributes of a request were refused: the extack message, and the errno class the
+/// kernel's policy validation gives the same fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ParseError {
+    /// The message for extack.
+    pub(crate) msg: &'static str,
+    /// An attribute too short (or a table too long) for its type: `ERANGE`, as
+    /// `nla_parse`'s policy check answers sch_htb; otherwise (malformed headers) `EINVAL`.
+    pub(crate) out_of_range: bool,
+}
+
+impl ParseError {
+    fn range(msg: &'static str) -> ParseError {
+        ParseError {
+            msg,
+            out_of_range: true,
+        }
+    }
+}
+
 /// The `TCA_HTB_*` attributes of one request.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct HtbAttrs {
@@ -78,13 +98,16 @@ pub(crate) struct HtbAttrs {
 /// Splits a run of netlink attributes into `(type, payload)`; `Err` on a malformed header.
 fn for_each_attr<'a>(
     mut bytes: &'a [u8],
-    mut f: impl FnMut(u16, &'a [u8]) -> Result<(), &'static str>,
-) -> Result<(), &'static str> {
+    mut f: impl FnMut(u16, &'a [u8]) -> Result<(), ParseError>,
+) -> Result<(), ParseError> {
     while bytes.len() >= 4 {
         let len = usize::from(u16::from_ne_bytes([bytes[0], bytes[1]]));
         let ty = u16::from_ne_bytes([bytes[2], bytes[3]]) & NLA_TYPE_MASK;
         if len < 4 || len > bytes.len() {
-            return Err("malformed attribute in TCA_OPTIONS");
+            return Err(ParseError {
+                msg: "malformed attribute in TCA_OPTIONS",
+                out_of_range: false,
+            });
         }
         f(ty, &bytes[4..len])?;
         // Attributes are padded to 4 bytes; the last one may lack its padding.
@@ -114,16 +137,16 @@ fn ratespec_at(b: &[u8], at: usize) -> RateSpec {
     }
 }
 
-fn need(payload: &[u8], len: usize, what: &'static str) -> Result<(), &'static str> {
+fn need(payload: &[u8], len: usize, what: &'static str) -> Result<(), ParseError> {
     if payload.len() < len {
-        Err(what)
+        Err(ParseError::range(what))
     } else {
         Ok(())
     }
 }
 
 /// Parses the payload of `TCA_OPTIONS`.
-pub(crate) fn parse(bytes: &[u8]) -> Result<HtbAttrs, &'static str> {
+pub(crate) fn parse(bytes: &[u8]) -> Result<HtbAttrs, ParseError> {
     let mut a = HtbAttrs::default();
     for_each_attr(bytes, |ty, p| {
         match ty {
@@ -151,7 +174,7 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<HtbAttrs, &'static str> {
             }
             TCA_HTB_CTAB | TCA_HTB_RTAB => {
                 if p.len() > RTAB_MAX {
-                    return Err("rate table too long");
+                    return Err(ParseError::range("rate table too long"));
                 }
             }
             TCA_HTB_DIRECT_QLEN => {

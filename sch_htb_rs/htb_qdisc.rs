@@ -22,7 +22,7 @@ use crate::sched::{ClassIdx, Node, Pick};
 use core::sync::atomic::{AtomicU32, Ordering};
 use kernel::{
     c_str,
-    error::code::{EBUSY, EEXIST, EINVAL, ENOBUFS, ENOENT, EOPNOTSUPP},
+    error::code::{EBUSY, EEXIST, EINVAL, ENOBUFS, ENOENT, EOPNOTSUPP, ERANGE},
     prelude::*,
     rbtree::RBTreeNodeReservation,
 };
@@ -36,6 +36,11 @@ pub(crate) struct HtbRs;
 fn fail(extack: &mut ExtAck<'_>, msg: &str, err: Error) -> Error {
     extack.set(format_args!("{msg}"));
     err
+}
+
+/// A refused `TCA_OPTIONS`: its message, and sch_htb's errno for the same fault.
+fn parse_error(extack: &mut ExtAck<'_>, e: attrs::ParseError) -> Error {
+    fail(extack, e.msg, if e.out_of_range { ERANGE } else { EINVAL })
 }
 
 fn now() -> i64 {
@@ -58,7 +63,7 @@ fn qdisc_settings(opt: Option<&[u8]>, extack: &mut ExtAck<'_>) -> Result<QdiscSe
             direct_qlen: None,
         });
     };
-    let a = attrs::parse(opt).map_err(|m| fail(extack, m, EINVAL))?;
+    let a = attrs::parse(opt).map_err(|e| parse_error(extack, e))?;
     if a.offload {
         return Err(fail(
             extack,
@@ -495,7 +500,7 @@ impl QdiscOps for HtbRs {
         let Some(opt) = opt else {
             return Err(fail(extack, "class options missing", EINVAL));
         };
-        let a = attrs::parse(opt).map_err(|m| fail(extack, m, EINVAL))?;
+        let a = attrs::parse(opt).map_err(|e| parse_error(extack, e))?;
         if a.offload {
             return Err(fail(
                 extack,

@@ -159,7 +159,7 @@ both() {
 ip -n t link add r9 type dummy
 ip -n t link add h9 type dummy
 qadd() { nl "$1" qdisc-add 1: root "$2" "${@:3}"; }
-for spec in "init-short|ERR EINVAL TCA_HTB_INIT too short" "init=2,10,0|ERR EINVAL need HTB protocol version 3, tc speaks 2" \
+for spec in "init-short|ERR ERANGE TCA_HTB_INIT too short" "init=2,10,0|ERR EINVAL need HTB protocol version 3, tc speaks 2" \
 	"dqlen=5|ERR EINVAL TCA_HTB_INIT missing" "garbage|ERR EINVAL malformed attribute in TCA_OPTIONS" \
 	"init=3,10,0 offload|ERR ENOTSUP hardware offload is not supported"; do
 	IFS='|' read -r a want <<<"$spec"
@@ -182,7 +182,7 @@ tcx qdisc del dev r9 root
 
 # --- class options.
 cadd() { nl "$1" class-add 1:30 1:1 "$2" "${@:3}"; }
-for spec in "parms-short|ERR EINVAL TCA_HTB_PARMS too short" "init=3,10,0|ERR EINVAL TCA_HTB_PARMS missing" \
+for spec in "parms-short|ERR ERANGE TCA_HTB_PARMS too short" "init=3,10,0|ERR EINVAL TCA_HTB_PARMS missing" \
 	"noopts|ERR EINVAL class options missing" "parms=0,125000|ERR EINVAL rate must not be zero" \
 	"parms=125000,0|ERR EINVAL ceil must not be zero" "parms=125000,125000,5|ERR EINVAL unknown link layer" \
 	"parms=125000,125000 offload|ERR ENOTSUP hardware offload is not supported" \
@@ -236,6 +236,25 @@ grep -q 'class htb_rs 1:108 parent 1:107 ' /tmp/before || fail "eight levels: $(
 both "a ninth level" "" "tree is too deep" tcx class add dev r0 parent 1:108 classid 1:109 htb_rs rate 1mbit -- \
 	tcx class add dev h0 parent 1:108 classid 1:109 htb rate 1mbit
 
+# Unclassified UDP to a neighbour of the dummy device (no ARP on dummy: straight to the qdisc).
+send() { ip netns exec t python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for _ in range(int(sys.argv[1])):
+    s.sendto(b"x" * 100, ("10.0.0.2", 9))
+' "$1"; }
+pkts() { tcx -s class show dev r0 classid "$1" | awk '/Sent/ { print $4; exit }'; }
+
+# Deleting the chain bottom-up: each parent becomes a leaf again, with a queue of its own, and
+# the default class 1:10 takes unclassified traffic again (inner, it could not).
+a=$(pkts 1:10)
+for i in 8 7 6 5 4 3; do
+	tcx class del dev r0 classid 1:10$i || fail "could not delete 1:10$i"
+done
+send 5
+[ "$(pkts 1:10)" -eq $((a + 5)) ] || fail "1:10, a leaf again, sent $(pkts 1:10) packets, want $((a + 5))"
+tcx -s qdisc show dev r0 | grep -q 'backlog 0b 0p' || fail "the qdisc holds packets: $(tcx -s qdisc show dev r0)"
+
 # --- beyond htb: tc qdisc change of default, r2q and direct_qlen in place.
 rc=0
 out=$(tcx qdisc change dev h0 root handle 1: htb default 20 r2q 5 direct_qlen 50 2>&1) || rc=$?
@@ -245,14 +264,6 @@ tcx qdisc del dev r0 root
 tcx qdisc add dev r0 root handle 1: htb_rs default 10
 tcx class add dev r0 parent 1: classid 1:10 htb_rs rate 100mbit
 tcx class add dev r0 parent 1: classid 1:20 htb_rs rate 100mbit
-# Unclassified UDP to a neighbour of the dummy device (no ARP on dummy: straight to the qdisc).
-send() { ip netns exec t python3 -c '
-import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-for _ in range(int(sys.argv[1])):
-    s.sendto(b"x" * 100, ("10.0.0.2", 9))
-' "$1"; }
-pkts() { tcx -s class show dev r0 classid "$1" | awk '/Sent/ { print $4; exit }'; }
 send 10
 [ "$(pkts 1:10)" -ge 10 ] || fail "default 10: class 1:10 sent $(pkts 1:10) packets"
 [ "$(pkts 1:20)" -eq 0 ] || fail "default 10: class 1:20 sent $(pkts 1:20) packets"

@@ -73,17 +73,26 @@ fn qdisc_attributes_round_trip() {
 
 #[test]
 fn short_and_malformed_attributes_are_refused() {
-    assert!(parse(&attr(TCA_HTB_PARMS, &[0u8; HTB_OPT_LEN - 1])).is_err());
-    assert!(parse(&attr(TCA_HTB_INIT, &[0u8; 8])).is_err());
-    assert!(parse(&attr(TCA_HTB_DIRECT_QLEN, &[0u8; 2])).is_err());
-    assert!(parse(&attr(TCA_HTB_RATE64, &[0u8; 4])).is_err());
-    assert!(parse(&attr(TCA_HTB_RTAB, &[0u8; 1028])).is_err());
-    // Header length beyond the buffer, and below the header size.
+    // Too short for the type (or a table too long): ERANGE, as the kernel's policy check.
+    for bad in [
+        attr(TCA_HTB_PARMS, &[0u8; HTB_OPT_LEN - 1]),
+        attr(TCA_HTB_INIT, &[0u8; 8]),
+        attr(TCA_HTB_DIRECT_QLEN, &[0u8; 2]),
+        attr(TCA_HTB_RATE64, &[0u8; 4]),
+        attr(TCA_HTB_RTAB, &[0u8; 1028]),
+    ] {
+        assert!(parse(&bad).unwrap_err().out_of_range);
+    }
+    assert_eq!(
+        parse(&attr(TCA_HTB_INIT, &[0u8; 8])).unwrap_err().msg,
+        "TCA_HTB_INIT too short"
+    );
+    // Header length beyond the buffer, and below the header size: EINVAL.
     let mut bad = attr(TCA_HTB_DIRECT_QLEN, &1u32.to_ne_bytes());
     bad[0] = 200;
-    assert!(parse(&bad).is_err());
+    assert!(!parse(&bad).unwrap_err().out_of_range);
     bad[0] = 2;
-    assert!(parse(&bad).is_err());
+    assert!(!parse(&bad).unwrap_err().out_of_range);
 }
 
 #[test]
