@@ -102,7 +102,7 @@ impl Drop for Imq {
         let c = self.divert.counters();
         pr_info!(
             "unloaded ({} devices, behavior {}): diverted {} reinjected {} passed_down {} \
-             no_state {} lost {} gone {} dropped_in_qdisc {} expired {}\n",
+             no_state {} lost {} foreign {} gone {} dropped_in_qdisc {} expired {}\n",
             self.divert.policy().numdevs,
             self.behavior.name(),
             c.diverted,
@@ -110,6 +110,7 @@ impl Drop for Imq {
             c.passed_down,
             c.no_state,
             c.lost,
+            c.foreign,
             c.gone,
             c.freed,
             c.expired

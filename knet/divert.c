@@ -84,7 +84,7 @@ struct knet_divert {
 	struct llist_head to_release;
 	struct work_struct release_work;
 	struct delayed_work sweep;
-	atomic64_t diverted, reinjected, passed_down, no_state, lost, gone, freed, expired;
+	atomic64_t diverted, reinjected, passed_down, no_state, lost, foreign, gone, freed, expired;
 	atomic64_t outstanding;
 };
 
@@ -289,9 +289,15 @@ static void knet_divert_reinject(struct knet_divert *d, struct sk_buff *skb)
 	u32 id = tag->val;
 	int ret;
 
+	if (tag->magic != KNET_TAG_ENTRY) {
+		/* Not diverted by us: the stack's own packets (IPv6 autoconfiguration, ...). */
+		atomic64_inc(&d->foreign);
+		DEV_STATS_INC(skb->dev, tx_dropped);
+		kfree_skb(skb);
+		return;
+	}
 	rcu_read_lock();
-	if (tag->magic == KNET_TAG_ENTRY)
-		e = xa_load(&d->entries, id);
+	e = xa_load(&d->entries, id);
 	if (!e || e->skb != skb || !knet_divert_take(d, id, e)) {
 		/* A copy or segment made inside the qdisc, or state expired: no way back. */
 		rcu_read_unlock();
@@ -639,6 +645,7 @@ void knet_divert_counters(struct knet_divert *d, struct knet_divert_counters *c)
 	c->passed_down = atomic64_read(&d->passed_down);
 	c->no_state = atomic64_read(&d->no_state);
 	c->lost = atomic64_read(&d->lost);
+	c->foreign = atomic64_read(&d->foreign);
 	c->gone = atomic64_read(&d->gone);
 	c->freed = atomic64_read(&d->freed);
 	c->expired = atomic64_read(&d->expired);

@@ -32,6 +32,7 @@ struct knet_divert_counters {
 	u64 passed_down;	/* tagged for a device that is down: left alone */
 	u64 no_state;	/* could not allocate state: left alone */
 	u64 lost;	/* dequeued without valid state (clone, segment, expired): dropped */
+	u64 foreign;	/* sent to a device by anything else (the stack's own packets): dropped */
 	u64 gone;	/* their network namespace, device or hook went away: dropped */
 	u64 freed;	/* dropped inside the qdisc (state freed from the tracepoint) */
 	u64 expired;	/* state freed by the age sweep */

@@ -268,6 +268,12 @@ u32 knet_qdisc_child_handle(const struct Qdisc *child)
 	return child->handle;
 }
 
+/* A leaf's queue length as sch_htb reads it (the leaves it grafts are not lockless). */
+unsigned int knet_qdisc_child_qlen(const struct Qdisc *child)
+{
+	return child->q.qlen;
+}
+
 struct Qdisc *knet_noop_qdisc(void)
 {
 	return &noop_qdisc;

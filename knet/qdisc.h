@@ -99,6 +99,7 @@ void knet_qdisc_child_reset(struct Qdisc *child);
 void knet_qdisc_child_put(struct Qdisc *child);
 void knet_qdisc_child_hash_add(struct Qdisc *child);
 u32 knet_qdisc_child_handle(const struct Qdisc *child);
+unsigned int knet_qdisc_child_qlen(const struct Qdisc *child);
 struct Qdisc *knet_qdisc_replace(struct Qdisc *sch, struct Qdisc *new, struct Qdisc **pold);
 struct Qdisc *knet_noop_qdisc(void);
 

@@ -95,12 +95,10 @@ impl Child {
         NonNull::new(skb).map(|s| unsafe { Skb::from_raw(s) })
     }
 
-    /// Packets queued in the child.
+    /// Packets queued in the child (`q.qlen`, as sch_htb reads its leaves).
     pub(crate) fn qlen(&self, _lock: &impl RootLock) -> u32 {
-        let (mut qlen, mut backlog) = (0, 0);
-        // SAFETY: the root lock is held.
-        unsafe { sys::knet_qdisc_qlen_backlog(self.0.as_ptr(), &mut qlen, &mut backlog) };
-        qlen
+        // SAFETY: the root lock is held, which guards the child's queue length.
+        unsafe { sys::knet_qdisc_child_qlen(self.0.as_ptr()) }
     }
 
     /// Drops everything queued in the child, telling the ancestors (`qdisc_purge_queue`).

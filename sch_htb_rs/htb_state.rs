@@ -171,7 +171,9 @@ impl State {
             return Target::Direct;
         }
         let mut filters = qdisc_filters;
-        if let Some(idx) = find(ids, prio) {
+        // Only an id of this qdisc can name a class: spares a lookup for the usual 0.
+        let own = tc_h_maj(prio) == tc_h_maj(handle) && tc_h_min(prio) != 0;
+        if let Some(idx) = if own { find(ids, prio) } else { None } {
             if self.is_leaf(idx) {
                 return Target::Leaf(idx);
             }

@@ -1,0 +1,106 @@
+# htb_rs against the in-kernel htb, same tree, same VM run, alternating (ABBA) and taking the
+# median of each: packets per second of small UDP packets through a tree that does not limit,
+# CPU time per packet in that run, and achieved/configured TCP rate from 1mbit up to what the
+# VM's veth link carries.
+. /src/tests/vm/lib.sh
+SECS=${BENCH_SECS:-6}
+ROUNDS=${BENCH_ROUNDS:-4}
+
+so=/src/target/release/libq_htb_rs.so
+[ -e "$so" ] || fail "$so not built (make bench builds it)"
+mkdir -p /tmp/tcplug
+cp "$so" /tmp/tcplug/q_htb_rs.so
+export TC_LIB_DIR=/tmp/tcplug
+insmod "$(ko sch_htb_rs)"
+modprobe sch_htb
+
+topo_3
+# UDP and TCP runs on their own servers: a UDP test can leave its server busy for a moment.
+ip netns exec srv iperf3 -s -D -p 5201
+ip netns exec srv iperf3 -s -D -p 5202
+sleep 0.5
+
+# tree KIND RATE: a root class and one leaf at RATE, everything to the leaf.
+tree() {
+	tc -n rtr qdisc del dev r1 root 2>/dev/null || true
+	tc -n rtr qdisc add dev r1 root handle 1: "$1" default 10
+	tc -n rtr class add dev r1 parent 1: classid 1:1 "$1" rate "$2" burst 64k cburst 64k
+	tc -n rtr class add dev r1 parent 1:1 classid 1:10 "$1" rate "$2" burst 64k cburst 64k
+}
+
+median() { sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+
+# busy: CPU jiffies spent (all CPUs, not idle) so far.
+busy() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
+
+# pps KIND: packets/s received of 64-byte UDP sent as fast as the sender can, and CPU
+# microseconds per packet over the run; prints "PPS US".
+pps() {
+	tree "$1" 10gbit
+	local b0 b1 out
+	b0=$(busy)
+	out=$(ip netns exec cli iperf3 -u -c 10.0.2.2 -p 5201 -l 64 -b 0 -t "$SECS" -J) ||
+		fail "iperf3 -u failed"
+	b1=$(busy)
+	python3 -c '
+import json, sys
+d = json.loads(sys.argv[1])["end"]["sum"]
+secs, hz, busy = d["seconds"], 100, int(sys.argv[2])
+pkts = d["packets"] - d["lost_packets"]
+print("%.1f %.3f" % (pkts / secs, busy * 1e6 / hz / max(pkts, 1)))' "$out" $((b1 - b0))
+}
+
+# rate KIND RATE: achieved TCP goodput / configured rate (goodput excludes ~6% of headers).
+rate() {
+	tree "$1" "$2"
+	local got
+	got=$(iperf_mbit cli 10.0.2.2 "$SECS" -p 5202 2>/dev/null) || {
+		sleep 1
+		got=$(iperf_mbit cli 10.0.2.2 "$SECS" -p 5202)
+	}
+	awk -v g="$got" -v r="$3" 'BEGIN { printf "%.4f", g / r }'
+}
+
+# ab NAME UNIT CMD...: ABBA rounds of CMD with htb (baseline) and htb_rs (ours), field 1.
+ab() {
+	local name=$1 unit=$2 base=() ours=() i
+	shift 2
+	for i in $(seq "$ROUNDS"); do
+		if [ $((i % 2)) = 1 ]; then
+			base+=("$("$@" htb)")
+			ours+=("$("$@" htb_rs)")
+		else
+			ours+=("$("$@" htb_rs)")
+			base+=("$("$@" htb)")
+		fi
+	done
+	report "$name" "$unit" "$(printf '%s\n' "${ours[@]}" | median)" "$(printf '%s\n' "${base[@]}" | median)"
+	note "$name: htb ${base[*]}; htb_rs ${ours[*]}"
+}
+
+report() { # report NAME UNIT OURS BASELINE
+	echo "bench $1: ours=$3 baseline=$4 ratio=$(awk -v o="$3" -v b="$4" 'BEGIN { printf "%.3f", o / b }') ($2)"
+}
+
+# pps and CPU per packet come from the same runs.
+pps_runs() { # pps_runs KIND -> "PPS US"
+	pps "$1"
+}
+declare -a pb po cb co
+for i in $(seq "$ROUNDS"); do
+	for k in $([ $((i % 2)) = 1 ] && echo "htb htb_rs" || echo "htb_rs htb"); do
+		read -r p c <<<"$(pps_runs $k)"
+		if [ $k = htb ]; then pb+=("$p"); cb+=("$c"); else po+=("$p"); co+=("$c"); fi
+	done
+done
+note "pps htb ${pb[*]}; htb_rs ${po[*]}; cpu us/pkt htb ${cb[*]}; htb_rs ${co[*]}"
+report htb_pps_small "packets/s, 64-byte UDP, non-limiting tree" \
+	"$(printf '%s\n' "${po[@]}" | median)" "$(printf '%s\n' "${pb[@]}" | median)"
+report htb_cpu_per_packet "CPU us per packet, lower is better" \
+	"$(printf '%s\n' "${co[@]}" | median)" "$(printf '%s\n' "${cb[@]}" | median)"
+
+rate_of() { rate "$3" "$1" "$2"; }
+ab htb_rate_1mbit "achieved/configured" rate_of 1mbit 1
+ab htb_rate_10mbit "achieved/configured" rate_of 10mbit 10
+ab htb_rate_100mbit "achieved/configured" rate_of 100mbit 100
+ab htb_rate_500mbit "achieved/configured" rate_of 500mbit 500
