@@ -141,6 +141,7 @@ tdc() {
 	[ "$got" = "$count" ] || fail "$id: /$(rs "$pat")/ matched $got times, want $count, in: ${v[htb_rs]}"
 	same "$id: cmdUnderTest" "$(norm $mask "${o[htb]}")" "$(norm $mask "${o[htb_rs]}")"
 	same "$id: verify" "$(norm $mask "${v[htb]}")" "$(norm $mask "${v[htb_rs]}")"
+	python3 -c 'import json, sys; print(json.dumps(sys.argv[1:]))' "$id" "$exp" "$count" "$pat" "$verify" "$cmd" "$@" >>/tmp/tdc/ported
 	n=$((n + 1))
 	note "$id: ok (exit $exp, $count match$([ "$count" = 1 ] || echo es), same output as htb; ${SECONDS}s)"
 }
@@ -211,6 +212,46 @@ tdc c2b4 2 1 'chain parent 1: chain 0' '$TC chain ls dev $DUMMY' '$TC filter add
 	'$TC filter del dev $DUMMY chain 0 parent 1: prio 0'
 
 note "$n tdc cases passed with htb_rs, printing as htb does"
+
+# The table against the kernel's own tdc files, where the build root has them: same commands,
+# exit codes, patterns and counts, except where noted above (5456's ping and JSON check, the
+# scapy step of a4bb and 62c4); and no HTB case of those files left out.
+tdcdir=$(ls -d /build/*/src/tools/testing/selftests/tc-testing/tc-tests 2>/dev/null | head -n1)
+if [ -n "$tdcdir" ]; then
+	python3 - "$tdcdir" /tmp/tdc/ported <<'PY' || fail "the ported table differs from tdc's files (see above)"
+import glob, json, sys
+cases = {}
+for f in glob.glob(sys.argv[1] + "/**/*.json", recursive=True):
+    for c in json.load(open(f)):
+        if " htb" in json.dumps(c):
+            cases[c["id"]] = c
+ported = [json.loads(l) for l in open(sys.argv[2])]
+allowed = {"5456": {"cmd", "verify", "pat", "count"}}
+bad = 0
+for id_, exp, count, pat, verify, cmd, *setup in ported:
+    c = cases.pop(id_, None)
+    if c is None:
+        print(f"{id_}: not an HTB case of tdc")
+        bad += 1
+        continue
+    ok = allowed.get(id_, set())
+    if "scapy" in c:
+        setup = setup[:-1]
+    for field, ours, theirs in [("exp", exp, c["expExitCode"]), ("count", count, c.get("matchCount")),
+                                ("pat", pat, c.get("matchPattern")), ("verify", verify, c["verifyCmd"]),
+                                ("cmd", cmd, c["cmdUnderTest"]), ("setup", setup, c["setup"])]:
+        if ours != theirs and field not in ok:
+            print(f"{id_}: {field} is {ours!r} here, {theirs!r} in tdc")
+            bad += 1
+for id_ in cases:
+    print(f"{id_}: an HTB case of tdc not ported")
+    bad += 1
+print(f"{len(ported)} ported cases checked against {sys.argv[1]}")
+sys.exit(1 if bad else 0)
+PY
+else
+	note "tdc's JSON files not in the build root: table not cross-checked"
+fi
 ip -all netns delete
 # Namespaces go asynchronously; the module is free once they are gone.
 for _ in $(seq 50); do
