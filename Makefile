@@ -72,7 +72,7 @@ demo: ref
 	@tests/vm/run-vm demo
 
 bench: ref
-	@cargo build --release --quiet -p toa-lb -p conn-rate -p tc-htb-rs
+	@cargo build --release --quiet -p toa-lb -p conn-rate -p tc-htb-rs -p xt-imq
 	@f=$$(mktemp); RUN_DIR_FILE=$$f tests/vm/run-vm bench >/dev/null; \
 	d=$$(cat $$f); rm -f $$f; grep -h '^bench ' $$d/logs/*.log || \
 		{ echo "no benchmark figures; see $$d/logs" >&2; exit 1; }

@@ -100,23 +100,31 @@ static struct knet_divert_tag *knet_divert_tag(struct sk_buff *skb)
 	return (struct knet_divert_tag *)(skb->cb + KNET_DIVERT_CB_OFF);
 }
 
-/* Drops the entry's references from process context; frees it after a grace period. */
+/*
+ * Drops the entry's references and frees it after a grace period (readers that found it in the
+ * table before it was taken out may still look at it). Softirq or process context; the entry
+ * is already out of the table.
+ */
+static void knet_divert_release_now(struct knet_divert *d, struct knet_divert_entry *e)
+{
+	if (e->state.sk)
+		sock_gen_put(e->state.sk);
+	put_net(e->state.net);
+	kfree_rcu(e, rcu);
+	atomic64_dec(&d->outstanding);
+}
+
 static void knet_divert_release_work(struct work_struct *w)
 {
 	struct knet_divert *d = container_of(w, struct knet_divert, release_work);
 	struct llist_node *list = llist_del_all(&d->to_release);
 	struct knet_divert_entry *e, *n;
 
-	llist_for_each_entry_safe(e, n, list, release) {
-		if (e->state.sk)
-			sock_gen_put(e->state.sk);
-		put_net(e->state.net);
-		kfree_rcu(e, rcu);
-		atomic64_dec(&d->outstanding);
-	}
+	llist_for_each_entry_safe(e, n, list, release)
+		knet_divert_release_now(d, e);
 }
 
-/* Any context: the entry is already out of the table. */
+/* Any context (the tracepoint may fire with interrupts off): release from a work item. */
 static void knet_divert_release(struct knet_divert *d, struct knet_divert_entry *e)
 {
 	llist_add(&e->release, &d->to_release);
@@ -318,7 +326,7 @@ static void knet_divert_reinject(struct knet_divert *d, struct sk_buff *skb)
 		rcu_read_unlock();
 		atomic64_inc(&d->gone);
 		kfree_skb(skb);
-		knet_divert_release(d, e);
+		knet_divert_release_now(d, e);
 		return;
 	}
 	skb->tstamp = e->tstamp;
@@ -331,7 +339,7 @@ static void knet_divert_reinject(struct knet_divert *d, struct sk_buff *skb)
 	rcu_read_unlock();
 	if (ret == 1)
 		state.okfn(state.net, state.sk, skb);
-	knet_divert_release(d, e);
+	knet_divert_release_now(d, e);
 }
 
 static void knet_divert_tasklet(struct tasklet_struct *t)

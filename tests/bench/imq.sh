@@ -1,0 +1,77 @@
+# Ingress shaping through imq with a tree that does not limit (htb at 10gbit) against (a) no
+# shaping and (b) IFB + act_mirred with the same htb, in the same VM run: TCP forwarding
+# throughput through a router, and CPU time per megabyte forwarded. Alternating rounds (ABC,
+# CBA, ...), medians.
+. /src/tests/vm/lib.sh
+SECS=${BENCH_SECS:-6}
+ROUNDS=${BENCH_ROUNDS:-4}
+
+so=/src/target/release/libxt_IMQ.so
+[ -e "$so" ] || fail "$so not built (make bench builds it)"
+mkdir -p /tmp/xt
+cp "$so" /tmp/xt/
+export XTABLES_LIBDIR=/tmp/xt:/usr/lib/x86_64-linux-gnu/xtables
+modprobe x_tables
+modprobe ifb numifbs=0
+insmod "$(ko imq)"
+
+topo_3
+ip netns exec cli iperf3 -s -D -p 5201
+sleep 0.5
+ip -n rtr link add ifb0 type ifb
+ip -n rtr link set ifb0 up
+ip link set imq0 up
+tc -n rtr qdisc add dev ifb0 root handle 1: htb default 10
+tc -n rtr class add dev ifb0 parent 1: classid 1:10 htb rate 10gbit burst 1m cburst 1m
+tc qdisc add dev imq0 root handle 1: htb default 10
+tc class add dev imq0 parent 1: classid 1:10 htb rate 10gbit burst 1m cburst 1m
+
+setup() { # setup none|ifb|imq: how the router's ingress from the server side is shaped
+	tc -n rtr qdisc del dev r1 ingress 2>/dev/null || true
+	ip netns exec rtr iptables -t mangle -F PREROUTING
+	case $1 in
+	ifb)
+		tc -n rtr qdisc add dev r1 handle ffff: ingress
+		tc -n rtr filter add dev r1 parent ffff: matchall action mirred egress redirect dev ifb0
+		;;
+	imq) ip netns exec rtr iptables -t mangle -A PREROUTING -i r1 -j IMQ --todev 0 ;;
+	esac
+}
+
+busy() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
+
+run() { # run MODE -> "MBIT US_PER_MB": download server -> client through the router
+	setup "$1"
+	local b0 b1 got
+	b0=$(busy)
+	got=$(iperf_mbit srv 10.0.1.2 "$SECS" -p 5201)
+	b1=$(busy)
+	awk -v g="$got" -v b=$((b1 - b0)) -v s="$SECS" \
+		'BEGIN { mb = g * s / 8; printf "%.2f %.2f\n", g, b * 1e6 / 100 / (mb > 0 ? mb : 1) }'
+}
+
+median() { sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+
+declare -A tput=([none]= [ifb]= [imq]=) cpu=([none]= [ifb]= [imq]=)
+for i in $(seq "$ROUNDS"); do
+	order="none ifb imq"
+	[ $((i % 2)) = 0 ] && order="imq ifb none"
+	for m in $order; do
+		read -r t c <<<"$(run $m)"
+		tput[$m]="${tput[$m]} $t"
+		cpu[$m]="${cpu[$m]} $c"
+	done
+done
+for m in none ifb imq; do
+	note "$m: Mbit/s${tput[$m]}; CPU us/MB${cpu[$m]}"
+done
+med() { tr ' ' '\n' <<<"$1" | grep . | median; }
+report() { # report NAME UNIT OURS BASELINE
+	echo "bench $1: ours=$3 baseline=$4 ratio=$(awk -v o="$3" -v b="$4" 'BEGIN { printf "%.3f", o / b }') ($2)"
+}
+report imq_fwd_vs_ifb "Mbit/s forwarded, htb 10gbit on imq0 vs on ifb0" "$(med "${tput[imq]}")" "$(med "${tput[ifb]}")"
+report imq_fwd_vs_none "Mbit/s forwarded, htb 10gbit on imq0 vs no shaping" "$(med "${tput[imq]}")" "$(med "${tput[none]}")"
+report imq_cpu_vs_ifb "CPU us per MB forwarded, lower is better" "$(med "${cpu[imq]}")" "$(med "${cpu[ifb]}")"
+report imq_cpu_vs_none "CPU us per MB forwarded, lower is better" "$(med "${cpu[imq]}")" "$(med "${cpu[none]}")"
+setup none
+ip link set imq0 down
