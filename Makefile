@@ -8,6 +8,11 @@
 #   make test            host tests + VM tests; FILTER=word runs only matching tests
 #   make bench           benchmarks in the VM, each against its in-kernel baseline
 #   make fmt / lint      rustfmt check / clippy build, with the kernel's settings
+#   make install         modules, iptables extension, tc plugin, autoload configs (DESTDIR=,
+#                        AUTOLOAD="toa imq", IMQ_OPTS=..., see tools/install/install)
+#   make uninstall       remove what install put there
+#   make dkms-build      what dkms.conf runs: build for KVER=, reconstructing the Rust build
+#                        tree when the kernel's headers lack it
 #
 # CACHE (default ~/.cache/rust-tc) holds the build root, build trees and VM images.
 
@@ -21,7 +26,7 @@ KCC = $(shell sed -n 's/^CONFIG_CC_VERSION_TEXT="\(gcc-[0-9]*\) .*/\1/p' $(KDIR)
 KMAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) $(if $(KCC),$(if $(shell command -v $(KCC)),CC=$(KCC) HOSTCC=$(KCC)))
 
 .PHONY: all modules check-kdir clean kdir setup ref ref-selftest demo test host-test vm-test \
-	fmt lint bench
+	fmt lint bench install uninstall dkms-build
 
 all: modules
 
@@ -76,3 +81,25 @@ bench: ref
 	@f=$$(mktemp); RUN_DIR_FILE=$$f tests/vm/run-vm bench >/dev/null; \
 	d=$$(cat $$f); rm -f $$f; grep -h '^bench ' $$d/logs/*.log || \
 		{ echo "no benchmark figures; see $$d/logs" >&2; exit 1; }
+
+install:
+	@tools/install/install install
+
+uninstall:
+	@tools/install/install uninstall
+
+# DKMS: the kernel's own build tree if it has the Rust metadata (see check-kdir), else the
+# reference build root's tree for KVER (reconstructed by tools/refenv, minutes the first time).
+dkms-build:
+	@[ -n "$(KVER)" ] || { echo "dkms-build: set KVER (dkms passes \$${kernelver})" >&2; exit 1; }
+	@if tools/refenv/check-kdir /lib/modules/$(KVER)/build >/dev/null 2>&1; then \
+		$(MAKE) modules KDIR=/lib/modules/$(KVER)/build; \
+	elif tools/refenv/check-kdir /build/$(KVER)/obj >/dev/null 2>&1; then \
+		$(MAKE) modules KDIR=/build/$(KVER)/obj; \
+	else \
+		echo "dkms-build: /lib/modules/$(KVER)/build has no Rust build metadata;" \
+			"reconstructing it with tools/refenv (KVER=$(KVER))"; \
+		$(REFENV) setup && $(REFENV) run make -C /src KDIR=$$($(REFENV) path kdir-in-root) modules || \
+		{ echo "dkms-build: cannot build for $(KVER): the kernel's headers lack the Rust" \
+			"metadata and tools/refenv could not reconstruct it (see above)" >&2; exit 1; }; \
+	fi
