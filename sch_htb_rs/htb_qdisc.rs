@@ -292,9 +292,11 @@ impl QdiscOps for HtbRs {
     fn dequeue(data: &Htb, sch: &Locked<'_>) -> Option<Skb> {
         let mut st = data.state.borrow(sch)?;
         // The direct queue goes first, as in sch_htb: it has no shaping to wait for.
-        if let Some(skb) = st.direct.pop() {
-            sch.count_dequeue(&skb);
-            return Some(skb);
+        if st.direct.len() != 0 {
+            if let Some(skb) = st.direct.pop() {
+                sch.count_dequeue(&skb);
+                return Some(skb);
+            }
         }
         if sch.qlen() == 0 {
             return None;
