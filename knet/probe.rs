@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! kprobes and kretprobes on kernel functions, by symbol name.
+//! kprobes and return probes (fprobes) on kernel functions, by symbol name.
 //!
 //! The probe structs are allocated and owned by the C shim; a registration keeps the handler
 //! context (an `Arc`) alive for as long as the probe is registered and unregisters in `Drop`,
@@ -36,7 +36,7 @@ impl Regs {
     }
 }
 
-/// What a kretprobe does on entry to and return from the probed function.
+/// What a return probe does on entry to and return from the probed function.
 pub(super) trait RetProbe {
     /// Shared state of the handlers.
     type Ctx: Send + Sync;
@@ -48,41 +48,40 @@ pub(super) trait RetProbe {
     fn exit(ctx: &Self::Ctx, regs: &Regs, data: Self::Data);
 }
 
-/// A registered kretprobe.
+/// A registered return probe (an fprobe: ftrace at entry, the function-graph tracer at return).
 pub(super) struct RetProbeRegistration<P: RetProbe> {
-    rp: NonNull<sys::kretprobe>,
+    rp: NonNull<sys::knet_retprobe>,
     _ctx: Arc<P::Ctx>,
     _p: PhantomData<P>,
 }
 
-// SAFETY: the registration only holds the C probe (used through kprobes' own locking) and an
+// SAFETY: the registration only holds the C probe (used through ftrace's own locking) and an
 // `Arc` of a `Send + Sync` context.
 unsafe impl<P: RetProbe> Send for RetProbeRegistration<P> {}
 // SAFETY: as above; `&self` methods only read counters.
 unsafe impl<P: RetProbe> Sync for RetProbeRegistration<P> {}
 
 impl<P: RetProbe> RetProbeRegistration<P> {
-    /// Probes `symbol` with up to `maxactive` calls in flight at once.
-    pub(super) fn new(symbol: &'static CStr, maxactive: i32, ctx: Arc<P::Ctx>) -> Result<Self> {
+    /// Probes entry to and return from `symbol`.
+    pub(super) fn new(symbol: &'static CStr, ctx: Arc<P::Ctx>) -> Result<Self> {
         let raw_ctx = Arc::as_ptr(&ctx).cast::<c_void>().cast_mut();
         // SAFETY: `symbol` is a static NUL-terminated string; the handlers are this type's
-        // trampolines, whose signature is bindgen's `kretprobe_handler_t`; `raw_ctx` stays valid
-        // while the registration (which holds the `Arc`) exists.
+        // trampolines, with the shim's handler signatures; `raw_ctx` stays valid while the
+        // registration (which holds the `Arc`) exists.
         let rp = unsafe {
-            sys::knet_kretprobe_new(
+            sys::knet_retprobe_new(
                 symbol.as_char_ptr(),
                 Some(Self::entry_cb),
                 Some(Self::exit_cb),
                 core::mem::size_of::<P::Data>(),
-                maxactive,
                 raw_ctx,
             )
         };
         let rp = NonNull::new(rp).ok_or(ENOMEM)?;
         // SAFETY: `rp` was just allocated by the shim and is not registered yet.
-        if let Err(e) = to_result(unsafe { sys::knet_kretprobe_register(rp.as_ptr()) }) {
+        if let Err(e) = to_result(unsafe { sys::knet_retprobe_register(rp.as_ptr()) }) {
             // SAFETY: registration failed, so nothing refers to `rp`; free it once.
-            unsafe { sys::knet_kretprobe_free(rp.as_ptr()) };
+            unsafe { sys::knet_retprobe_free(rp.as_ptr()) };
             return Err(e);
         }
         Ok(Self {
@@ -93,37 +92,32 @@ impl<P: RetProbe> RetProbeRegistration<P> {
     }
 
     /// The C probe, for the statistics' missed-hit watch.
-    pub(super) fn raw(&self) -> *mut sys::kretprobe {
+    pub(super) fn raw(&self) -> *mut sys::knet_retprobe {
         self.rp.as_ptr()
     }
 
-    /// Calls that were not probed because `maxactive` calls were already in flight.
-    pub(super) fn missed(&self) -> i32 {
+    /// Calls that were not probed (recursion, or the return stack was full).
+    pub(super) fn missed(&self) -> i64 {
         // SAFETY: `rp` is registered and valid until `drop`.
-        unsafe { sys::knet_kretprobe_nmissed(self.rp.as_ptr()) }
+        unsafe { sys::knet_retprobe_nmissed(self.rp.as_ptr()) }
     }
 
     /// # Safety
     ///
-    /// Called by kprobes with a live instance of a probe created by [`Self::new`].
+    /// Called by the shim's fprobe entry handler for a probe created by [`Self::new`].
     unsafe extern "C" fn entry_cb(
-        ri: *mut sys::kretprobe_instance,
+        call: *mut sys::knet_probe_call,
         regs: *mut bindings::pt_regs,
     ) -> c_int {
-        // SAFETY: `ri` belongs to our probe, whose context pointer is the `Arc<P::Ctx>` the
-        // registration holds; it is alive while any handler of the probe can run.
-        let ctx = unsafe { sys::knet_kretprobe_ctx(ri) }.cast::<P::Ctx>();
-        if ctx.is_null() {
-            return 1;
-        }
-        // SAFETY: see above.
-        let ctx = unsafe { &*ctx };
+        // SAFETY: the call's context pointer is the `Arc<P::Ctx>` the registration holds; it is
+        // alive while any handler of the probe can run.
+        let ctx = unsafe { &*sys::knet_probe_call_ctx(call).cast::<P::Ctx>() };
         match P::entry(ctx, &Regs(regs)) {
             Some(data) => {
-                // SAFETY: the instance has `size_of::<P::Data>()` bytes of data (`data_size`),
-                // possibly unaligned; it is written here before the return handler reads it.
+                // SAFETY: the call has `size_of::<P::Data>()` bytes of entry data
+                // (`entry_data_size`), possibly unaligned; written before the exit reads it.
                 unsafe {
-                    sys::knet_kretprobe_data(ri)
+                    sys::knet_probe_call_data(call)
                         .cast::<P::Data>()
                         .write_unaligned(data)
                 };
@@ -135,32 +129,25 @@ impl<P: RetProbe> RetProbeRegistration<P> {
 
     /// # Safety
     ///
-    /// Called by kprobes on return of a call whose entry handler returned 0.
-    unsafe extern "C" fn exit_cb(
-        ri: *mut sys::kretprobe_instance,
-        regs: *mut bindings::pt_regs,
-    ) -> c_int {
+    /// Called by the shim's fprobe exit handler on return of a call whose entry handler
+    /// returned 0.
+    unsafe extern "C" fn exit_cb(call: *mut sys::knet_probe_call, regs: *mut bindings::pt_regs) {
         // SAFETY: as in `entry_cb`.
-        let ctx = unsafe { sys::knet_kretprobe_ctx(ri) }.cast::<P::Ctx>();
-        if ctx.is_null() {
-            return 0;
-        }
-        // SAFETY: the entry handler of this call wrote a `P::Data` into the instance data.
+        let ctx = unsafe { &*sys::knet_probe_call_ctx(call).cast::<P::Ctx>() };
+        // SAFETY: the entry handler of this call wrote a `P::Data` into the entry data.
         let data = unsafe {
-            sys::knet_kretprobe_data(ri)
+            sys::knet_probe_call_data(call)
                 .cast::<P::Data>()
                 .read_unaligned()
         };
-        // SAFETY: as in `entry_cb`.
-        P::exit(unsafe { &*ctx }, &Regs(regs), data);
-        0
+        P::exit(ctx, &Regs(regs), data);
     }
 }
 
 impl<P: RetProbe> Drop for RetProbeRegistration<P> {
     fn drop(&mut self) {
         // SAFETY: `rp` is registered; after this no handler runs, and `rp` is not used again.
-        unsafe { sys::knet_kretprobe_unregister_free(self.rp.as_ptr()) };
+        unsafe { sys::knet_retprobe_unregister_free(self.rp.as_ptr()) };
     }
 }
 

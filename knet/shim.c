@@ -14,6 +14,7 @@
 #include <linux/seq_file.h>
 #include <linux/slab.h>
 #include <net/net_namespace.h>
+#include <linux/fprobe.h>
 #include "shim.h"
 
 const char *knet_uts_release(void)
@@ -23,61 +24,92 @@ const char *knet_uts_release(void)
 
 /* ---- probes ---- */
 
-struct knet_kretprobe {
-	struct kretprobe rp;
+/*
+ * Return probes are fprobes (ftrace entry + function-graph return): far cheaper per call than
+ * kretprobes, and no maxactive limit. The Rust handlers see the registers as a pt_regs: on
+ * x86-64 the ftrace_regs of an fprobe hold the argument registers, and the return value at
+ * exit, in one.
+ */
+struct knet_probe_call {
+	void *ctx;
+	void *data;
+};
+
+struct knet_retprobe {
+	struct fprobe fp;
+	const char *symbol;
+	knet_retprobe_entry_t entry;
+	knet_retprobe_exit_t exit;
 	void *ctx;
 };
 
-struct kretprobe *knet_kretprobe_new(const char *symbol, kretprobe_handler_t entry,
-				     kretprobe_handler_t handler, size_t data_size, int maxactive,
-				     void *ctx)
+static int knet_retprobe_on_entry(struct fprobe *fp, unsigned long entry_ip, unsigned long ret_ip,
+				  struct ftrace_regs *fregs, void *data)
 {
-	struct knet_kretprobe *k = kzalloc(sizeof(*k), GFP_KERNEL);
+	struct knet_retprobe *k = container_of(fp, struct knet_retprobe, fp);
+	struct knet_probe_call call = { .ctx = k->ctx, .data = data };
+
+	/* Non-zero skips the return handler of this call. */
+	return k->entry(&call, &arch_ftrace_regs(fregs)->regs);
+}
+
+static void knet_retprobe_on_exit(struct fprobe *fp, unsigned long entry_ip, unsigned long ret_ip,
+				  struct ftrace_regs *fregs, void *data)
+{
+	struct knet_retprobe *k = container_of(fp, struct knet_retprobe, fp);
+	struct knet_probe_call call = { .ctx = k->ctx, .data = data };
+
+	k->exit(&call, &arch_ftrace_regs(fregs)->regs);
+}
+
+struct knet_retprobe *knet_retprobe_new(const char *symbol, knet_retprobe_entry_t entry,
+					knet_retprobe_exit_t exit, size_t data_size, void *ctx)
+{
+	struct knet_retprobe *k = kzalloc(sizeof(*k), GFP_KERNEL);
 
 	if (!k)
 		return NULL;
-	k->rp.kp.symbol_name = symbol;
-	k->rp.entry_handler = entry;
-	k->rp.handler = handler;
-	k->rp.data_size = data_size;
-	k->rp.maxactive = maxactive;
+	k->symbol = symbol;
+	k->entry = entry;
+	k->exit = exit;
 	k->ctx = ctx;
-	return &k->rp;
+	k->fp.entry_handler = knet_retprobe_on_entry;
+	k->fp.exit_handler = knet_retprobe_on_exit;
+	k->fp.entry_data_size = data_size;
+	return k;
 }
 
-int knet_kretprobe_register(struct kretprobe *rp)
+int knet_retprobe_register(struct knet_retprobe *k)
 {
-	return register_kretprobe(rp);
+	return register_fprobe_syms(&k->fp, &k->symbol, 1);
 }
 
-/* After this returns no handler of rp runs any more (kprobes guarantees it). */
-void knet_kretprobe_unregister_free(struct kretprobe *rp)
+/* After this returns no handler runs any more (unregister_fprobe waits for them). */
+void knet_retprobe_unregister_free(struct knet_retprobe *k)
 {
-	unregister_kretprobe(rp);
-	kfree(container_of(rp, struct knet_kretprobe, rp));
+	unregister_fprobe(&k->fp);
+	kfree(k);
 }
 
-/* For a kretprobe whose registration failed. */
-void knet_kretprobe_free(struct kretprobe *rp)
+/* For a probe whose registration failed. */
+void knet_retprobe_free(struct knet_retprobe *k)
 {
-	kfree(container_of(rp, struct knet_kretprobe, rp));
+	kfree(k);
 }
 
-int knet_kretprobe_nmissed(const struct kretprobe *rp)
+s64 knet_retprobe_nmissed(const struct knet_retprobe *k)
 {
-	return READ_ONCE(rp->nmissed) + READ_ONCE(rp->kp.nmissed);
+	return READ_ONCE(k->fp.nmissed);
 }
 
-void *knet_kretprobe_ctx(struct kretprobe_instance *ri)
+void *knet_probe_call_ctx(struct knet_probe_call *call)
 {
-	struct kretprobe *rp = get_kretprobe(ri);
-
-	return rp ? container_of(rp, struct knet_kretprobe, rp)->ctx : NULL;
+	return call->ctx;
 }
 
-void *knet_kretprobe_data(struct kretprobe_instance *ri)
+void *knet_probe_call_data(struct knet_probe_call *call)
 {
-	return ri->data;
+	return call->data;
 }
 
 struct knet_kprobe {
@@ -258,10 +290,10 @@ struct knet_stats {
 	unsigned int n;
 	s64 __percpu *vals;
 	struct mutex watch_lock;	/* guards watch[] against the proc reader */
-	struct kretprobe *watch[KNET_STATS_MAX_WATCH];
+	struct knet_retprobe *watch[KNET_STATS_MAX_WATCH];
 };
 
-int knet_stats_watch(struct knet_stats *s, struct kretprobe *rp)
+int knet_stats_watch(struct knet_stats *s, struct knet_retprobe *rp)
 {
 	int i, ret = -ENOSPC;
 
@@ -278,7 +310,7 @@ int knet_stats_watch(struct knet_stats *s, struct kretprobe *rp)
 }
 
 /* After this returns the proc reader no longer looks at rp. */
-void knet_stats_unwatch(struct knet_stats *s, struct kretprobe *rp)
+void knet_stats_unwatch(struct knet_stats *s, struct knet_retprobe *rp)
 {
 	int i;
 
@@ -297,7 +329,7 @@ static s64 knet_stats_missed(struct knet_stats *s)
 	mutex_lock(&s->watch_lock);
 	for (i = 0; i < KNET_STATS_MAX_WATCH; i++)
 		if (s->watch[i])
-			missed += knet_kretprobe_nmissed(s->watch[i]);
+			missed += knet_retprobe_nmissed(s->watch[i]);
 	mutex_unlock(&s->watch_lock);
 	return missed;
 }

@@ -28,18 +28,22 @@ enum {
 const char *knet_uts_release(void);
 
 /*
- * Probes. The kprobe/kretprobe structs live in C (allocated here) with a context pointer for
- * the Rust side beside them, so Rust never depends on their layout.
+ * Probes. The probe structs live in C (allocated here) with a context pointer for the Rust
+ * side beside them, so Rust never depends on their layout. Return probes are fprobes; their
+ * handlers get the call's context and entry data through a knet_probe_call.
  */
-struct kretprobe *knet_kretprobe_new(const char *symbol, kretprobe_handler_t entry,
-				     kretprobe_handler_t handler, size_t data_size, int maxactive,
-				     void *ctx);
-int knet_kretprobe_register(struct kretprobe *rp);
-void knet_kretprobe_unregister_free(struct kretprobe *rp);
-void knet_kretprobe_free(struct kretprobe *rp);
-int knet_kretprobe_nmissed(const struct kretprobe *rp);
-void *knet_kretprobe_ctx(struct kretprobe_instance *ri);
-void *knet_kretprobe_data(struct kretprobe_instance *ri);
+struct knet_probe_call;
+struct knet_retprobe;
+typedef int (*knet_retprobe_entry_t)(struct knet_probe_call *call, struct pt_regs *regs);
+typedef void (*knet_retprobe_exit_t)(struct knet_probe_call *call, struct pt_regs *regs);
+struct knet_retprobe *knet_retprobe_new(const char *symbol, knet_retprobe_entry_t entry,
+					knet_retprobe_exit_t exit, size_t data_size, void *ctx);
+int knet_retprobe_register(struct knet_retprobe *rp);
+void knet_retprobe_unregister_free(struct knet_retprobe *rp);
+void knet_retprobe_free(struct knet_retprobe *rp);
+s64 knet_retprobe_nmissed(const struct knet_retprobe *rp);
+void *knet_probe_call_ctx(struct knet_probe_call *call);
+void *knet_probe_call_data(struct knet_probe_call *call);
 struct kprobe *knet_kprobe_new(const char *symbol, kprobe_pre_handler_t pre, void *ctx);
 int knet_kprobe_register(struct kprobe *kp);
 void knet_kprobe_unregister_free(struct kprobe *kp);
@@ -63,12 +67,12 @@ void knet_spin_unlock_irqrestore(spinlock_t *lock, unsigned long flags);
 
 /*
  * Per-CPU counters shown as a table in /proc/net/<name> (initial namespace). The last of the n
- * names is not a counter: it shows the missed hits of the kretprobes being watched.
+ * names is not a counter: it shows the missed hits of the return probes being watched.
  */
 struct knet_stats;
 struct knet_stats *knet_stats_create(const char *name, const char *const *names, unsigned int n);
-int knet_stats_watch(struct knet_stats *stats, struct kretprobe *rp);
-void knet_stats_unwatch(struct knet_stats *stats, struct kretprobe *rp);
+int knet_stats_watch(struct knet_stats *stats, struct knet_retprobe *rp);
+void knet_stats_unwatch(struct knet_stats *stats, struct knet_retprobe *rp);
 void knet_stats_destroy(struct knet_stats *stats);
 void knet_stats_add(struct knet_stats *stats, unsigned int idx, s64 v);
 s64 knet_stats_sum(struct knet_stats *stats, unsigned int idx);

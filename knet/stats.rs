@@ -2,7 +2,7 @@
 
 //! Per-CPU counters shown as a table in `/proc/net/<name>`, in the classic TOA layout: one row
 //! per counter, one column per online CPU, then the total. The last row shows the missed hits of
-//! the kretprobes being watched.
+//! the return probes being watched.
 
 use super::{probe, sys};
 use core::ptr::NonNull;

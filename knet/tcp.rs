@@ -138,11 +138,6 @@ pub(crate) trait TcpObserver: Send + Sync + 'static {
     }
 }
 
-/// Calls in flight at once on the handshake path (softirq: about one per CPU).
-const SYN_MAXACTIVE: i32 = 256;
-/// Calls in flight at once in getname, which may sleep in `lock_sock`.
-const NAME_MAXACTIVE: i32 = 1024;
-
 /// `V6`: the probe of `tcp_v6_syn_recv_sock`, which hands IPv4 segments (v4 clients of
 /// dual-stack listeners) on to `tcp_v4_syn_recv_sock`, whose probe reports them.
 struct SynRecv<T, const V6: bool>(PhantomData<T>);
@@ -281,10 +276,10 @@ impl<T: TcpObserver> TcpProbes<T> {
         let req_free = EntryProbeRegistration::new(c"__reqsk_free", ctx.clone())?;
         let route4 = EntryProbeRegistration::new(c"tcp_v4_route_req", ctx.clone())?;
         let route6 = EntryProbeRegistration::new(c"tcp_v6_route_req", ctx.clone())?;
-        let syn4 = RetProbeRegistration::new(c"tcp_v4_syn_recv_sock", SYN_MAXACTIVE, ctx.clone())?;
-        let syn6 = RetProbeRegistration::new(c"tcp_v6_syn_recv_sock", SYN_MAXACTIVE, ctx.clone())?;
-        let name4 = RetProbeRegistration::new(c"inet_getname", NAME_MAXACTIVE, ctx.clone())?;
-        let name6 = RetProbeRegistration::new(c"inet6_getname", NAME_MAXACTIVE, ctx.clone())?;
+        let syn4 = RetProbeRegistration::new(c"tcp_v4_syn_recv_sock", ctx.clone())?;
+        let syn6 = RetProbeRegistration::new(c"tcp_v6_syn_recv_sock", ctx.clone())?;
+        let name4 = RetProbeRegistration::new(c"inet_getname", ctx.clone())?;
+        let name6 = RetProbeRegistration::new(c"inet6_getname", ctx.clone())?;
         let probes = Self {
             ctx,
             name4,
@@ -305,7 +300,7 @@ impl<T: TcpObserver> TcpProbes<T> {
         Ok(probes)
     }
 
-    /// Calls not probed because too many were in flight (kretprobe `nmissed`).
+    /// Calls the return probes missed (fprobe `nmissed`: recursion, or a full return stack).
     pub(crate) fn missed(&self) -> i64 {
         [
             self.name4.missed(),
@@ -314,7 +309,7 @@ impl<T: TcpObserver> TcpProbes<T> {
             self.syn6.missed(),
         ]
         .iter()
-        .map(|&m| i64::from(m))
+        .copied()
         .sum()
     }
 }
