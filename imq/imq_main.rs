@@ -61,7 +61,9 @@ impl knet::divert::DivertPolicy for Policy {
 
 struct Imq {
     behavior: Behavior,
-    divert: knet::divert::Registration<Policy>,
+    numdevs: u32,
+    /// Taken on unload, to report the counters after the teardown.
+    divert: Option<knet::divert::Registration<Policy>>,
 }
 
 impl kernel::Module for Imq {
@@ -93,17 +95,25 @@ impl kernel::Module for Imq {
             behavior.pre_routing_priority(),
             behavior.post_routing_priority()
         );
-        Ok(Imq { behavior, divert })
+        Ok(Imq {
+            behavior,
+            numdevs,
+            divert: Some(divert),
+        })
     }
 }
 
 impl Drop for Imq {
     fn drop(&mut self) {
-        let c = self.divert.counters();
+        // Counted after the devices went: what their queues held is dropped_in_qdisc.
+        let Some(divert) = self.divert.take() else {
+            return;
+        };
+        let c = divert.finish();
         pr_info!(
             "unloaded ({} devices, behavior {}): diverted {} reinjected {} passed_down {} \
              no_state {} lost {} foreign {} gone {} dropped_in_qdisc {} expired {}\n",
-            self.divert.policy().numdevs,
+            self.numdevs,
             self.behavior.name(),
             c.diverted,
             c.reinjected,

@@ -520,31 +520,39 @@ static int knet_divert_add_dev(struct knet_divert *d, unsigned int i)
 	return err;
 }
 
-void knet_divert_destroy(struct knet_divert *d)
+void knet_divert_destroy(struct knet_divert *d, struct knet_divert_counters *final)
 {
 	struct knet_divert_entry *e;
 	unsigned long id;
 
-	/* No new tags, then no new diversions, then no devices (their qdiscs drop what they hold,
-	 * and the tracepoint frees its state), then no tracepoint. */
+	/* No new tags, then no devices (their qdiscs drop what they hold, and the tracepoint
+	 * frees its state; what their tasklets release meanwhile still finds our hooks and is
+	 * reinjected, not dropped as gone; tagged packets still on their way find no device and
+	 * pass), then no hooks, then no tracepoint. */
 	if (d->targets_registered)
 		xt_unregister_targets(d->targets, ARRAY_SIZE(d->targets));
-	if (d->pernet_registered)
-		unregister_pernet_subsys(&d->pernet);
 	if (d->link_registered)
 		rtnl_link_unregister(&d->link_ops);
+	if (d->pernet_registered)
+		unregister_pernet_subsys(&d->pernet);
 	if (d->probe_registered) {
 		unregister_trace_kfree_skb(knet_divert_kfree_probe, d);
 		tracepoint_synchronize_unregister();
 	}
 	cancel_delayed_work_sync(&d->sweep);
+	/* State whose packet was freed unseen (consumed, not dropped): counted as expired. */
 	xa_for_each(&d->entries, id, e) {
-		if (knet_divert_take(d, id, e))
+		if (knet_divert_take(d, id, e)) {
+			atomic64_inc(&d->expired);
 			knet_divert_release(d, e);
+		}
 	}
 	flush_work(&d->release_work);
 	rcu_barrier();
 	xa_destroy(&d->entries);
+	/* Now that the devices' queues are gone too: what the unload itself dropped counts. */
+	if (final)
+		knet_divert_counters(d, final);
 	knet_divert_instance = NULL;
 	kfree(d->devs);
 	kfree(d);
@@ -642,7 +650,7 @@ struct knet_divert *knet_divert_create(const char *name_fmt, unsigned int ndevs,
 	return d;
 
 fail:
-	knet_divert_destroy(d);
+	knet_divert_destroy(d, NULL);
 	return ERR_PTR(err);
 }
 

@@ -35,7 +35,7 @@ struct knet_divert_counters {
 	u64 foreign;	/* sent to a device by anything else (the stack's own packets): dropped */
 	u64 gone;	/* their network namespace, device or hook went away: dropped */
 	u64 freed;	/* dropped inside the qdisc (state freed from the tracepoint) */
-	u64 expired;	/* state freed by the age sweep */
+	u64 expired;	/* state freed by the age sweep, or at teardown without its packet */
 	u64 outstanding; /* entries alive now */
 };
 
@@ -50,8 +50,12 @@ struct knet_divert *knet_divert_create(const char *name_fmt, unsigned int ndevs,
 				       int post_prio, const char *target,
 				       const struct knet_divert_cbs *cbs, void *ctx,
 				       struct module *owner);
-/* Tears everything down; packets still queued are dropped and their state freed. */
-void knet_divert_destroy(struct knet_divert *d);
+/*
+ * Tears everything down; packets still queued are dropped and their state freed. If `final`
+ * is not NULL it gets the counters as they stand after the teardown (including the packets
+ * the devices' queues held: dropped in the qdisc).
+ */
+void knet_divert_destroy(struct knet_divert *d, struct knet_divert_counters *final);
 void knet_divert_counters(struct knet_divert *d, struct knet_divert_counters *c);
 
 #endif

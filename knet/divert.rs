@@ -51,7 +51,7 @@ pub(crate) struct Registration<P: DivertPolicy> {
 
 // SAFETY: the C side is used under its own locks from any CPU; the policy is `Send + Sync`.
 unsafe impl<P: DivertPolicy> Send for Registration<P> {}
-// SAFETY: `&self` only reads counters (atomics) and the policy (`Sync`).
+// SAFETY: `&self` gives access to nothing (the policy is `Sync`).
 unsafe impl<P: DivertPolicy> Sync for Registration<P> {}
 
 impl<P: DivertPolicy> Registration<P> {
@@ -91,17 +91,17 @@ impl<P: DivertPolicy> Registration<P> {
         })
     }
 
-    /// The counters now.
-    pub(crate) fn counters(&self) -> Counters {
+    /// Tears the set down (see `Drop`) and returns the counters as they stand afterwards,
+    /// including the packets the devices' queues still held.
+    pub(crate) fn finish(self) -> Counters {
+        let this = core::mem::ManuallyDrop::new(self);
         let mut c = Counters::default();
-        // SAFETY: `raw` is live until drop; the function only reads atomics.
-        unsafe { sys::knet_divert_counters(self.raw.as_ptr(), &mut c) };
+        // SAFETY: created by `new`, destroyed once: `this` is not dropped again.
+        unsafe { sys::knet_divert_destroy(this.raw.as_ptr(), &mut c) };
+        // SAFETY: read once out of `this`, which is never used or dropped again; no callback
+        // runs any more, so the policy may go.
+        drop(unsafe { core::ptr::read(&this.policy) });
         c
-    }
-
-    /// The policy.
-    pub(crate) fn policy(&self) -> &P {
-        &self.policy
     }
 
     /// # Safety
@@ -123,6 +123,6 @@ impl<P: DivertPolicy> Registration<P> {
 impl<P: DivertPolicy> Drop for Registration<P> {
     fn drop(&mut self) {
         // SAFETY: created by `new`; no callback runs once this returns, so the policy may go.
-        unsafe { sys::knet_divert_destroy(self.raw.as_ptr()) };
+        unsafe { sys::knet_divert_destroy(self.raw.as_ptr(), core::ptr::null_mut()) };
     }
 }
