@@ -15,10 +15,17 @@ insmod "$(ko sch_htb_rs)"
 modprobe sch_htb
 
 topo_3
-# UDP and TCP runs on their own servers: a UDP test can leave its server busy for a moment.
-ip netns exec srv iperf3 -s -D -p 5201
-ip netns exec srv iperf3 -s -D -p 5202
-sleep 0.5
+# Every run gets a fresh one-off server on a port of its own: a run shaped to 1mbit can leave
+# its server busy (or its control connection stuck behind data) for a while after it ends.
+echo 5300 >/tmp/bench-port
+server() { # server: start a one-off iperf3 server, print its port (called in subshells)
+	local port
+	port=$(($(cat /tmp/bench-port) + 1))
+	echo $port >/tmp/bench-port
+	ip netns exec srv iperf3 -s -1 -D -p $port
+	sleep 0.3
+	echo $port
+}
 
 # tree KIND RATE: a root class and one leaf at RATE, everything to the leaf.
 tree() {
@@ -39,7 +46,7 @@ pps() {
 	tree "$1" 10gbit
 	local b0 b1 out
 	b0=$(busy)
-	out=$(ip netns exec cli iperf3 -u -c 10.0.2.2 -p 5201 -l 64 -b 0 -t "$SECS" -J) ||
+	out=$(ip netns exec cli iperf3 -u -c 10.0.2.2 -p "$(server)" -l 64 -b 0 -t "$SECS" -J) ||
 		fail "iperf3 -u failed"
 	b1=$(busy)
 	python3 -c '
@@ -54,10 +61,7 @@ print("%.1f %.3f" % (pkts / secs, busy * 1e6 / hz / max(pkts, 1)))' "$out" $((b1
 rate() {
 	tree "$1" "$2"
 	local got
-	got=$(iperf_mbit cli 10.0.2.2 "$SECS" -p 5202 2>/dev/null) || {
-		sleep 1
-		got=$(iperf_mbit cli 10.0.2.2 "$SECS" -p 5202)
-	}
+	got=$(iperf_mbit cli 10.0.2.2 "$SECS" -p "$(server)")
 	awk -v g="$got" -v r="$3" 'BEGIN { printf "%.4f", g / r }'
 }
 
