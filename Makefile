@@ -83,6 +83,7 @@ bench: ref
 		{ echo "no benchmark figures; see $$d/logs" >&2; exit 1; }
 
 install:
+	@cargo build --release --quiet -p xt-imq -p tc-htb-rs -p gw-top 2>/dev/null || true
 	@tools/install/install install
 
 uninstall:
