@@ -63,7 +63,7 @@ note "imq0 down: $d Mbit/s"
 awk -v d="$d" 'BEGIN { exit !(d > 5) }' || fail "with imq0 down the flow was still held to $d Mbit/s"
 ip link set imq0 up
 tc qdisc del dev imq0 root
-tc qdisc add dev imq0 root handle 1: tbf rate 1mbit burst 10k latency 100ms
+tc qdisc add dev imq0 root handle 1: tbf rate 1mbit burst 80k latency 100ms
 
 # rmmod under full traffic: the rules go first (they hold the module), packets diverted before
 # are still queued in imq0 when the module goes: dropped cleanly, their state accounted for.
