@@ -34,10 +34,11 @@ down() { iperf_mbit srv "$1" "$3" -p "$2"; }
 
 a=$(down 10.0.1.2 5201 8)
 note "host 10.0.1.2 alone (class 1:10, 1mbit): $a Mbit/s"
-within "$a" 0.85 1.0 || fail "10.0.1.2 got $a Mbit/s, want its 1mbit"
+# (up to 5% over: the burst and iperf3's end-of-test accounting at 1mbit)
+within "$a" 0.85 1.05 || fail "10.0.1.2 got $a Mbit/s, want its 1mbit"
 b=$(down 10.0.1.3 5202 8)
 note "host 10.0.1.3 alone (default class 1:20, 1mbit): $b Mbit/s"
-within "$b" 0.85 1.0 || fail "10.0.1.3 got $b Mbit/s, want its 1mbit"
+within "$b" 0.85 1.05 || fail "10.0.1.3 got $b Mbit/s, want its 1mbit"
 sent10=$(tc -s class show dev imq0 classid 1:10 | awk '/Sent/ { print $2; exit }')
 sent20=$(tc -s class show dev imq0 classid 1:20 | awk '/Sent/ { print $2; exit }')
 [ "${sent10:-0}" -gt 500000 ] && [ "${sent20:-0}" -gt 500000 ] ||
@@ -54,7 +55,7 @@ tc filter add dev imq0 parent 1:0 protocol ipv6 prio 2 u32 match ip6 dst 2001:db
 ip netns exec rtr ip6tables -t mangle -A PREROUTING -i r1 -j IMQ --todev 0
 c=$(down 2001:db8:1::2 5203 8)
 note "IPv6 host alone (class 1:10): $c Mbit/s"
-within "$c" 0.85 1.0 || fail "IPv6 got $c Mbit/s, want 1mbit"
+within "$c" 0.85 1.05 || fail "IPv6 got $c Mbit/s, want 1mbit"
 
 # A device that is down lets packets pass unshaped; NAT and the rest of the chain still run.
 ip link set imq0 down
