@@ -102,7 +102,8 @@ within "${res[htb_rs.4.other]}" 4.7 6.0 || fail "the rest alone: ${res[htb_rs.4.
 # prediction above; under TCG, htb itself strays by a few per cent run to run). In the shared phase only the sum
 # is compared (how TCP splits a DRR share between two flows varies run to run), and htb_rs may
 # do better: the plugin gives classes without a cburst a larger one than htb's 1600 bytes, in
-# which 64 KB GSO packets do not fit; so: no worse than htb, and not above the parent's rate.
+# which 64 KB GSO packets do not fit; so: no worse than htb (10% for TCG's noise), and not above
+# the parent's rate.
 for k in 1.web 3.web 3.mail 4.other; do
 	a=${res[htb.$k]} b=${res[htb_rs.$k]}
 	awk -v a="$a" -v b="$b" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 0.12 * a) }' ||
@@ -110,7 +111,7 @@ for k in 1.web 3.web 3.mail 4.other; do
 done
 sum() { awk -v a="$1" -v b="$2" 'BEGIN { print a + b }'; }
 a=$(sum "${res[htb.2.mail]}" "${res[htb.2.other]}") b=$(sum "${res[htb_rs.2.mail]}" "${res[htb_rs.2.other]}")
-awk -v a="$a" -v b="$b" 'BEGIN { exit !(b >= 0.95 * a && b <= 6.0) }' ||
+awk -v a="$a" -v b="$b" 'BEGIN { exit !(b >= 0.90 * a && b <= 6.0) }' ||
 	fail "phase 2: htb_rs $b Mbit/s together vs htb $a Mbit/s (worse, or above 6mbit)"
 
 # Counters: every class that carried traffic shows it; lends and borrows move as in htb.

@@ -29,8 +29,10 @@ tc qdisc add dev imq0 parent 1:20 handle 20: sfq
 tc filter add dev imq0 parent 1:0 protocol ip prio 1 u32 match ip dst 10.0.1.2/32 flowid 1:10
 ip netns exec rtr iptables -t mangle -A PREROUTING -i r1 -j IMQ --todev 0
 
-# down HOST PORT SECS: download goodput (server -> client), Mbit/s.
-down() { iperf_mbit srv "$1" "$3" -p "$2"; }
+# down HOST PORT SECS: download goodput (server -> client), Mbit/s. Small writes and a 32 KB
+# window: at 1mbit, default buffers queue seconds of data in front of iperf3's end-of-test
+# exchange, which then times out ("unable to receive results").
+down() { iperf_mbit srv "$1" "$3" -p "$2" -l 8K -w 32K; }
 
 a=$(down 10.0.1.2 5201 8)
 note "host 10.0.1.2 alone (class 1:10, 1mbit): $a Mbit/s"
