@@ -188,14 +188,6 @@ unsigned int knet_qdisc_qlen(const struct Qdisc *sch)
 	return sch->q.qlen;
 }
 
-void knet_qdisc_qlen_backlog(struct Qdisc *sch, u32 *qlen, u32 *backlog)
-{
-	__u32 q = 0, b = 0;
-
-	qdisc_qstats_qlen_backlog(sch, &q, &b);
-	*qlen = q;
-	*backlog = b;
-}
 
 unsigned int knet_skb_pkt_len(const struct sk_buff *skb)
 {
@@ -274,10 +266,6 @@ unsigned int knet_qdisc_child_qlen(const struct Qdisc *child)
 	return child->q.qlen;
 }
 
-struct Qdisc *knet_noop_qdisc(void)
-{
-	return &noop_qdisc;
-}
 
 void knet_skb_queue_tail(struct knet_skb_queue *q, struct sk_buff *skb)
 {
@@ -325,8 +313,7 @@ void knet_filters_put(struct knet_filters *f)
 	f->block = NULL;
 }
 
-int knet_filters_classify(struct sk_buff *skb, struct knet_filters *f, u32 *classid,
-			  unsigned long *cl)
+int knet_filters_classify(struct sk_buff *skb, struct knet_filters *f, u32 *classid)
 {
 	struct tcf_proto *tp = rcu_dereference_bh(f->chain);
 	struct tcf_result res = {};
@@ -335,10 +322,8 @@ int knet_filters_classify(struct sk_buff *skb, struct knet_filters *f, u32 *clas
 	if (!tp)
 		return TC_ACT_UNSPEC;
 	result = tcf_classify(skb, NULL, tp, &res, false);
-	if (result >= 0) {
+	if (result >= 0)
 		*classid = res.classid;
-		*cl = res.class;
-	}
 	return result;
 }
 

@@ -79,7 +79,6 @@ void knet_qdisc_count_drop(struct Qdisc *sch);
 void knet_qdisc_count_overlimits(struct Qdisc *sch, u32 n);
 void knet_qdisc_tree_reduce_backlog(struct Qdisc *sch, int n, int len);
 unsigned int knet_qdisc_qlen(const struct Qdisc *sch);
-void knet_qdisc_qlen_backlog(struct Qdisc *sch, u32 *qlen, u32 *backlog);
 
 /* Packets. */
 unsigned int knet_skb_pkt_len(const struct sk_buff *skb);
@@ -100,8 +99,6 @@ void knet_qdisc_child_put(struct Qdisc *child);
 void knet_qdisc_child_hash_add(struct Qdisc *child);
 u32 knet_qdisc_child_handle(const struct Qdisc *child);
 unsigned int knet_qdisc_child_qlen(const struct Qdisc *child);
-struct Qdisc *knet_qdisc_replace(struct Qdisc *sch, struct Qdisc *new, struct Qdisc **pold);
-struct Qdisc *knet_noop_qdisc(void);
 
 /* A queue of packets without a qdisc of its own (HTB's direct queue). */
 struct knet_skb_queue {
@@ -120,9 +117,8 @@ struct knet_filters {
 };
 int knet_filters_get(struct knet_filters *f, struct Qdisc *sch, struct netlink_ext_ack *extack);
 void knet_filters_put(struct knet_filters *f);
-/* TC_ACT_* verdict, or -1 if no filter matched; on a match *classid and *cl are set. */
-int knet_filters_classify(struct sk_buff *skb, struct knet_filters *f, u32 *classid,
-			  unsigned long *cl);
+/* TC_ACT_* verdict, or -1 if no filter matched; on a match *classid is set. */
+int knet_filters_classify(struct sk_buff *skb, struct knet_filters *f, u32 *classid);
 
 /* Byte/packet counters and a rate estimator of one class. */
 struct knet_class_stats {

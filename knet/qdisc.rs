@@ -213,11 +213,6 @@ impl<S> QdiscCell<S> {
         }
         Some(CellGuard { cell: self })
     }
-
-    /// Access without the lock, for the owner tearing the qdisc down (nothing else runs).
-    pub(crate) fn get_mut(&mut self) -> &mut S {
-        self.data.get_mut()
-    }
 }
 
 /// A borrow of a [`QdiscCell`].
@@ -346,10 +341,6 @@ impl<C> ClassPtr<C> {
     /// The cookie of `class`, which stays where it is until dropped (pinned).
     pub(crate) fn of(class: Pin<&C>) -> Self {
         ClassPtr(NonNull::from(class.get_ref()))
-    }
-
-    pub(super) fn from_nonnull(p: NonNull<C>) -> Self {
-        ClassPtr(p)
     }
 
     pub(super) fn cookie(self) -> c_ulong {

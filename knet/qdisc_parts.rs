@@ -170,16 +170,11 @@ impl Drop for SkbQueue {
 }
 
 /// Where a filter sent a packet.
-pub(crate) enum Classified<C> {
+pub(crate) enum Classified {
     /// No filter matched.
     NoMatch,
-    /// A filter chose a class: by its bound class, or by class id.
-    Class {
-        /// The class bound to the filter (`bind_tcf`), if any.
-        bound: Option<super::qdisc::ClassPtr<C>>,
-        /// The class id the filter names.
-        classid: u32,
-    },
+    /// A filter chose the class with this id (also set when the filter holds the class).
+    Class(u32),
     /// An action took the packet (stolen, queued elsewhere, trapped): not ours any more.
     Consumed,
     /// An action dropped the packet (`TC_ACT_SHOT`).
@@ -221,13 +216,11 @@ impl Filters {
     }
 
     /// Runs the filters on `skb`.
-    pub(crate) fn classify<C>(&self, _sch: &Locked<'_>, skb: &Skb) -> Classified<C> {
-        let (mut classid, mut cl) = (0u32, 0);
+    pub(crate) fn classify(&self, _sch: &Locked<'_>, skb: &Skb) -> Classified {
+        let mut classid = 0u32;
         // SAFETY: the packet path holds the root lock and runs with BH off (RCU-BH read side),
         // as tcf_classify requires; `skb` is valid.
-        let r = unsafe {
-            sys::knet_filters_classify(skb.as_ptr(), self.raw.get(), &mut classid, &mut cl)
-        };
+        let r = unsafe { sys::knet_filters_classify(skb.as_ptr(), self.raw.get(), &mut classid) };
         match r {
             r if r < 0 => Classified::NoMatch,
             r if r == kernel::bindings::TC_ACT_SHOT as i32 => Classified::Shot,
@@ -237,10 +230,7 @@ impl Filters {
             {
                 Classified::Consumed
             }
-            _ => Classified::Class {
-                bound: NonNull::new(cl as *mut C).map(super::qdisc::ClassPtr::from_nonnull),
-                classid,
-            },
+            _ => Classified::Class(classid),
         }
     }
 

@@ -43,6 +43,20 @@ fn parse_error(extack: &mut ExtAck<'_>, e: attrs::ParseError) -> Error {
     fail(extack, e.msg, if e.out_of_range { ERANGE } else { EINVAL })
 }
 
+/// The `TCA_HTB_*` attributes of a request; offload (hardware HTB) is refused for qdisc and
+/// classes alike.
+fn parse_options(opt: &[u8], extack: &mut ExtAck<'_>) -> Result<attrs::HtbAttrs> {
+    let a = attrs::parse(opt).map_err(|e| parse_error(extack, e))?;
+    if a.offload {
+        return Err(fail(
+            extack,
+            "hardware offload is not supported",
+            EOPNOTSUPP,
+        ));
+    }
+    Ok(a)
+}
+
 fn now() -> i64 {
     i64::try_from(now_ns()).unwrap_or(i64::MAX)
 }
@@ -63,14 +77,7 @@ fn qdisc_settings(opt: Option<&[u8]>, extack: &mut ExtAck<'_>) -> Result<QdiscSe
             direct_qlen: None,
         });
     };
-    let a = attrs::parse(opt).map_err(|e| parse_error(extack, e))?;
-    if a.offload {
-        return Err(fail(
-            extack,
-            "hardware offload is not supported",
-            EOPNOTSUPP,
-        ));
-    }
+    let a = parse_options(opt, extack)?;
     let Some(g) = a.init else {
         return Err(fail(extack, "TCA_HTB_INIT missing", EINVAL));
     };
@@ -502,14 +509,7 @@ impl QdiscOps for HtbRs {
         let Some(opt) = opt else {
             return Err(fail(extack, "class options missing", EINVAL));
         };
-        let a = attrs::parse(opt).map_err(|e| parse_error(extack, e))?;
-        if a.offload {
-            return Err(fail(
-                extack,
-                "hardware offload is not supported",
-                EOPNOTSUPP,
-            ));
-        }
+        let a = parse_options(opt, extack)?;
         let Some(parms) = a.parms else {
             return Err(fail(extack, "TCA_HTB_PARMS missing", EINVAL));
         };

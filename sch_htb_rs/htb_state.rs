@@ -183,11 +183,11 @@ impl State {
         }
         let mut hops = 0;
         loop {
-            match filters.classify::<Class>(sch, skb) {
+            match filters.classify(sch, skb) {
                 Classified::NoMatch => break,
                 Classified::Consumed => return Target::Consumed,
                 Classified::Shot => return Target::Shot,
-                Classified::Class { classid, .. } => {
+                Classified::Class(classid) => {
                     if classid == handle {
                         return Target::Direct;
                     }
