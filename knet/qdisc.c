@@ -225,9 +225,14 @@ int knet_qdisc_child_enqueue(struct sk_buff *skb, struct Qdisc *child, struct sk
 	return qdisc_enqueue(skb, child, to_free);
 }
 
-struct sk_buff *knet_qdisc_child_dequeue(struct Qdisc *child)
+struct sk_buff *knet_qdisc_child_dequeue(struct Qdisc *child, unsigned int *len,
+					 unsigned int *qlen)
 {
-	return child->dequeue(child);
+	struct sk_buff *skb = child->dequeue(child);
+
+	*len = skb ? qdisc_pkt_len(skb) : 0;
+	*qlen = child->q.qlen;
+	return skb;
 }
 
 bool knet_net_xmit_drop_count(int ret)
@@ -333,10 +338,16 @@ void knet_class_stats_init(struct knet_class_stats *s)
 	s->rate_est = NULL;
 }
 
-void knet_class_stats_update(struct knet_class_stats *s, const struct sk_buff *skb)
+void knet_class_stats_update_path(struct knet_class_stats *const *s, unsigned int n,
+				  const struct sk_buff *skb)
 {
-	/* A GSO packet counts as its segments, as for every qdisc. */
-	bstats_update(&s->bstats, skb);
+	/* A GSO packet counts as its segments, as bstats_update() counts it for every qdisc. */
+	unsigned int bytes = qdisc_pkt_len(skb);
+	u32 packets = skb_is_gso(skb) ? skb_shinfo(skb)->gso_segs : 1;
+	unsigned int i;
+
+	for (i = 0; i < n; i++)
+		_bstats_update(&s[i]->bstats, bytes, packets);
 }
 
 int knet_class_stats_estimator(struct knet_class_stats *s, struct nlattr *rate, bool replace)

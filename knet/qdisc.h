@@ -91,7 +91,10 @@ void knet_skb_discard(struct sk_buff *skb, struct sk_buff **to_free);
 struct Qdisc *knet_qdisc_create_pfifo(struct Qdisc *sch, u32 parentid,
 				      struct netlink_ext_ack *extack);
 int knet_qdisc_child_enqueue(struct sk_buff *skb, struct Qdisc *child, struct sk_buff **to_free);
-struct sk_buff *knet_qdisc_child_dequeue(struct Qdisc *child);
+/* The child's next packet with its qdisc_pkt_len in *len, and the child's queue length after
+ * it in *qlen: one call per dequeue on the packet path. */
+struct sk_buff *knet_qdisc_child_dequeue(struct Qdisc *child, unsigned int *len,
+					 unsigned int *qlen);
 bool knet_net_xmit_drop_count(int ret);
 void knet_qdisc_child_purge(struct Qdisc *child);
 void knet_qdisc_child_reset(struct Qdisc *child);
@@ -126,7 +129,9 @@ struct knet_class_stats {
 	struct net_rate_estimator __rcu *rate_est;
 };
 void knet_class_stats_init(struct knet_class_stats *s);
-void knet_class_stats_update(struct knet_class_stats *s, const struct sk_buff *skb);
+/* Counts skb as sent in each of the n classes (a leaf and its ancestors): one call per packet. */
+void knet_class_stats_update_path(struct knet_class_stats *const *s, unsigned int n,
+				  const struct sk_buff *skb);
 /* Replaces the estimator from a TCA_RATE attribute, or the default one (4 s / 16 s) if NULL. */
 int knet_class_stats_estimator(struct knet_class_stats *s, struct nlattr *rate, bool replace);
 void knet_class_stats_kill_estimator(struct knet_class_stats *s);

@@ -87,12 +87,20 @@ impl Child {
         })
     }
 
-    /// The child's next packet, if it has one to send now.
-    pub(crate) fn dequeue(&self, _sch: &Locked<'_>) -> Option<Skb> {
-        // SAFETY: the root lock is held; a returned skb is handed over to us.
-        let skb = unsafe { sys::knet_qdisc_child_dequeue(self.0.as_ptr()) };
-        // SAFETY: as above.
-        NonNull::new(skb).map(|s| unsafe { Skb::from_raw(s) })
+    /// The child's next packet, if it has one to send now, with its length and the child's
+    /// queue length after it.
+    pub(crate) fn dequeue(&self, _sch: &Locked<'_>) -> Dequeued {
+        let (mut len, mut qlen) = (0, 0);
+        // SAFETY: the root lock is held; a returned skb is handed over to us; the shim writes
+        // the two counts.
+        let skb = unsafe { sys::knet_qdisc_child_dequeue(self.0.as_ptr(), &mut len, &mut qlen) };
+        // SAFETY: a non-NULL skb from the child's dequeue is ours to own.
+        let skb = NonNull::new(skb).map(|s| unsafe { Skb::from_raw(s) });
+        Dequeued {
+            skb,
+            len,
+            qlen_after: qlen,
+        }
     }
 
     /// Packets queued in the child (`q.qlen`, as sch_htb reads its leaves).
@@ -250,6 +258,19 @@ impl PinnedDrop for Filters {
     }
 }
 
+/// Classes counted per call by [`ClassStats::add_path`]: HTB's deepest path.
+pub(crate) const PATH_BATCH: usize = 8;
+
+/// What [`Child::dequeue`] gave.
+pub(crate) struct Dequeued {
+    /// The packet, if any.
+    pub(crate) skb: Option<Skb>,
+    /// Its length as the qdisc layer counts it (`qdisc_pkt_len`), 0 without a packet.
+    pub(crate) len: u32,
+    /// Packets left in the child.
+    pub(crate) qlen_after: u32,
+}
+
 /// Byte and packet counters of a class, with an optional rate estimator; the estimator is
 /// killed on drop.
 #[pin_data(PinnedDrop)]
@@ -275,10 +296,31 @@ impl ClassStats {
         })
     }
 
-    /// Counts `skb` as sent (its bytes, and its segments as packets).
-    pub(crate) fn add(&self, _lock: &impl RootLock, skb: &Skb) {
-        // SAFETY: the root lock serialises writers; `skb` is valid.
-        unsafe { sys::knet_class_stats_update(self.raw.get(), skb.as_ptr()) };
+    /// Counts `skb` as sent (its bytes, and its segments as packets) in each of `path` (a
+    /// leaf and its ancestors), with one call into C per [`PATH_BATCH`] classes.
+    pub(crate) fn add_path<'a>(
+        _lock: &impl RootLock,
+        path: impl IntoIterator<Item = &'a ClassStats>,
+        skb: &Skb,
+    ) {
+        let mut batch = [core::ptr::null_mut::<sys::knet_class_stats>(); PATH_BATCH];
+        let mut n = 0;
+        for stats in path {
+            batch[n] = stats.raw.get();
+            n += 1;
+            if n == PATH_BATCH {
+                // SAFETY: the root lock serialises writers; the `n` pointers are live counters
+                // (borrowed for this call); `skb` is valid.
+                unsafe {
+                    sys::knet_class_stats_update_path(batch.as_ptr(), n as u32, skb.as_ptr())
+                };
+                n = 0;
+            }
+        }
+        if n > 0 {
+            // SAFETY: as above.
+            unsafe { sys::knet_class_stats_update_path(batch.as_ptr(), n as u32, skb.as_ptr()) };
+        }
     }
 
     /// Starts or replaces the estimator with `rate`'s settings, or the default (4 s / 16 s).

@@ -101,24 +101,20 @@ impl HtbRs {
     fn sync_overlimits(st: &mut State, sch: &Locked<'_>) {
         let total = st.sched.overlimits();
         let new = total.saturating_sub(st.overlimits_seen);
-        st.overlimits_seen = total;
-        sch.count_overlimits(u32::try_from(new).unwrap_or(u32::MAX));
+        if new != 0 {
+            st.overlimits_seen = total;
+            sch.count_overlimits(u32::try_from(new).unwrap_or(u32::MAX));
+        }
     }
 
     /// Counts a sent packet in its leaf and every ancestor (sch_htb's bstats).
     fn count_sent(st: &State, sch: &Locked<'_>, leaf: ClassIdx, skb: &Skb) {
-        let mut at = Some(leaf);
-        let mut hops = 0;
-        while let Some(idx) = at {
-            if let Some(c) = st.class(idx) {
-                c.stats.add(sch, skb);
-            }
-            at = st.nodes.get(idx as usize).and_then(Node::parent);
-            hops += 1;
-            if hops > crate::sched::MAX_DEPTH {
-                break;
-            }
-        }
+        let path = core::iter::successors(Some(leaf), |&idx| {
+            st.nodes.get(idx as usize).and_then(Node::parent)
+        })
+        .take(crate::sched::MAX_DEPTH + 1)
+        .filter_map(|idx| st.class(idx).map(|c| &c.stats));
+        KClassStats::add_path(sch, path, skb);
     }
 
     /// Makes room for one more class, allocating outside the root lock.
@@ -325,23 +321,22 @@ impl QdiscOps for HtbRs {
                         st.sched.deactivate(&mut st.nodes, class);
                         continue;
                     };
-                    if leaf.qlen(sch) == 0 {
-                        st.sched.deactivate(&mut st.nodes, class);
-                        continue;
-                    }
                     // The leaf may call qlen_notify on us from here: that callback finds the
                     // state busy and leaves it alone; the queue length is checked below.
-                    match leaf.dequeue(sch) {
+                    let out = leaf.dequeue(sch);
+                    let empty = out.qlen_after == 0;
+                    match out.skb {
                         Some(skb) => {
-                            let len = skb.pkt_len();
-                            let empty = leaf.qlen(sch) == 0;
                             st.sched
-                                .dequeued(&mut st.nodes, class, level, len, now, empty);
+                                .dequeued(&mut st.nodes, class, level, out.len, now, empty);
                             Self::count_sent(st, sch, class, &skb);
                             Self::sync_overlimits(st, sch);
                             sch.count_dequeue(&skb);
                             return Some(skb);
                         }
+                        // Nothing queued (sch_htb warns here; an emptied leaf is not news).
+                        None if empty => st.sched.deactivate(&mut st.nodes, class),
+                        // A packet it holds back (netem): others go first.
                         None => st.sched.skip(&mut st.nodes, class, level),
                     }
                 }

@@ -9,7 +9,7 @@ use crate::knet::{
     skb::Skb,
 };
 use crate::sched::{ClassIdx, Node, Sched, MAX_DEPTH};
-use core::{pin::Pin, sync::atomic::AtomicU32};
+use core::{cell::Cell, pin::Pin, sync::atomic::AtomicU32};
 use kernel::{prelude::*, rbtree::RBTree};
 
 /// `TC_H_MAJ`.
@@ -62,6 +62,8 @@ pub(crate) struct State {
     pub(crate) direct_pkts: u32,
     /// Scheduler overlimits already added to the qdisc's statistics.
     pub(crate) overlimits_seen: u64,
+    /// Where the default class was last found (checked before use).
+    default_hint: Cell<ClassIdx>,
 }
 
 /// The per-qdisc data the kernel keeps for us.
@@ -113,6 +115,7 @@ impl State {
             direct: SkbQueue::new(),
             direct_pkts: 0,
             overlimits_seen: 0,
+            default_hint: Cell::new(0),
         }
     }
 
@@ -209,9 +212,25 @@ impl State {
                 break;
             }
         }
-        match find(ids, tc_h_maj(handle) | self.defcls) {
-            Some(idx) if self.defcls != 0 && self.is_leaf(idx) => Target::Leaf(idx),
-            _ => Target::Direct,
+        match self.default_leaf(ids, handle) {
+            Some(idx) => Target::Leaf(idx),
+            None => Target::Direct,
         }
+    }
+
+    /// The default class if it is a leaf. Remembers where it was found: most packets of a
+    /// tree without filters come here, and the remembered slot is checked by its class id.
+    fn default_leaf(&self, ids: &Ids, handle: u32) -> Option<ClassIdx> {
+        if self.defcls == 0 {
+            return None;
+        }
+        let want = tc_h_maj(handle) | self.defcls;
+        let hint = self.default_hint.get();
+        if self.class(hint).is_some_and(|c| c.classid == want) {
+            return self.is_leaf(hint).then_some(hint);
+        }
+        let idx = find(ids, want)?;
+        self.default_hint.set(idx);
+        self.is_leaf(idx).then_some(idx)
     }
 }
