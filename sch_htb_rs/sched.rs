@@ -702,13 +702,23 @@ impl Sched {
 
     /// Recomputes `cl`'s mode `diff` ns after its last update, relinking it if the mode
     /// changed, and returns the delay of its next event (sch_htb's `htb_change_class_mode`).
+    ///
+    /// Inlined: on the packet path it runs for every level of every packet, and the mode
+    /// rarely changes; the relinking is out of line.
+    #[inline(always)]
     fn change_mode(&mut self, nodes: &mut [Node], cl: ClassIdx, diff: i64) -> i64 {
         let n = &nodes[cl as usize];
         let old = n.mode;
         let (new, delay) = n.bucket.mode(&n.params, old, diff, self.hysteresis);
-        if new == old {
-            return delay;
+        if new != old {
+            self.set_mode(nodes, cl, old, new);
         }
+        delay
+    }
+
+    /// Moves `cl` from mode `old` to `new`, relinking it where it is active.
+    #[inline(never)]
+    fn set_mode(&mut self, nodes: &mut [Node], cl: ClassIdx, old: Mode, new: Mode) {
         if new == Mode::CantSend {
             let n = &mut nodes[cl as usize];
             n.overlimits = n.overlimits.wrapping_add(1);
@@ -725,7 +735,6 @@ impl Sched {
         } else {
             nodes[cl as usize].mode = new;
         }
-        delay
     }
 
     /// Runs the due events of `level` while `budget` lasts.

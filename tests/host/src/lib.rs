@@ -43,6 +43,8 @@ mod htb_config_tests;
 #[cfg(test)]
 mod htb_rate_tests;
 #[cfg(test)]
+mod htb_sched_cost;
+#[cfg(test)]
 mod htb_sched_tests;
 #[cfg(test)]
 mod imq_behavior_tests;
