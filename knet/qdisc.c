@@ -21,6 +21,19 @@ struct knet_qdisc_priv {
 	void *state;
 };
 
+const struct knet_qdisc_layout knet_qdisc_layout = {
+	.state = offsetof(struct Qdisc, privdata) + offsetof(struct knet_qdisc_priv, state),
+	.qlen = offsetof(struct Qdisc, q.qlen),
+	.handle = offsetof(struct Qdisc, handle),
+	.skb_priority = offsetof(struct sk_buff, priority),
+	.skb_pkt_len = offsetof(struct sk_buff, cb) + offsetof(struct qdisc_skb_cb, pkt_len),
+};
+/* What the Rust side reads through the offsets must be what it reads them as. */
+static_assert(sizeof(((struct Qdisc *)0)->q.qlen) == sizeof(u32));
+static_assert(sizeof(((struct Qdisc *)0)->handle) == sizeof(u32));
+static_assert(sizeof(((struct sk_buff *)0)->priority) == sizeof(u32));
+static_assert(sizeof(((struct qdisc_skb_cb *)0)->pkt_len) == sizeof(u32));
+
 static const struct knet_qdisc_cbs *knet_cbs(const struct Qdisc *sch)
 {
 	return &container_of(sch->ops, struct knet_qdisc_kind, ops)->cbs;
@@ -111,16 +124,6 @@ void knet_qdisc_unregister(struct knet_qdisc_kind *k)
 	kfree(k);
 }
 
-void *knet_qdisc_state(struct Qdisc *sch)
-{
-	return ((struct knet_qdisc_priv *)qdisc_priv(sch))->state;
-}
-
-u32 knet_qdisc_handle(const struct Qdisc *sch)
-{
-	return sch->handle;
-}
-
 unsigned int knet_qdisc_tx_queue_len(const struct Qdisc *sch)
 {
 	return READ_ONCE(qdisc_dev(sch)->tx_queue_len);
@@ -181,22 +184,6 @@ void knet_qdisc_count_overlimits(struct Qdisc *sch, u32 n)
 void knet_qdisc_tree_reduce_backlog(struct Qdisc *sch, int n, int len)
 {
 	qdisc_tree_reduce_backlog(sch, n, len);
-}
-
-unsigned int knet_qdisc_qlen(const struct Qdisc *sch)
-{
-	return sch->q.qlen;
-}
-
-
-unsigned int knet_skb_pkt_len(const struct sk_buff *skb)
-{
-	return qdisc_pkt_len(skb);
-}
-
-u32 knet_skb_priority(const struct sk_buff *skb)
-{
-	return skb->priority;
 }
 
 void knet_skb_drop(struct sk_buff *skb, struct Qdisc *sch, struct sk_buff **to_free)

@@ -62,8 +62,6 @@ struct knet_qdisc_kind *knet_qdisc_register(const char *id, const struct knet_qd
 void knet_qdisc_unregister(struct knet_qdisc_kind *kind);
 
 /* The Rust state of a qdisc of a knet kind (NULL before init succeeded). */
-void *knet_qdisc_state(struct Qdisc *sch);
-u32 knet_qdisc_handle(const struct Qdisc *sch);
 unsigned int knet_qdisc_tx_queue_len(const struct Qdisc *sch);
 void knet_qdisc_tree_lock(struct Qdisc *sch);
 void knet_qdisc_tree_unlock(struct Qdisc *sch);
@@ -78,11 +76,8 @@ void knet_qdisc_count_dequeue(struct Qdisc *sch, struct sk_buff *skb);
 void knet_qdisc_count_drop(struct Qdisc *sch);
 void knet_qdisc_count_overlimits(struct Qdisc *sch, u32 n);
 void knet_qdisc_tree_reduce_backlog(struct Qdisc *sch, int n, int len);
-unsigned int knet_qdisc_qlen(const struct Qdisc *sch);
 
 /* Packets. */
-unsigned int knet_skb_pkt_len(const struct sk_buff *skb);
-u32 knet_skb_priority(const struct sk_buff *skb);
 void knet_skb_drop(struct sk_buff *skb, struct Qdisc *sch, struct sk_buff **to_free);
 void knet_skb_free(struct sk_buff *skb);
 void knet_skb_discard(struct sk_buff *skb, struct sk_buff **to_free);
@@ -122,6 +117,18 @@ int knet_filters_get(struct knet_filters *f, struct Qdisc *sch, struct netlink_e
 void knet_filters_put(struct knet_filters *f);
 /* TC_ACT_* verdict, or -1 if no filter matched; on a match *classid is set. */
 int knet_filters_classify(struct sk_buff *skb, struct knet_filters *f, u32 *classid);
+
+/* Where the packet path finds the fields it reads for every packet, as byte offsets fixed at
+ * build time: Rust loads them directly, as the static inline accessors compile to in C, instead
+ * of calling a function per field. */
+struct knet_qdisc_layout {
+	size_t state;		/* the Rust state pointer, in the qdisc's private area */
+	size_t qlen;		/* sch->q.qlen, u32 */
+	size_t handle;		/* sch->handle, u32 */
+	size_t skb_priority;	/* skb->priority, u32 */
+	size_t skb_pkt_len;	/* qdisc_skb_cb(skb)->pkt_len, u32 */
+};
+extern const struct knet_qdisc_layout knet_qdisc_layout;
 
 /* Byte/packet counters and a rate estimator of one class. */
 struct knet_class_stats {

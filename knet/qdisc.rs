@@ -111,7 +111,7 @@ impl Locked<'_> {
     /// Packets in this qdisc.
     pub(crate) fn qlen(&self) -> u32 {
         // SAFETY: as in `count_enqueue`.
-        unsafe { sys::knet_qdisc_qlen(self.sch) }
+        unsafe { load_u32(self.sch.cast(), sys::knet_qdisc_layout.qlen) }
     }
 
     /// Runs the qdisc again at `at_ns` (monotonic ns): the hrtimer watchdog.
@@ -165,15 +165,16 @@ pub(crate) trait QdiscInfo {
 
 impl QdiscInfo for Locked<'_> {
     fn handle(&self) -> u32 {
-        // SAFETY: the handle is set before init and never changes.
-        unsafe { sys::knet_qdisc_handle(self.sch) }
+        // SAFETY: the handle is set before init and never changes; the offset is its place in
+        // the qdisc.
+        unsafe { load_u32(self.sch.cast(), sys::knet_qdisc_layout.handle) }
     }
 }
 
 impl QdiscInfo for Control<'_> {
     fn handle(&self) -> u32 {
         // SAFETY: as above.
-        unsafe { sys::knet_qdisc_handle(self.sch) }
+        unsafe { load_u32(self.sch.cast(), sys::knet_qdisc_layout.handle) }
     }
 }
 
@@ -485,6 +486,34 @@ pub(crate) trait QdiscOps: Sized + 'static {
     }
 }
 
+/// Loads the `u32` at byte `offset` of `base` (a field named by `knet_qdisc_layout`).
+///
+/// # Safety
+///
+/// `base` points to the structure the offset belongs to, live, and the caller may read that
+/// field (it holds the lock guarding it, or the field does not change).
+pub(super) unsafe fn load_u32(base: *const u8, offset: usize) -> u32 {
+    // SAFETY: the caller's guarantees; the C side checks that the field is a u32, and offsets
+    // into a structure keep its alignment.
+    unsafe { base.add(offset).cast::<u32>().read() }
+}
+
+/// The Rust state pointer a qdisc of a knet kind keeps in its private area.
+///
+/// # Safety
+///
+/// `sch` is a live qdisc of a knet kind.
+unsafe fn state_ptr(sch: *mut sys::Qdisc) -> *mut c_void {
+    // SAFETY: the offset is that of the pointer field of the kind's private area, written by
+    // the C wrappers of init and destroy (under RTNL, before and after any packet path call).
+    unsafe {
+        sch.cast::<u8>()
+            .add(sys::knet_qdisc_layout.state)
+            .cast::<*mut c_void>()
+            .read()
+    }
+}
+
 /// The C-callable trampolines of a [`QdiscOps`] kind.
 struct Adapter<T: QdiscOps>(PhantomData<T>);
 
@@ -495,7 +524,7 @@ impl<T: QdiscOps> Adapter<T> {
     unsafe fn data<'a>(sch: *mut sys::Qdisc) -> &'a T::Data {
         // SAFETY: the C wrappers store the pointer from `init_cb` (a leaked `Pin<KBox>`) and
         // clear it only after `destroy_cb` returned; the caller guarantees that window.
-        unsafe { &*sys::knet_qdisc_state(sch).cast::<T::Data>() }
+        unsafe { &*state_ptr(sch).cast::<T::Data>() }
     }
 
     /// # Safety
@@ -609,9 +638,7 @@ impl<T: QdiscOps> Adapter<T> {
         unsafe { T::destroy(Self::data(sch), &ctl) };
         // SAFETY: the pointer came from `KBox::into_raw` in `init_cb`; the C wrapper forgets it
         // when this returns, and no callback runs for this qdisc any more.
-        drop(unsafe {
-            Pin::new_unchecked(KBox::from_raw(sys::knet_qdisc_state(sch).cast::<T::Data>()))
-        });
+        drop(unsafe { Pin::new_unchecked(KBox::from_raw(state_ptr(sch).cast::<T::Data>())) });
     }
 
     /// # Safety

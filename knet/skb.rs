@@ -2,7 +2,7 @@
 
 //! Packets as a qdisc sees them: owned, handed on exactly once.
 
-use super::sys;
+use super::{qdisc::load_u32, sys};
 use core::ptr::NonNull;
 use kernel::bindings;
 
@@ -40,14 +40,15 @@ impl Skb {
     /// Length the packet scheduler charges: a GSO packet counts whole, with the headers of
     /// every segment (`qdisc_pkt_len`).
     pub(crate) fn pkt_len(&self) -> u32 {
-        // SAFETY: `self` owns a valid skb.
-        unsafe { sys::knet_skb_pkt_len(self.0.as_ptr()) }
+        // SAFETY: `self` owns a valid skb; the offset is that of `qdisc_skb_cb(skb)->pkt_len`,
+        // set by the core before enqueue.
+        unsafe { load_u32(self.0.as_ptr().cast(), sys::knet_qdisc_layout.skb_pkt_len) }
     }
 
     /// `skb->priority` (for HTB: a class id, or the qdisc's handle for the direct queue).
     pub(crate) fn priority(&self) -> u32 {
         // SAFETY: `self` owns a valid skb.
-        unsafe { sys::knet_skb_priority(self.0.as_ptr()) }
+        unsafe { load_u32(self.0.as_ptr().cast(), sys::knet_qdisc_layout.skb_priority) }
     }
 }
 

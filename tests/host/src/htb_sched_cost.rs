@@ -35,7 +35,9 @@ fn tree(depth: usize) -> (Sched, Vec<Node>, ClassIdx) {
     for i in 0..8 {
         nodes.push(Node::new());
         let idx = (depth + 1 + i) as ClassIdx;
-        sched.add_class(&mut nodes, idx, Some(0), &params(125_000), 0).unwrap();
+        sched
+            .add_class(&mut nodes, idx, Some(0), &params(125_000), 0)
+            .unwrap();
     }
     (sched, nodes, leaf)
 }
