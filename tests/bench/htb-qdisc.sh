@@ -60,7 +60,6 @@ pps() {
 	grep -o '[0-9]*pps' <<<"$res" | tr -d 'ps'
 }
 
-median() { sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 
 # ab NAME DEPTH: ABBA rounds with htb (baseline) and htb_rs (ours).
 ab() {
@@ -78,7 +77,7 @@ ab() {
 	o=$(printf '%s\n' "${ours[@]}" | median)
 	b=$(printf '%s\n' "${base[@]}" | median)
 	note "$1: htb ${base[*]}; htb_rs ${ours[*]}"
-	echo "bench $1: ours=$o baseline=$b ratio=$(awk -v o="$o" -v b="$b" 'BEGIN { printf "%.3f", o / b }') (packets/s through the qdisc alone, depth $2)"
+	report "$1" "packets/s through the qdisc alone, depth $2" "$o" "$b"
 }
 ab htb_qdisc_pps_flat 1
 ab htb_qdisc_pps_deep 6

@@ -35,7 +35,6 @@ tree() {
 	tc -n rtr class add dev r1 parent 1:1 classid 1:10 "$1" rate "$2" burst 64k cburst 64k
 }
 
-median() { sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 
 # busy: CPU jiffies spent (all CPUs, not idle) so far.
 busy() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
@@ -60,8 +59,11 @@ print("%.1f %.3f" % (pkts / secs, busy * 1e6 / hz / max(pkts, 1)))' "$out" $((b1
 # rate KIND RATE: achieved TCP goodput / configured rate (goodput excludes ~6% of headers).
 rate() {
 	tree "$1" "$2"
-	local got
-	got=$(iperf_mbit cli 10.0.2.2 "$SECS" -p "$(server)")
+	local got small=()
+	# At low rates, small writes and window: iperf3's end-of-test exchange otherwise waits
+	# behind a full queue and can time out (a run of 0).
+	[ "$3" -le 10 ] && small=(-l 8K -w 32K)
+	got=$(iperf_mbit cli 10.0.2.2 "$SECS" -p "$(server)" "${small[@]}")
 	awk -v g="$got" -v r="$3" 'BEGIN { printf "%.4f", g / r }'
 }
 
@@ -82,9 +84,6 @@ ab() {
 	note "$name: htb ${base[*]}; htb_rs ${ours[*]}"
 }
 
-report() { # report NAME UNIT OURS BASELINE
-	echo "bench $1: ours=$3 baseline=$4 ratio=$(awk -v o="$3" -v b="$4" 'BEGIN { printf "%.3f", o / b }') ($2)"
-}
 
 # pps and CPU per packet come from the same runs.
 pps_runs() { # pps_runs KIND -> "PPS US"

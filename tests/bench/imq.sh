@@ -50,7 +50,6 @@ run() { # run MODE -> "MBIT US_PER_MB": download server -> client through the ro
 		'BEGIN { mb = g * s / 8; printf "%.2f %.2f\n", g, b * 1e6 / 100 / (mb > 0 ? mb : 1) }'
 }
 
-median() { sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 
 declare -A tput=([none]= [ifb]= [imq]=) cpu=([none]= [ifb]= [imq]=)
 for i in $(seq "$ROUNDS"); do
@@ -66,9 +65,6 @@ for m in none ifb imq; do
 	note "$m: Mbit/s${tput[$m]}; CPU us/MB${cpu[$m]}"
 done
 med() { tr ' ' '\n' <<<"$1" | grep . | median; }
-report() { # report NAME UNIT OURS BASELINE
-	echo "bench $1: ours=$3 baseline=$4 ratio=$(awk -v o="$3" -v b="$4" 'BEGIN { printf "%.3f", o / b }') ($2)"
-}
 report imq_fwd_vs_ifb "Mbit/s forwarded, htb 10gbit on imq0 vs on ifb0" "$(med "${tput[imq]}")" "$(med "${tput[ifb]}")"
 report imq_fwd_vs_none "Mbit/s forwarded, htb 10gbit on imq0 vs no shaping" "$(med "${tput[imq]}")" "$(med "${tput[none]}")"
 report imq_cpu_vs_ifb "CPU us per MB forwarded, lower is better" "$(med "${cpu[imq]}")" "$(med "${cpu[ifb]}")"

@@ -17,7 +17,6 @@ grep -q serving /tmp/bench-server.log || fail "server: $(cat /tmp/bench-server.l
 # cps ADDR PORT: connections per second from 2 client threads over $SECS seconds.
 cps() { ip netns exec cli $rate "$1" "$2" "$SECS" 2; }
 
-median() { sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 
 bench() { # bench NAME ADDR PORT
 	local base=() ours=() i
@@ -40,7 +39,7 @@ bench() { # bench NAME ADDR PORT
 	b=$(printf '%s\n' "${base[@]}" | median)
 	o=$(printf '%s\n' "${ours[@]}" | median)
 	note "$1: without toa ${base[*]}; with toa ${ours[*]}"
-	echo "bench $1: ours=$o baseline=$b ratio=$(awk -v o="$o" -v b="$b" 'BEGIN { printf "%.3f", o / b }') (connections/s)"
+	report "$1" "connections/s" "$o" "$b"
 }
 bench toa_cps_direct 10.0.2.2 8080
 bench toa_cps_fullnat 10.0.9.100 80

@@ -184,3 +184,11 @@ toa_table_drains() {
 	cat /proc/net/toa_stats
 	fail "$(toa_stat table_entries) entries ($(toa_stat table_bytes) bytes) left in toa's table"
 }
+
+# Benchmarks (tests/bench): the median of numbers given one per line.
+median() { sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+
+# report NAME UNIT OURS BASELINE: the figure's line, as `make bench` collects it.
+report() {
+	echo "bench $1: ours=$3 baseline=$4 ratio=$(awk -v o="$3" -v b="$4" 'BEGIN { printf "%.3f", o / b }') ($2)"
+}
