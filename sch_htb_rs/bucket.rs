@@ -4,8 +4,9 @@
 //!
 //! As in sch_htb, tokens are nanoseconds of transmission time: a bucket gains one per
 //! nanosecond, up to its buffer, and a packet costs the time it takes at the bucket's rate.
-//! `tokens` is the guaranteed rate's bucket, `ctokens` the ceil's. All arithmetic saturates:
-//! rates, buffers and the clock come from outside and an overflow would be a kernel BUG.
+//! `tokens` is the guaranteed rate's bucket, `ctokens` the ceil's. Arithmetic on values from
+//! outside (rates, buffers, the clock) saturates or is clamped first: an overflow would be a
+//! kernel BUG.
 
 use super::sched::ClassParams;
 
@@ -123,12 +124,15 @@ impl Bucket {
 
 /// sch_htb's `htb_accnt_tokens`: credit `diff`, cap at `buffer`, pay `cost_ns`, and keep the
 /// debt above `-MBUFFER_NS` so one giant packet cannot block the class for longer than that.
+///
+/// Plain (wrapping) arithmetic, as this runs for every level of every packet: `diff` is at
+/// most `MBUFFER_NS`, `tokens` at least `1 - MBUFFER_NS` and at most a buffer (below 2^38 ns
+/// from the ABI) plus the time the class spent borrowing, and the cost is clamped to 2^62 ns,
+/// beyond which the result is the floor anyway; no sum comes near 2^63. Wrapping
+/// rather than panicking keeps even a nonsensical input from becoming a kernel BUG.
 fn account(tokens: i64, diff: i64, buffer: i64, cost_ns: u64) -> i64 {
-    let cost = i64::try_from(cost_ns).unwrap_or(i64::MAX);
-    let toks = diff.saturating_add(tokens).min(buffer).saturating_sub(cost);
-    if toks <= -MBUFFER_NS {
-        1 - MBUFFER_NS
-    } else {
-        toks
-    }
+    // Any cost beyond 2^62 ns ends at the floor anyway.
+    let cost = cost_ns.min(1 << 62) as i64;
+    let toks = diff.wrapping_add(tokens).min(buffer).wrapping_sub(cost);
+    toks.max(1 - MBUFFER_NS)
 }

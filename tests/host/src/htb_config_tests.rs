@@ -230,3 +230,43 @@ proptest! {
         }
     }
 }
+
+/// sch_htb's token accounting with saturating arithmetic everywhere: the reference the packet
+/// path's plain arithmetic must match within the ranges it can see.
+fn account_reference(tokens: i64, diff: i64, buffer: i64, cost_ns: u64) -> i64 {
+    let cost = i64::try_from(cost_ns).unwrap_or(i64::MAX);
+    let toks = diff.saturating_add(tokens).min(buffer).saturating_sub(cost);
+    if toks <= -MBUFFER_NS {
+        1 - MBUFFER_NS
+    } else {
+        toks
+    }
+}
+
+proptest! {
+    /// Charging matches the saturating reference for every token level a class can have,
+    /// every elapsed time, buffer the ABI can carry and packet length.
+    #[test]
+    fn charge_matches_the_saturating_reference(
+        tokens in (1 - MBUFFER_NS)..(1i64 << 40), ctokens in (1 - MBUFFER_NS)..(1i64 << 40),
+        elapsed in 0..MBUFFER_NS + 10, buffer in any::<u32>(), cbuffer in any::<u32>(),
+        rate in 1..u64::from(u32::MAX), ceil in 1..u64::from(u32::MAX), len in any::<u32>(),
+        pays in any::<bool>(),
+    ) {
+        let mut o = opt(1, 1);
+        o.buffer = buffer;
+        o.cbuffer = cbuffer;
+        let (p, _) = class_params(&o, Some(rate), Some(ceil), 10).unwrap();
+        let mut b = Bucket { tokens, ctokens, t_c: 1_000 };
+        let now = 1_000 + elapsed;
+        b.charge(&p, len, now, pays);
+        let diff = elapsed.min(MBUFFER_NS);
+        let want_tokens = if pays {
+            account_reference(tokens, diff, p.buffer_ns, p.rate.time_ns(len))
+        } else {
+            tokens + diff
+        };
+        let want_ctokens = account_reference(ctokens, diff, p.cbuffer_ns, p.ceil.time_ns(len));
+        prop_assert_eq!((b.tokens, b.ctokens, b.t_c), (want_tokens, want_ctokens, now));
+    }
+}
