@@ -5,11 +5,11 @@ ip netns add fw
 for v in iptables ip6tables; do
 	for b in nft legacy; do
 		ip netns exec fw "$v-$b" -t mangle -A PREROUTING -p tcp --dport 9 -j MARK --set-mark 7
-		ip netns exec fw "$v-$b" -t mangle -S PREROUTING | grep -q -- '--set-xmark 0x7/0xffffffff' ||
+		ip netns exec fw "$v-$b" -t mangle -S PREROUTING | grep_q -- '--set-xmark 0x7/0xffffffff' ||
 			fail "$v-$b: rule not listed"
 		ip netns exec fw "$v-$b" -t mangle -F
 		note "$v-$b ok"
 	done
 done
-lsmod | grep -q '^nft_compat' || fail "nft_compat not loaded by iptables-nft"
-lsmod | grep -q '^ip_tables' || fail "ip_tables (legacy) not loaded"
+lsmod | grep_q '^nft_compat' || fail "nft_compat not loaded by iptables-nft"
+lsmod | grep_q '^ip_tables' || fail "ip_tables (legacy) not loaded"

@@ -119,7 +119,7 @@ tree h0 htb
 tree r0 htb_rs
 snap() { tcx -d qdisc show dev "$1"; tcx -d class show dev "$1"; tcx filter show dev "$1"; }
 snap r0 >/tmp/before
-tcx class show dev r0 | grep -q 'class htb_rs 1:20 parent 1:1' || fail "tree not built: $(cat /tmp/before)"
+tcx class show dev r0 | grep_q 'class htb_rs 1:20 parent 1:1' || fail "tree not built: $(cat /tmp/before)"
 
 # refuse WHAT ERRNO MSG_REGEX CMD...: CMD (run for htb_rs) fails with ERRNO (empty: any) and
 # a message matching MSG_REGEX, and r0's qdisc, classes and filters are unchanged.
@@ -128,7 +128,7 @@ refuse() {
 	shift 3
 	out=$("$@" 2>&1) || rc=$?
 	[ $rc -ne 0 ] || fail "$what: accepted: $out"
-	[ -z "$want" ] || grep -q "$want" <<<"$out" || fail "$what: want $want, got: $out"
+	[ -z "$want" ] || grep_q "$want" <<<"$out" || fail "$what: want $want, got: $out"
 	grep -Eq -- "$msg" <<<"$out" || fail "$what: message /$msg/ missing: $out"
 	snap r0 >/tmp/after
 	cmp -s /tmp/before /tmp/after || fail "$what: the tree changed: $(diff /tmp/before /tmp/after)"
@@ -175,7 +175,7 @@ for spec in "init-short|ERR ERANGE TCA_HTB_INIT too short" "init=2,10,0|ERR EINV
 done
 # Without TCA_OPTIONS at all (stock tc without the plugin sends none): htb's defaults.
 out=$(nl r9 qdisc-add 1: root htb_rs noopts) || fail "qdisc without options: $out"
-tcx qdisc show dev r9 | grep -q 'qdisc htb_rs 1: root refcnt [0-9]* r2q 10 default 0 ' ||
+tcx qdisc show dev r9 | grep_q 'qdisc htb_rs 1: root refcnt [0-9]* r2q 10 default 0 ' ||
 	fail "qdisc without options: $(tcx qdisc show dev r9)"
 note "new qdisc without options: $out, as $(tcx qdisc show dev r9 | head -n1); htb: $(nl h9 qdisc-add 1: root htb noopts)"
 tcx qdisc del dev r9 root
@@ -253,7 +253,7 @@ for i in 8 7 6 5 4 3; do
 done
 send 5
 [ "$(pkts 1:10)" -eq $((a + 5)) ] || fail "1:10, a leaf again, sent $(pkts 1:10) packets, want $((a + 5))"
-tcx -s qdisc show dev r0 | grep -q 'backlog 0b 0p' || fail "the qdisc holds packets: $(tcx -s qdisc show dev r0)"
+tcx -s qdisc show dev r0 | grep_q 'backlog 0b 0p' || fail "the qdisc holds packets: $(tcx -s qdisc show dev r0)"
 
 # --- beyond htb: tc qdisc change of default, r2q and direct_qlen in place.
 rc=0
@@ -269,7 +269,7 @@ send 10
 [ "$(pkts 1:20)" -eq 0 ] || fail "default 10: class 1:20 sent $(pkts 1:20) packets"
 tcx qdisc change dev r0 root handle 1: htb_rs default 20 r2q 5 direct_qlen 50 ||
 	fail "htb_rs refused the change"
-tcx qdisc show dev r0 | grep -q 'qdisc htb_rs 1: root refcnt [0-9]* r2q 5 default 0x20 direct_packets_stat 0 direct_qlen 50' ||
+tcx qdisc show dev r0 | grep_q 'qdisc htb_rs 1: root refcnt [0-9]* r2q 5 default 0x20 direct_packets_stat 0 direct_qlen 50' ||
 	fail "the change did not show: $(tcx qdisc show dev r0)"
 a=$(pkts 1:10)
 send 10
@@ -277,12 +277,12 @@ send 10
 [ "$(pkts 1:10)" -eq "$a" ] || fail "default 20: class 1:10 still gets packets"
 # r2q applies to classes made after the change: quantum = rate / 5.
 tcx class add dev r0 parent 1: classid 1:30 htb_rs rate 4mbit
-tcx -d class show dev r0 classid 1:30 | grep -q 'quantum 100000 ' ||
+tcx -d class show dev r0 classid 1:30 | grep_q 'quantum 100000 ' ||
 	fail "r2q 5 not applied: $(tcx -d class show dev r0 classid 1:30)"
 # default 0: unclassified packets take the direct queue, counted in direct_packets_stat.
 tcx qdisc change dev r0 root handle 1: htb_rs default 0
 send 7
-tcx qdisc show dev r0 | grep -q 'default 0 direct_packets_stat 7 direct_qlen 50' ||
+tcx qdisc show dev r0 | grep_q 'default 0 direct_packets_stat 7 direct_qlen 50' ||
 	fail "default 0: $(tcx qdisc show dev r0)"
 note "change in place: $(tcx qdisc show dev r0)"
 tcx qdisc del dev r0 root

@@ -63,7 +63,7 @@ declare -A res
 phases="1.web 2.mail 2.other 3.web 3.mail 4.other"
 for kind in htb htb_rs; do
 	tree $kind
-	tc -n rtr qdisc show dev r1 | grep -q "qdisc $kind 1: root" || fail "$kind not at the root: $(tc -n rtr qdisc show dev r1)"
+	tc -n rtr qdisc show dev r1 | grep_q "qdisc $kind 1: root" || fail "$kind not at the root: $(tc -n rtr qdisc show dev r1)"
 	# Phase 1: web alone is held to its ceil (= rate) 5mbit.
 	out=$(flows 8 web)
 	res[$kind.1.web]=$(get web "$out")

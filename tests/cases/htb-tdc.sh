@@ -258,5 +258,5 @@ for _ in $(seq 50); do
 	rmmod sch_htb_rs 2>/dev/null && break
 	sleep 0.2
 done
-lsmod | grep -q '^sch_htb_rs' && fail "sch_htb_rs still in use after the cases: $(lsmod | grep sch_htb_rs)"
+lsmod | grep_q '^sch_htb_rs' && fail "sch_htb_rs still in use after the cases: $(lsmod | grep sch_htb_rs)"
 dmesg_has 'sch_htb_rs: unloaded'

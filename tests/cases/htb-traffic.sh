@@ -202,7 +202,7 @@ for round in 1 2 3; do
 		rmmod sch_htb_rs 2>/dev/null && break
 		sleep 0.2
 	done
-	lsmod | grep -q '^sch_htb_rs' && fail "round $round: rmmod failed under traffic: $(lsmod | grep sch_htb_rs)"
+	lsmod | grep_q '^sch_htb_rs' && fail "round $round: rmmod failed under traffic: $(lsmod | grep sch_htb_rs)"
 	sleep 0.5
 	insmod "$(ko sch_htb_rs)"
 	tree

@@ -36,7 +36,7 @@ for kind in htb htb_rs; do
 	tc class add dev imq0 parent 1: classid 1:10 $kind rate 1mbit
 	tc class add dev imq0 parent 1: classid 1:30 $kind rate 4mbit
 	tc filter add dev imq0 parent 1:0 protocol ip prio 1 u32 match ip dst 10.0.1.2/32 flowid 1:10
-	tc qdisc show dev imq0 | grep -q "qdisc $kind 1: root" || fail "no $kind on imq0: $(tc qdisc show dev imq0)"
+	tc qdisc show dev imq0 | grep_q "qdisc $kind 1: root" || fail "no $kind on imq0: $(tc qdisc show dev imq0)"
 	iperf_bg srv 10.0.1.2 10 /tmp/$kind.json -p 5201
 	load=$!
 	sleep 3

@@ -11,13 +11,13 @@ for i in 0 1 2; do
 	ip link show imq$i >/dev/null || fail "imq$i missing"
 done
 ! ip link show imq3 >/dev/null 2>&1 || fail "imq3 exists with numdevs=3"
-ip -d link show imq0 | grep -q "imq" || fail "imq0 does not say its kind: $(ip -d link show imq0)"
+ip -d link show imq0 | grep_q "imq" || fail "imq0 does not say its kind: $(ip -d link show imq0)"
 note "$(ip -d link show imq0 | head -n 3)"
 ip link set imq0 up
 tc qdisc add dev imq0 root handle 1: htb default 20
 tc class add dev imq0 parent 1: classid 1:1 htb rate 2mbit burst 15k
-tc qdisc show dev imq0 | grep -q "qdisc htb 1: root" || fail "no htb on imq0: $(tc qdisc show dev imq0)"
-ip -s link show imq0 | grep -q "RX:" || fail "no counters: $(ip -s link show imq0)"
+tc qdisc show dev imq0 | grep_q "qdisc htb 1: root" || fail "no htb on imq0: $(tc qdisc show dev imq0)"
+ip -s link show imq0 | grep_q "RX:" || fail "no counters: $(ip -s link show imq0)"
 
 # Made by the module only.
 expect_fail "ip link add imq9 type imq" ip link add imq9 type imq

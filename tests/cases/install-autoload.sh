@@ -51,12 +51,12 @@ export XTABLES_LIBDIR=$root/usr/lib/$triplet/xtables:/usr/lib/$triplet/xtables
 export TC_LIB_DIR=$root/usr/lib/$triplet/tc
 ip netns add inst
 ip netns exec inst iptables -t mangle -A PREROUTING -j IMQ --todev 3 || fail "-j IMQ --todev 3 refused"
-ip netns exec inst iptables -t mangle -S PREROUTING | grep -q -- "-j IMQ --todev 3" || fail "rule not listed"
+ip netns exec inst iptables -t mangle -S PREROUTING | grep_q -- "-j IMQ --todev 3" || fail "rule not listed"
 ip -n inst link add d0 type dummy
 ip -n inst link set d0 up
 $MODPROBE sch_htb_rs
 ip netns exec inst tc qdisc add dev d0 root handle 1: htb_rs default 10 || fail "htb_rs through the installed plugin"
-ip netns exec inst tc qdisc show dev d0 | grep -q "qdisc htb_rs 1: root" || fail "no htb_rs qdisc"
+ip netns exec inst tc qdisc show dev d0 | grep_q "qdisc htb_rs 1: root" || fail "no htb_rs qdisc"
 ip netns exec inst tc qdisc del dev d0 root
 ip netns exec inst iptables -t mangle -F
 ip netns del inst

@@ -47,7 +47,7 @@ unset XTABLES_LIBDIR TC_LIB_DIR
 ip netns add inst
 ip netns exec inst iptables -t mangle -A PREROUTING -i lo -j IMQ --todev 2 ||
 	fail "iptables -j IMQ --todev 2 refused"
-ip netns exec inst iptables -t mangle -S PREROUTING | grep -q -- "-j IMQ --todev 2" ||
+ip netns exec inst iptables -t mangle -S PREROUTING | grep_q -- "-j IMQ --todev 2" ||
 	fail "the IMQ rule is not listed back"
 ip netns exec inst ip6tables -t mangle -A POSTROUTING -j IMQ --todev 1 || fail "ip6tables -j IMQ refused"
 ip -n inst link add d0 type dummy
@@ -56,10 +56,10 @@ ip netns exec inst tc qdisc add dev d0 root handle 1: htb_rs default 10 ||
 	fail "tc qdisc add htb_rs (plugin and module autoload)"
 ip netns exec inst tc class add dev d0 parent 1: classid 1:10 htb_rs rate 5mbit burst 15k ||
 	fail "tc class add htb_rs"
-ip netns exec inst tc class show dev d0 | grep -q "class htb_rs 1:10 root prio 0 rate 5Mbit" ||
+ip netns exec inst tc class show dev d0 | grep_q "class htb_rs 1:10 root prio 0 rate 5Mbit" ||
 	fail "htb_rs class shown as: $(ip netns exec inst tc class show dev d0)"
 grep -q '^sch_htb_rs ' /proc/modules || fail "sch_htb_rs not autoloaded by tc"
-dmesg | grep -q 'sch_htb_rs: loaded for .*(hysteresis=true' ||
+dmesg | grep_q 'sch_htb_rs: loaded for .*(hysteresis=true' ||
 	fail "sch_htb_rs htb_hysteresis=1 not applied from modprobe.d: $(dmesg | grep sch_htb_rs)"
 ip netns del inst
 

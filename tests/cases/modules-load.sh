@@ -11,11 +11,11 @@ for m in imq toa sch_htb_rs; do
 done
 
 # Parameters as modinfo shows them.
-modinfo -F parm "$(ko imq)" | grep -q '^numdevs:' || fail "imq: no numdevs in modinfo"
-modinfo -F parm "$(ko imq)" | grep -q '^behavior:' || fail "imq: no behavior in modinfo"
-modinfo -F parm "$(ko toa)" | grep -q '^trusted:' || fail "toa: no trusted in modinfo"
-modinfo -F parm "$(ko sch_htb_rs)" | grep -q '^htb_rate_est:' || fail "sch_htb_rs: no htb_rate_est"
-modinfo -F alias "$(ko sch_htb_rs)" | grep -qx 'net-sch-htb_rs' || fail "sch_htb_rs: no alias"
+modinfo -F parm "$(ko imq)" | grep_q '^numdevs:' || fail "imq: no numdevs in modinfo"
+modinfo -F parm "$(ko imq)" | grep_q '^behavior:' || fail "imq: no behavior in modinfo"
+modinfo -F parm "$(ko toa)" | grep_q '^trusted:' || fail "toa: no trusted in modinfo"
+modinfo -F parm "$(ko sch_htb_rs)" | grep_q '^htb_rate_est:' || fail "sch_htb_rs: no htb_rate_est"
+modinfo -F alias "$(ko sch_htb_rs)" | grep_q -x 'net-sch-htb_rs' || fail "sch_htb_rs: no alias"
 
 for round in 1 2; do
 	insmod "$(ko imq)"

@@ -56,7 +56,7 @@ done
 wait $s4 $s6
 note "storm: $(cat /tmp/storm4.out) IPv4 and $(cat /tmp/storm6.out) IPv6 connections during 8 load/unload cycles"
 [ "$(cat /tmp/storm4.out)" -gt 20 ] && [ "$(cat /tmp/storm6.out)" -gt 20 ] || fail "too few connections"
-dmesg | grep -q 'TOA: toa unloaded' || fail "no unload logged"
+dmesg | grep_q 'TOA: toa unloaded' || fail "no unload logged"
 
 # Loaded for good: exact counts.
 insmod "$(ko toa)"

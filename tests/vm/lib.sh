@@ -2,6 +2,10 @@
 # exits 0 to pass, 77 to skip, anything else to fail. Its output goes to its log.
 set -euo pipefail
 
+# grep -q for the end of a pipeline: reads all its input. With pipefail, `cmd | grep -q x`
+# fails when grep exits at the first match while cmd still writes (cmd dies of SIGPIPE).
+grep_q() { grep "$@" >/dev/null; }
+
 # Path of one of our modules' .ko, built by 'make ref'.
 ko() { echo "/src/$1/$1.ko"; }
 
