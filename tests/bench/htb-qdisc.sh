@@ -61,25 +61,9 @@ pps() {
 }
 
 
-# ab NAME DEPTH: ABBA rounds with htb (baseline) and htb_rs (ours).
-ab() {
-	local base=() ours=() i
-	for i in $(seq "$ROUNDS"); do
-		if [ $((i % 2)) = 1 ]; then
-			base+=("$(pps htb "$2")")
-			ours+=("$(pps htb_rs "$2")")
-		else
-			ours+=("$(pps htb_rs "$2")")
-			base+=("$(pps htb "$2")")
-		fi
-	done
-	local o b
-	o=$(printf '%s\n' "${ours[@]}" | median)
-	b=$(printf '%s\n' "${base[@]}" | median)
-	note "$1: htb ${base[*]}; htb_rs ${ours[*]}"
-	report "$1" "packets/s through the qdisc alone, depth $2" "$o" "$b"
-}
-ab htb_qdisc_pps_flat 1
-ab htb_qdisc_pps_deep 6
+# depth DEPTH KIND: pps with the arguments in abba's order.
+depth() { pps "$2" "$1"; }
+abba htb_qdisc_pps_flat "packets/s through the qdisc alone, depth 1" htb htb_rs depth 1
+abba htb_qdisc_pps_deep "packets/s through the qdisc alone, depth 6" htb htb_rs depth 6
 tc qdisc del dev pg0 root 2>/dev/null
 ip link del pg0

@@ -67,22 +67,6 @@ rate() {
 	awk -v g="$got" -v r="$3" 'BEGIN { printf "%.4f", g / r }'
 }
 
-# ab NAME UNIT CMD...: ABBA rounds of CMD with htb (baseline) and htb_rs (ours), field 1.
-ab() {
-	local name=$1 unit=$2 base=() ours=() i
-	shift 2
-	for i in $(seq "$ROUNDS"); do
-		if [ $((i % 2)) = 1 ]; then
-			base+=("$("$@" htb)")
-			ours+=("$("$@" htb_rs)")
-		else
-			ours+=("$("$@" htb_rs)")
-			base+=("$("$@" htb)")
-		fi
-	done
-	report "$name" "$unit" "$(printf '%s\n' "${ours[@]}" | median)" "$(printf '%s\n' "${base[@]}" | median)"
-	note "$name: htb ${base[*]}; htb_rs ${ours[*]}"
-}
 
 
 # pps and CPU per packet come from the same runs.
@@ -103,7 +87,7 @@ report htb_cpu_per_packet "CPU us per packet, lower is better" \
 	"$(printf '%s\n' "${co[@]}" | median)" "$(printf '%s\n' "${cb[@]}" | median)"
 
 rate_of() { rate "$3" "$1" "$2"; }
-ab htb_rate_1mbit "achieved/configured" rate_of 1mbit 1
-ab htb_rate_10mbit "achieved/configured" rate_of 10mbit 10
-ab htb_rate_100mbit "achieved/configured" rate_of 100mbit 100
-ab htb_rate_500mbit "achieved/configured" rate_of 500mbit 500
+abba htb_rate_1mbit "achieved/configured" htb htb_rs rate_of 1mbit 1
+abba htb_rate_10mbit "achieved/configured" htb htb_rs rate_of 10mbit 10
+abba htb_rate_100mbit "achieved/configured" htb htb_rs rate_of 100mbit 100
+abba htb_rate_500mbit "achieved/configured" htb htb_rs rate_of 500mbit 500

@@ -196,3 +196,21 @@ median() { sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (
 report() {
 	echo "bench $1: ours=$3 baseline=$4 ratio=$(awk -v o="$3" -v b="$4" 'BEGIN { printf "%.3f", o / b }') ($2)"
 }
+
+# abba NAME UNIT BASE OURS CMD...: ROUNDS rounds of `CMD BASE` and `CMD OURS` in ABBA order (so
+# drift within the run weighs on both alike), reported as medians; the runs go in a note.
+abba() {
+	local name=$1 unit=$2 bk=$3 ok=$4 base=() ours=() i
+	shift 4
+	for i in $(seq "$ROUNDS"); do
+		if [ $((i % 2)) = 1 ]; then
+			base+=("$("$@" "$bk")")
+			ours+=("$("$@" "$ok")")
+		else
+			ours+=("$("$@" "$ok")")
+			base+=("$("$@" "$bk")")
+		fi
+	done
+	report "$name" "$unit" "$(printf '%s\n' "${ours[@]}" | median)" "$(printf '%s\n' "${base[@]}" | median)"
+	note "$name: $bk ${base[*]}; $ok ${ours[*]}"
+}
