@@ -292,8 +292,19 @@ impl HeapMember for Node {
 }
 
 /// The priorities whose bits are set in `mask`, lowest first.
+///
+/// By set bit rather than by testing all eight: a leaf is active in one priority, and this
+/// runs on every activation and deactivation.
 fn prios(mask: u8) -> impl Iterator<Item = usize> {
-    (0..NUM_PRIO).filter(move |p| mask & (1 << p) != 0)
+    let mut left = mask;
+    core::iter::from_fn(move || {
+        if left == 0 {
+            return None;
+        }
+        let prio = left.trailing_zeros() as usize;
+        left &= left - 1;
+        Some(prio)
+    })
 }
 
 /// Per-qdisc scheduler state (no class storage).
@@ -822,7 +833,11 @@ impl Sched {
 
     /// Charges a packet of `bytes` sent by `leaf` at `level` to the leaf and its ancestors and
     /// updates their modes and wait-queue places (sch_htb's `htb_charge_class`).
+    ///
+    /// Runs for every level of every packet: the loop only does the arithmetic; a mode change,
+    /// rare under load, is handled out of line.
     fn charge(&mut self, nodes: &mut [Node], leaf: ClassIdx, level: usize, bytes: u32, now: i64) {
+        let hysteresis = self.hysteresis;
         let mut cl = leaf;
         for _ in 0..MAX_DEPTH {
             if cl == NONE {
@@ -836,20 +851,36 @@ impl Sched {
             } else if !pays {
                 n.borrows = n.borrows.wrapping_add(1);
             }
-            let params = n.params;
-            n.bucket.charge(&params, bytes, now, pays);
+            n.bucket.charge(&n.params, bytes, now, pays);
             let old = n.mode;
-            let delay = self.change_mode(nodes, cl, 0);
-            let new = nodes[cl as usize].mode;
-            if old != new {
-                if old != Mode::CanSend {
-                    self.wait[own_level].remove(nodes, cl);
-                }
-                if new != Mode::CanSend {
-                    self.enter_wait_queue(nodes, cl, delay, now);
-                }
+            let (new, delay) = n.bucket.mode(&n.params, old, 0, hysteresis);
+            let parent = n.parent;
+            if new != old {
+                self.mode_charged(nodes, cl, old, new, delay, now);
             }
-            cl = nodes[cl as usize].parent;
+            cl = parent;
+        }
+    }
+
+    /// A charge moved `cl` from mode `old` to `new`: relinks it and moves it in or out of its
+    /// level's wait queue.
+    #[inline(never)]
+    fn mode_charged(
+        &mut self,
+        nodes: &mut [Node],
+        cl: ClassIdx,
+        old: Mode,
+        new: Mode,
+        delay: i64,
+        now: i64,
+    ) {
+        self.set_mode(nodes, cl, old, new);
+        if old != Mode::CanSend {
+            let level = usize::from(nodes[cl as usize].level);
+            self.wait[level].remove(nodes, cl);
+        }
+        if new != Mode::CanSend {
+            self.enter_wait_queue(nodes, cl, delay, now);
         }
     }
 
