@@ -1,6 +1,6 @@
 # The tc HOWTO's HTB example (web 5mbit, mail 3mbit ceil 6mbit, the rest 1kbit ceil 6mbit,
 # under a 6mbit parent) with real TCP flows through a router, once with the in-kernel htb and
-# once with htb_rs, in the same run: each flow's rate matches what HTB predicts, and htb_rs
+# once with htb_rs, in the same run: each class's rate matches what HTB predicts, and htb_rs
 # matches htb within 5%. Then the tree is torn down and the module removed while traffic runs.
 . /src/tests/vm/lib.sh
 
@@ -14,7 +14,12 @@ modprobe sch_htb
 modprobe sch_sfq
 
 topo_3
-for port in 80 5202 5203; do
+# Mail's flows all leave from port 25: no TIME_WAIT in the client's namespace to hold the port.
+ip netns exec cli sysctl -qw net.ipv4.tcp_max_tw_buckets=0
+# One server per flow and phase where they follow each other: an iperf3 server may still be
+# closing the last test when the next phase's client connects ("the server is busy"); mail's
+# four flows each have their own.
+for port in 80 5202 5212 5222 5232 5203 5213; do
 	ip netns exec srv iperf3 -s -D -p $port
 done
 sleep 0.5
@@ -36,85 +41,154 @@ tree() {
 	$u32 match ip sport 25 0xffff flowid 1:20
 }
 
-# flows SECS NAME... : run the named flows at once; prints "NAME=Mbit/s" per flow.
-# web: to port 80 (class 1:10); mail: from port 25 (1:20); other: to 5203 (default 1:30).
-flows() {
-	local secs=$1 f pids=()
+# What is measured: each class's rate on the wire, from its byte counter (what the qdisc charges:
+# qdisc_pkt_len, Ethernet header included) over a 6 s window of steady traffic, timed by the
+# guest's clock. The window opens 1 s after every flow of the phase is under way (under TCG an
+# iperf3 client sometimes starts seconds after another). The server's goodput, as iperf3
+# reports it, counts the flows' ramp and their end, which waits for iperf3's end-of-test
+# message queued behind the shaped traffic: it strays by up to ~15% from run to run for htb
+# and htb_rs alike. Against the counters being wrong, the server's device must have received
+# what the root class says it sent over the same window (less the headers GSO replicates).
+START=4 WINDOW=6
+
+# snapshot: "t NS" (when the counters were read), "CLASSID BYTES" per class, "rx BYTES" of the
+# server's device.
+snapshot() {
+	local t0 t1
+	t0=$(date +%s%N)
+	tc -n rtr -s class show dev r1 >/tmp/snap.txt
+	ip netns exec srv cat /sys/class/net/s0/statistics/rx_bytes >/tmp/snap-rx.txt
+	t1=$(date +%s%N)
+	echo "t $(((t0 + t1) / 2))"
+	awk '/^class/ { c = $3 } /^ *Sent/ && c { print c, $2; c = "" }' /tmp/snap.txt
+	echo "rx $(cat /tmp/snap-rx.txt)"
+}
+
+# started SNAPSHOT CLASSID...: every class has sent 150 KB since SNAPSHOT was taken.
+started() {
+	local from=$1 c
 	shift
+	snapshot >/tmp/snap-now.txt
+	for c in "$@"; do
+		awk -v c="$c" 'NR == FNR { if ($1 == c) a = $2; next } $1 == c { exit !($2 - a >= 150000) }' \
+			"$from" /tmp/snap-now.txt || return 1
+	done
+}
+
+# settled: the last phase's traffic is gone. A TCP flow leaves megabytes behind when its client
+# ends (GSO packets make sfq's 127-packet limit megabytes, and the socket's send queue drains
+# after close); while they drain the next phase would share the parent with them.
+settled() {
+	tc -n rtr -s qdisc show dev r1 >/tmp/settle-q.txt
+	awk '/^qdisc/ { getline; getline; if ($2 != "0b" || $3 != "0p") bad = 1 } END { exit bad }' /tmp/settle-q.txt &&
+		! ip netns exec cli ss -Htn state established | grep_q .
+}
+
+# flows PHASE NAME... : runs the named flows at once; prints "CLASSID=Mbit/s" per class and
+# "rx=Mbit/s" for the server's device, over the window.
+# web: to port 80 (class 1:10); mail: from port 25 (1:20); other: the rest (default 1:30).
+flows() {
+	local phase=$1 f pids=() classes=() deadline
+	shift
+	deadline=$(($(date +%s%N) + 60 * 1000000000))
+	until settled; do
+		[ "$(date +%s%N)" -lt $deadline ] ||
+			fail "phase $phase: the last phase's traffic still there after 60 s: $(cat /tmp/settle-q.txt; ip netns exec cli ss -tn)"
+		sleep 0.5
+	done
+	snapshot >/tmp/snap-0.txt
 	for f in "$@"; do
 		case $f in
-		web) args=(-p 80) ;;
-		mail) args=(-p 5202 --cport 25) ;;
-		other) args=(-p 5203) ;;
+		web) args=(-p 80) classes+=(1:10) ;;
+		mail) args=(-p $((5202 + 10 * (phase - 2 + 2 * round))) --cport 25) classes+=(1:20) ;;
+		other) args=(-p $((phase == 2 ? 5203 : 5213))) classes+=(1:30) ;;
 		esac
-		ip netns exec cli iperf3 -c 10.0.2.2 -t "$secs" -J "${args[@]}" >/tmp/flow-$f.json &
+		ip netns exec cli timeout 60 iperf3 -c 10.0.2.2 -t $((START + 1 + WINDOW + 1)) -J "${args[@]}" \
+			>/tmp/flow-$f.json &
 		pids+=($!)
 	done
-	wait "${pids[@]}" || fail "an iperf3 client failed: $(tail -n 3 /tmp/flow-*.json)"
-	for f in "$@"; do
-		python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("%s=%.3f" % (sys.argv[2], d["end"]["sum_received"]["bits_per_second"]/1e6))' \
-			/tmp/flow-$f.json $f
+	deadline=$(($(date +%s%N) + START * 1000000000))
+	until started /tmp/snap-0.txt "${classes[@]}"; do
+		[ "$(date +%s%N)" -lt $deadline ] ||
+			fail "phase $phase: not every flow of '$*' under way after ${START} s: $(cat /tmp/snap-now.txt) $(sleep 2; tail -n 8 /tmp/flow-*.json; ip netns exec cli ss -tan)"
+		sleep 0.25
 	done
+	sleep 1
+	snapshot >/tmp/snap-1.txt
+	sleep $WINDOW
+	snapshot >/tmp/snap-2.txt
+	wait "${pids[@]}" || fail "an iperf3 client failed: $(tail -n 3 /tmp/flow-*.json)"
+	awk 'NR == FNR { a[$1] = $2; next }
+		$1 == "t" { ns = $2 - a["t"]; next }
+		{ d[$1] = $2 - a[$1]; k[++n] = $1 }
+		END { for (i = 1; i <= n; i++) printf "%s=%.3f\n", k[i], d[k[i]] * 8e3 / ns }' \
+		/tmp/snap-1.txt /tmp/snap-2.txt
 }
 
 get() { sed -n "s/^$1=//p" <<<"$2"; }
 
 declare -A res
-phases="1.web 2.mail 2.other 3.web 3.mail 4.other"
+# PHASE.CLASS measured; PHASE.rx is the server's device.
+keys="1.1:10 2.1:1 2.1:20 2.1:30 3.1:10 3.1:20 4.1:30"
+record() { # record KIND PHASE OUTPUT
+	local c
+	for c in 1:1 1:10 1:20 1:30 rx; do
+		res[$1.$2.$c]=$(get "$c" "$3")
+	done
+	# The root class carried every packet the server's device received: the device counts a
+	# GSO packet's headers once where the qdisc counts them per segment (66 of every 1514
+	# bytes), and the receiving veth may count without the Ethernet header; measured 0.93-0.96.
+	awk -v c="${res[$1.$2.1:1]}" -v r="${res[$1.$2.rx]}" 'BEGIN { exit !(r <= c * 1.01 && r >= c * 0.85) }' ||
+		fail "$1 phase $2: class 1:1 counted ${res[$1.$2.1:1]} Mbit/s, the server's device received ${res[$1.$2.rx]}"
+	note "$1 phase $2: class 1:1 ${res[$1.$2.1:1]} Mbit/s, the server's device ${res[$1.$2.rx]} Mbit/s"
+}
+
+round=0
 for kind in htb htb_rs; do
 	tree $kind
 	tc -n rtr qdisc show dev r1 | grep_q "qdisc $kind 1: root" || fail "$kind not at the root: $(tc -n rtr qdisc show dev r1)"
 	# Phase 1: web alone is held to its ceil (= rate) 5mbit.
-	out=$(flows 8 web)
-	res[$kind.1.web]=$(get web "$out")
+	out=$(flows 1 web) || exit 1
+	record $kind 1 "$out"
 	# Phase 2: mail and the rest share the 6mbit parent; mail has 3mbit of its own and the
 	# larger quantum (37500 against 1000) for the spare.
-	out=$(flows 8 mail other)
-	res[$kind.2.mail]=$(get mail "$out")
-	res[$kind.2.other]=$(get other "$out")
+	out=$(flows 2 mail other) || exit 1
+	record $kind 2 "$out"
 	# Phase 3: web and mail each get their own rate (5 + 3: a parent's rate does not limit
 	# children sending on their own tokens).
-	out=$(flows 8 web mail)
-	res[$kind.3.web]=$(get web "$out")
-	res[$kind.3.mail]=$(get mail "$out")
+	out=$(flows 3 web mail) || exit 1
+	record $kind 3 "$out"
 	# Phase 4: the rest alone borrows up to its 6mbit ceil.
-	out=$(flows 8 other)
-	res[$kind.4.other]=$(get other "$out")
+	out=$(flows 4 other) || exit 1
+	record $kind 4 "$out"
 	tc -n rtr -s class show dev r1 >/tmp/classes-$kind.txt
 	grep -E "^class|Sent|lended" /tmp/classes-$kind.txt
-	for k in $phases; do
-		note "$kind phase $k: ${res[$kind.$k]} Mbit/s"
+	for k in $keys; do
+		note "$kind phase ${k%%.*} class ${k#*.}: ${res[$kind.$k]} Mbit/s"
 	done
+	round=$((round + 1))
 done
 
-# What HTB predicts (TCP goodput is ~94% of the wire rate; GSO packets make small buckets
-# overshoot or fall short by a few per cent; under TCG one 8 s phase strays by up to ~6% from
-# run to run for htb and htb_rs alike: a 3mbit class's goodput of ~2.82 has been measured at
-# 2.66 with htb at 2.87 in the same run, and at 2.87-3.00 in others).
-within "${res[htb_rs.1.web]}" 4.4 5.0 || fail "web alone: ${res[htb_rs.1.web]} Mbit/s, want 5mbit"
-within "${res[htb_rs.2.mail]}" 2.6 6.0 || fail "mail below its 3mbit: ${res[htb_rs.2.mail]}"
-awk -v m="${res[htb_rs.2.mail]}" -v o="${res[htb_rs.2.other]}" 'BEGIN { exit !(m > o) }' ||
-	fail "the larger quantum did not win the spare: mail ${res[htb_rs.2.mail]}, other ${res[htb_rs.2.other]}"
-within "${res[htb_rs.3.web]}" 4.4 5.0 || fail "web with mail: ${res[htb_rs.3.web]}, want 5mbit"
-within "${res[htb_rs.3.mail]}" 2.6 3.2 || fail "mail with web: ${res[htb_rs.3.mail]}, want 3mbit"
-# (One run in five so far has had htb_rs at 5.0 here where htb got 5.6: under investigation.)
-within "${res[htb_rs.4.other]}" 4.7 6.0 || fail "the rest alone: ${res[htb_rs.4.other]}, want its 6mbit ceil"
+# What HTB predicts, within 5%: the counters are what the buckets charge, so the only error left
+# is the bucket's burst over the window (15 KB in 6 s: under 0.5%) and the timing of the reads.
+near() { within "$1" "$(awk -v r="$2" 'BEGIN { print r * 0.95 }')" "$(awk -v r="$2" 'BEGIN { print r * 1.05 }')"; }
+near "${res[htb_rs.1.1:10]}" 5 || fail "web alone: ${res[htb_rs.1.1:10]} Mbit/s, want 5mbit"
+near "${res[htb_rs.2.1:1]}" 6 || fail "mail and the rest: ${res[htb_rs.2.1:1]} Mbit/s together, want the parent's 6mbit"
+within "${res[htb_rs.2.1:20]}" 2.85 6.3 || fail "mail below its 3mbit: ${res[htb_rs.2.1:20]}"
+awk -v m="${res[htb_rs.2.1:20]}" -v o="${res[htb_rs.2.1:30]}" 'BEGIN { exit !(m > o) }' ||
+	fail "the larger quantum did not win the spare: mail ${res[htb_rs.2.1:20]}, other ${res[htb_rs.2.1:30]}"
+near "${res[htb_rs.3.1:10]}" 5 || fail "web with mail: ${res[htb_rs.3.1:10]}, want 5mbit"
+near "${res[htb_rs.3.1:20]}" 3 || fail "mail with web: ${res[htb_rs.3.1:20]}, want 3mbit"
+near "${res[htb_rs.4.1:30]}" 6 || fail "the rest alone: ${res[htb_rs.4.1:30]}, want its 6mbit ceil"
 
-# Side by side with the in-kernel htb: each figure within 12% (both are also held to HTB's
-# prediction above; under TCG, htb itself strays by a few per cent run to run). In the shared phase only the sum
-# is compared (how TCP splits a DRR share between two flows varies run to run), and htb_rs may
-# do better: the plugin gives classes without a cburst a larger one than htb's 1600 bytes, in
-# which 64 KB GSO packets do not fit; so: no worse than htb (10% for TCG's noise), and not above
-# the parent's rate.
-for k in 1.web 3.web 3.mail 4.other; do
+# Side by side with the in-kernel htb, within 5%. In the shared phase only the parent's total
+# is compared: how DRR splits the spare between two classes whose packets are GSO bursts of
+# varying size (a turn is one packet, whatever its size) varies run to run, for htb as well.
+for k in 1.1:10 2.1:1 3.1:10 3.1:20 4.1:30; do
 	a=${res[htb.$k]} b=${res[htb_rs.$k]}
-	awk -v a="$a" -v b="$b" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 0.12 * a) }' ||
-		fail "phase $k: htb_rs $b Mbit/s vs htb $a Mbit/s (more than 12% apart)"
+	awk -v a="$a" -v b="$b" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 0.05 * a) }' ||
+		fail "phase ${k%%.*} class ${k#*.}: htb_rs $b Mbit/s vs htb $a Mbit/s (more than 5% apart)"
 done
-sum() { awk -v a="$1" -v b="$2" 'BEGIN { print a + b }'; }
-a=$(sum "${res[htb.2.mail]}" "${res[htb.2.other]}") b=$(sum "${res[htb_rs.2.mail]}" "${res[htb_rs.2.other]}")
-awk -v a="$a" -v b="$b" 'BEGIN { exit !(b >= 0.90 * a && b <= 6.0) }' ||
-	fail "phase 2: htb_rs $b Mbit/s together vs htb $a Mbit/s (worse, or above 6mbit)"
 
 # Counters: every class that carried traffic shows it; lends and borrows move as in htb.
 grep -q "class htb_rs 1:10 parent 1:1 leaf 10: prio 0 rate 5Mbit ceil 5Mbit" /tmp/classes-htb_rs.txt ||
