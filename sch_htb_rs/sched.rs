@@ -837,7 +837,6 @@ impl Sched {
     /// Runs for every level of every packet: the loop only does the arithmetic; a mode change,
     /// rare under load, is handled out of line.
     fn charge(&mut self, nodes: &mut [Node], leaf: ClassIdx, level: usize, bytes: u32, now: i64) {
-        let hysteresis = self.hysteresis;
         let mut cl = leaf;
         for _ in 0..MAX_DEPTH {
             if cl == NONE {
@@ -853,19 +852,20 @@ impl Sched {
             }
             n.bucket.charge(&n.params, bytes, now, pays);
             let old = n.mode;
-            let (new, delay) = n.bucket.mode(&n.params, old, 0, hysteresis);
-            let parent = n.parent;
+            let delay = self.change_mode(nodes, cl, 0);
+            let n = &nodes[cl as usize];
+            let (new, parent) = (n.mode, n.parent);
             if new != old {
-                self.mode_charged(nodes, cl, old, new, delay, now);
+                self.requeue(nodes, cl, old, new, delay, now);
             }
             cl = parent;
         }
     }
 
-    /// A charge moved `cl` from mode `old` to `new`: relinks it and moves it in or out of its
-    /// level's wait queue.
+    /// A charge moved `cl` from mode `old` to `new` (already relinked): moves it in or out of
+    /// its level's wait queue.
     #[inline(never)]
-    fn mode_charged(
+    fn requeue(
         &mut self,
         nodes: &mut [Node],
         cl: ClassIdx,
@@ -874,7 +874,6 @@ impl Sched {
         delay: i64,
         now: i64,
     ) {
-        self.set_mode(nodes, cl, old, new);
         if old != Mode::CanSend {
             let level = usize::from(nodes[cl as usize].level);
             self.wait[level].remove(nodes, cl);
