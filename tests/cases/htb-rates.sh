@@ -88,14 +88,10 @@ settled() {
 # "rx=Mbit/s" for the server's device, over the window.
 # web: to port 80 (class 1:10); mail: from port 25 (1:20); other: the rest (default 1:30).
 flows() {
-	local phase=$1 f pids=() classes=() deadline
+	local phase=$1 f pids=() classes=()
 	shift
-	deadline=$(($(date +%s%N) + 60 * 1000000000))
-	until settled; do
-		[ "$(date +%s%N)" -lt $deadline ] ||
-			fail "phase $phase: the last phase's traffic still there after 60 s: $(cat /tmp/settle-q.txt; ip netns exec cli ss -tn)"
-		sleep 0.5
-	done
+	wait_until 60 'phase $phase: the last phase'"'"'s traffic still there after 60 s: $(cat /tmp/settle-q.txt; ip netns exec cli ss -tn)' \
+		settled
 	snapshot >/tmp/snap-0.txt
 	for f in "$@"; do
 		case $f in
@@ -107,12 +103,8 @@ flows() {
 			>/tmp/flow-$f.json &
 		pids+=($!)
 	done
-	deadline=$(($(date +%s%N) + START * 1000000000))
-	until started /tmp/snap-0.txt "${classes[@]}"; do
-		[ "$(date +%s%N)" -lt $deadline ] ||
-			fail "phase $phase: not every flow of '$*' under way after ${START} s: $(cat /tmp/snap-now.txt) $(sleep 2; tail -n 8 /tmp/flow-*.json; ip netns exec cli ss -tan)"
-		sleep 0.25
-	done
+	wait_until $START 'phase $phase: not every flow of '"'$*'"' under way after $START s: $(cat /tmp/snap-now.txt; ip netns exec cli ss -tan)' \
+		started /tmp/snap-0.txt "${classes[@]}"
 	sleep 1
 	snapshot >/tmp/snap-1.txt
 	sleep $WINDOW

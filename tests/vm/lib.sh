@@ -12,6 +12,17 @@ ko() { echo "/src/$1/$1.ko"; }
 fail() { echo "FAIL: $*" >&2; exit 1; }
 note() { echo "# $*"; }
 
+# wait_until SECONDS WHAT CMD...: poll CMD every 0.25 s until it succeeds; fail with WHAT
+# (evaluated again at the deadline, so it may show the state then) after SECONDS.
+wait_until() {
+	local deadline=$(($(date +%s%N) + $1 * 1000000000)) what=$2
+	shift 2
+	until "$@"; do
+		[ "$(date +%s%N)" -lt $deadline ] || fail "$(eval "echo \"$what\"")"
+		sleep 0.25
+	done
+}
+
 # expect_fail DESCRIPTION CMD...: CMD must fail.
 expect_fail() {
 	local what=$1; shift
