@@ -56,11 +56,16 @@ pub(crate) trait RingMember {
 /// The handle of one ring: its cursor (the class whose turn it is, `NONE` = empty ring) and a
 /// resume hint.
 ///
-/// The hint is sch_htb's `last_ptr_id`: a class that leaves while it has the turn (typically
-/// because it may send on its own rate again for a moment) and comes back before the ring has
-/// served anyone else resumes its turn instead of going to the back. Without it, a class
-/// whose rate keeps flipping it in and out of a feed would lose the rest of its quantum every
-/// time, and borrowing would no longer follow the quanta.
+/// The hint is sch_htb's `last_ptr_id`, kept for feeds only (as in sch_htb, a row's cursor just
+/// moves on): a class that leaves the feed while it has the turn (typically because it may
+/// send on its own rate again for a moment, or is over its ceil after a large packet) and
+/// comes back before the feed has served anyone resumes its turn instead of going to the back.
+/// Without it, a class whose rate keeps flipping it in and out of a feed would lose its turns,
+/// and borrowing would no longer follow the quanta. Two rules keep the hint with the class
+/// the turn was taken from, as sch_htb's pointer does: it outlives an empty feed (both
+/// classes sharing a parent may be away at once, and the one that comes back first must not
+/// take the other's turn), and a class that leaves after it, before anyone was served, does
+/// not replace it (it got the cursor but was never served on it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Ring {
     cursor: ClassIdx,
@@ -77,6 +82,11 @@ impl Ring {
     /// The class whose turn it is, `NONE` if the ring is empty.
     pub(crate) fn cursor(&self) -> ClassIdx {
         self.cursor
+    }
+
+    /// The class that may resume its turn, `NONE` if none.
+    pub(crate) fn resume(&self) -> ClassIdx {
+        self.resume
     }
 
     /// Whether the ring has no member.
@@ -109,10 +119,11 @@ pub(crate) fn insert<N: RingMember>(nodes: &mut [N], ring: &mut Ring, idx: Class
         let l = nodes[idx as usize].ring_mut();
         l.next[prio] = idx;
         l.prev[prio] = idx;
-        *ring = Ring {
-            cursor: idx,
-            resume: NONE,
-        };
+        // Alone, it has the turn: whoever else holds the hint is not here to resume.
+        ring.cursor = idx;
+        if ring.resume == idx {
+            ring.resume = NONE;
+        }
         return;
     }
     let before = nodes[cursor as usize].ring().prev[prio];
@@ -133,12 +144,18 @@ pub(crate) fn insert<N: RingMember>(nodes: &mut [N], ring: &mut Ring, idx: Class
 }
 
 /// Takes `idx` out of `ring` for `prio`. If it had the turn, the next class gets it (the one
-/// whose turn it would have been anyway) and `idx` may resume it if it comes back before the
-/// ring serves anyone.
+/// whose turn it would have been anyway) and, with `hint` (feeds) and unless another class
+/// already holds the hint, `idx` may resume it if it comes back before the ring serves anyone.
 ///
 /// A class that is not linked is left alone. Contract: if linked, `idx` is in this very ring;
 /// `prio < NUM_PRIO`.
-pub(crate) fn remove<N: RingMember>(nodes: &mut [N], ring: &mut Ring, idx: ClassIdx, prio: usize) {
+pub(crate) fn remove<N: RingMember>(
+    nodes: &mut [N],
+    ring: &mut Ring,
+    idx: ClassIdx,
+    prio: usize,
+    hint: bool,
+) {
     let (next, prev) = {
         let l = nodes[idx as usize].ring_mut();
         let pair = (l.next[prio], l.prev[prio]);
@@ -149,17 +166,17 @@ pub(crate) fn remove<N: RingMember>(nodes: &mut [N], ring: &mut Ring, idx: Class
     if next == NONE {
         return;
     }
+    if hint && ring.cursor == idx && ring.resume == NONE {
+        ring.resume = idx;
+    }
     if next == idx {
-        *ring = Ring::EMPTY;
+        ring.cursor = NONE;
         return;
     }
     nodes[prev as usize].ring_mut().next[prio] = next;
     nodes[next as usize].ring_mut().prev[prio] = prev;
     if ring.cursor == idx {
-        *ring = Ring {
-            cursor: next,
-            resume: idx,
-        };
+        ring.cursor = next;
     }
 }
 

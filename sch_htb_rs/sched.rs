@@ -694,7 +694,7 @@ impl Sched {
             mask = 0;
             for prio in prios(linked) {
                 let mut feed = nodes[parent as usize].feed[prio];
-                links::remove(nodes, &mut feed, cl, prio);
+                links::remove(nodes, &mut feed, cl, prio, true);
                 nodes[parent as usize].feed[prio] = feed;
                 if feed.is_empty() {
                     mask |= 1 << prio;
@@ -706,7 +706,7 @@ impl Sched {
         if nodes[cl as usize].mode == Mode::CanSend && mask != 0 {
             let level = usize::from(nodes[cl as usize].level);
             for prio in prios(mask) {
-                links::remove(nodes, &mut self.rows[level][prio], cl, prio);
+                links::remove(nodes, &mut self.rows[level][prio], cl, prio, false);
             }
         }
     }
