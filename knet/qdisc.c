@@ -207,9 +207,16 @@ struct Qdisc *knet_qdisc_create_pfifo(struct Qdisc *sch, u32 parentid,
 	return qdisc_create_dflt(sch->dev_queue, &pfifo_qdisc_ops, parentid, extack);
 }
 
-int knet_qdisc_child_enqueue(struct sk_buff *skb, struct Qdisc *child, struct sk_buff **to_free)
+int knet_qdisc_child_enqueue_counted(struct sk_buff *skb, struct Qdisc *child,
+				     struct sk_buff **to_free, struct Qdisc *sch)
 {
-	return qdisc_enqueue(skb, child, to_free);
+	/* Read before the child owns (and may free) the skb. */
+	unsigned int len = qdisc_pkt_len(skb);
+	int ret = qdisc_enqueue(skb, child, to_free);
+
+	if (ret == NET_XMIT_SUCCESS)
+		knet_qdisc_count_enqueue(sch, len);
+	return ret;
 }
 
 struct sk_buff *knet_qdisc_child_dequeue(struct Qdisc *child, unsigned int *len,
@@ -335,6 +342,13 @@ void knet_class_stats_update_path(struct knet_class_stats *const *s, unsigned in
 
 	for (i = 0; i < n; i++)
 		_bstats_update(&s[i]->bstats, bytes, packets);
+}
+
+void knet_class_stats_update_path_sent(struct knet_class_stats *const *s, unsigned int n,
+				       struct sk_buff *skb, struct Qdisc *sch)
+{
+	knet_class_stats_update_path(s, n, skb);
+	knet_qdisc_count_dequeue(sch, skb);
 }
 
 int knet_class_stats_estimator(struct knet_class_stats *s, struct nlattr *rate, bool replace)

@@ -85,7 +85,10 @@ void knet_skb_discard(struct sk_buff *skb, struct sk_buff **to_free);
 /* Child qdiscs. */
 struct Qdisc *knet_qdisc_create_pfifo(struct Qdisc *sch, u32 parentid,
 				      struct netlink_ext_ack *extack);
-int knet_qdisc_child_enqueue(struct sk_buff *skb, struct Qdisc *child, struct sk_buff **to_free);
+/* Queues skb in child and, if the child took it, counts it in the parent sch (backlog, queue
+ * length) as knet_qdisc_count_enqueue: one call per packet on the path. */
+int knet_qdisc_child_enqueue_counted(struct sk_buff *skb, struct Qdisc *child,
+				     struct sk_buff **to_free, struct Qdisc *sch);
 /* The child's next packet with its qdisc_pkt_len in *len, and the child's queue length after
  * it in *qlen: one call per dequeue on the packet path. */
 struct sk_buff *knet_qdisc_child_dequeue(struct Qdisc *child, unsigned int *len,
@@ -139,6 +142,9 @@ void knet_class_stats_init(struct knet_class_stats *s);
 /* Counts skb as sent in each of the n classes (a leaf and its ancestors): one call per packet. */
 void knet_class_stats_update_path(struct knet_class_stats *const *s, unsigned int n,
 				  const struct sk_buff *skb);
+/* knet_class_stats_update_path, then counts skb as leaving sch (knet_qdisc_count_dequeue). */
+void knet_class_stats_update_path_sent(struct knet_class_stats *const *s, unsigned int n,
+				       struct sk_buff *skb, struct Qdisc *sch);
 /* Replaces the estimator from a TCA_RATE attribute, or the default one (4 s / 16 s) if NULL. */
 int knet_class_stats_estimator(struct knet_class_stats *s, struct nlattr *rate, bool replace);
 void knet_class_stats_kill_estimator(struct knet_class_stats *s);

@@ -79,11 +79,18 @@ impl Child {
         unsafe { sys::knet_qdisc_child_handle(self.0.as_ptr()) }
     }
 
-    /// Queues `skb` in the child.
-    pub(crate) fn enqueue(&self, _sch: &Locked<'_>, skb: Skb, to_free: &mut ToFree<'_>) -> Xmit {
-        // SAFETY: the root lock, which also guards children, is held; the skb is handed over.
+    /// Queues `skb` in the child and, if the child took it, counts it in `sch` as
+    /// [`Locked::count_enqueue`] does: one call into C per packet instead of two.
+    pub(crate) fn enqueue_counted(&self, sch: &Locked<'_>, skb: Skb, to_free: &mut ToFree<'_>) -> Xmit {
+        // SAFETY: the root lock, which also guards children and `sch`'s counters, is held; the
+        // skb is handed over.
         Xmit(unsafe {
-            sys::knet_qdisc_child_enqueue(skb.into_raw(), self.0.as_ptr(), to_free.as_raw())
+            sys::knet_qdisc_child_enqueue_counted(
+                skb.into_raw(),
+                self.0.as_ptr(),
+                to_free.as_raw(),
+                sch.qdisc(),
+            )
         })
     }
 
@@ -265,7 +272,7 @@ impl PinnedDrop for Filters {
     }
 }
 
-/// Classes counted per call by [`ClassStats::add_path`]: HTB's deepest path.
+/// Classes counted per call by [`ClassStats::add_path_sent`]: HTB's deepest path.
 pub(crate) const PATH_BATCH: usize = 8;
 
 /// What [`Child::dequeue`] gave.
@@ -304,18 +311,20 @@ impl ClassStats {
     }
 
     /// Counts `skb` as sent (its bytes, and its segments as packets) in each of `path` (a
-    /// leaf and its ancestors), with one call into C per [`PATH_BATCH`] classes.
-    pub(crate) fn add_path<'a>(
-        _lock: &impl RootLock,
+    /// leaf and its ancestors) and as leaving `sch` ([`Locked::count_dequeue`]), with one call
+    /// into C per [`PATH_BATCH`] classes.
+    pub(crate) fn add_path_sent<'a>(
+        sch: &Locked<'_>,
         path: impl IntoIterator<Item = &'a ClassStats>,
         skb: &Skb,
     ) {
         let mut batch = [core::ptr::null_mut::<sys::knet_class_stats>(); PATH_BATCH];
         let mut n = 0;
-        for stats in path {
+        let mut path = path.into_iter().peekable();
+        while let Some(stats) = path.next() {
             batch[n] = stats.raw.get();
             n += 1;
-            if n == PATH_BATCH {
+            if n == PATH_BATCH && path.peek().is_some() {
                 // SAFETY: the root lock serialises writers; the `n` pointers are live counters
                 // (borrowed for this call); `skb` is valid.
                 unsafe {
@@ -324,10 +333,16 @@ impl ClassStats {
                 n = 0;
             }
         }
-        if n > 0 {
-            // SAFETY: as above.
-            unsafe { sys::knet_class_stats_update_path(batch.as_ptr(), n as u32, skb.as_ptr()) };
-        }
+        // SAFETY: as above; the root lock of `sch` (`Locked`) also guards its counters; `n`
+        // may be 0.
+        unsafe {
+            sys::knet_class_stats_update_path_sent(
+                batch.as_ptr(),
+                n as u32,
+                skb.as_ptr(),
+                sch.qdisc(),
+            )
+        };
     }
 
     /// Starts or replaces the estimator with `rate`'s settings, or the default (4 s / 16 s).

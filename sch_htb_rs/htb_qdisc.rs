@@ -107,14 +107,15 @@ impl HtbRs {
         }
     }
 
-    /// Counts a sent packet in its leaf and every ancestor (sch_htb's bstats).
+    /// Counts a sent packet in its leaf and every ancestor (sch_htb's bstats), and as leaving
+    /// the qdisc.
     fn count_sent(st: &State, sch: &Locked<'_>, leaf: ClassIdx, skb: &Skb) {
         let path = core::iter::successors(Some(leaf), |&idx| {
             st.nodes.get(idx as usize).and_then(Node::parent)
         })
         .take(crate::sched::MAX_DEPTH + 1)
         .filter_map(|idx| st.class(idx).map(|c| &c.stats));
-        KClassStats::add_path(sch, path, skb);
+        KClassStats::add_path_sent(sch, path, skb);
     }
 
     /// Makes room for one more class, allocating outside the root lock.
@@ -279,7 +280,7 @@ impl QdiscOps for HtbRs {
                 let Some(leaf) = &slot.leaf else {
                     return to_free.drop_counted(skb);
                 };
-                let ret = leaf.enqueue(sch, skb, to_free);
+                let ret = leaf.enqueue_counted(sch, skb, to_free);
                 if !ret.is_success() {
                     if ret.counts_as_drop() {
                         sch.count_drop();
@@ -288,6 +289,7 @@ impl QdiscOps for HtbRs {
                     return ret;
                 }
                 st.sched.activate(&mut st.nodes, idx);
+                return Xmit::SUCCESS;
             }
         }
         sch.count_enqueue(len);
@@ -334,7 +336,6 @@ impl QdiscOps for HtbRs {
                                 .dequeued(&mut st.nodes, class, level, out.len, now, empty);
                             Self::count_sent(st, sch, class, &skb);
                             Self::sync_overlimits(st, sch);
-                            sch.count_dequeue(&skb);
                             return Some(skb);
                         }
                         // Nothing queued (sch_htb warns here; an emptied leaf is not news).
