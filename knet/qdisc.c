@@ -153,11 +153,6 @@ void knet_qdisc_watchdog_cancel(struct Qdisc *sch)
 	qdisc_watchdog_cancel(&p->watchdog);
 }
 
-u64 knet_ktime_get_ns(void)
-{
-	return ktime_get_ns();
-}
-
 void knet_qdisc_count_enqueue(struct Qdisc *sch, unsigned int len)
 {
 	sch->qstats.backlog += len;

@@ -68,7 +68,6 @@ void knet_qdisc_tree_unlock(struct Qdisc *sch);
 /* The watchdog of a knet qdisc: reschedule the qdisc at `expires` (ns, monotonic). */
 void knet_qdisc_watchdog_schedule(struct Qdisc *sch, u64 expires);
 void knet_qdisc_watchdog_cancel(struct Qdisc *sch);
-u64 knet_ktime_get_ns(void);
 
 /* Accounting of a qdisc's own queue length, backlog and counters. */
 void knet_qdisc_count_enqueue(struct Qdisc *sch, unsigned int len);

@@ -179,9 +179,14 @@ impl QdiscInfo for Control<'_> {
 }
 
 /// Monotonic time in nanoseconds (`ktime_get_ns`), the scheduler's clock.
+///
+/// Calls the exported `ktime_get` directly: `ktime_get_ns` is an inline wrapper of it, and a
+/// shim would add a call per dequeue.
 pub(crate) fn now_ns() -> u64 {
-    // SAFETY: no preconditions.
-    unsafe { sys::knet_ktime_get_ns() }
+    // SAFETY: `ktime_get` has no preconditions; it may be called in any context.
+    let ns = unsafe { bindings::ktime_get() };
+    // The monotonic clock starts at boot: never negative.
+    ns as u64
 }
 
 /// State of one qdisc that the packet path mutates: borrowed only under the root lock.
