@@ -66,10 +66,16 @@ pub(crate) trait RingMember {
 /// classes sharing a parent may be away at once, and the one that comes back first must not
 /// take the other's turn), and a class that leaves after it, before anyone was served, does
 /// not replace it (it got the cursor but was never served on it).
+///
+/// The ring also knows where its round begins (`head`, sch_htb's leftmost node): when the
+/// cursor comes back to it, every member has had a turn, and the class whose feed this is ends
+/// its own turn in its ring (sch_htb's "rewind & go up" in `htb_lookup_leaf`), so that inner
+/// classes borrowing from the same ancestor take turns as their leaves do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Ring {
     cursor: ClassIdx,
     resume: ClassIdx,
+    head: ClassIdx,
 }
 
 impl Ring {
@@ -77,7 +83,13 @@ impl Ring {
     pub(crate) const EMPTY: Ring = Ring {
         cursor: NONE,
         resume: NONE,
+        head: NONE,
     };
+
+    /// Where the ring's round begins, `NONE` if the ring is empty.
+    pub(crate) fn head(&self) -> ClassIdx {
+        self.head
+    }
 
     /// The class whose turn it is, `NONE` if the ring is empty.
     pub(crate) fn cursor(&self) -> ClassIdx {
@@ -121,6 +133,7 @@ pub(crate) fn insert<N: RingMember>(nodes: &mut [N], ring: &mut Ring, idx: Class
         l.prev[prio] = idx;
         // Alone, it has the turn: whoever else holds the hint is not here to resume.
         ring.cursor = idx;
+        ring.head = idx;
         if ring.resume == idx {
             ring.resume = NONE;
         }
@@ -136,10 +149,8 @@ pub(crate) fn insert<N: RingMember>(nodes: &mut [N], ring: &mut Ring, idx: Class
     nodes[cursor as usize].ring_mut().prev[prio] = idx;
     if ring.resume == idx {
         // Back in its old place (just before the class that took over) with the turn.
-        *ring = Ring {
-            cursor: idx,
-            resume: NONE,
-        };
+        ring.cursor = idx;
+        ring.resume = NONE;
     }
 }
 
@@ -171,6 +182,7 @@ pub(crate) fn remove<N: RingMember>(
     }
     if next == idx {
         ring.cursor = NONE;
+        ring.head = NONE;
         return;
     }
     nodes[prev as usize].ring_mut().next[prio] = next;
@@ -178,22 +190,28 @@ pub(crate) fn remove<N: RingMember>(
     if ring.cursor == idx {
         ring.cursor = next;
     }
+    if ring.head == idx {
+        ring.head = next;
+    }
 }
 
 /// Ends `idx`'s turn: the cursor moves on if it is at `idx` (otherwise it is someone else's
-/// turn already and nothing changes but the hint, which is spent).
+/// turn already and nothing changes but the hint, which is spent). Returns whether that
+/// ended the ring's round (the cursor is back at its head).
 pub(crate) fn advance_past<N: RingMember>(
     nodes: &[N],
     ring: &mut Ring,
     idx: ClassIdx,
     prio: usize,
-) {
+) -> bool {
     ring.served();
     if ring.cursor != idx || idx == NONE {
-        return;
+        return false;
     }
     let next = nodes[idx as usize].ring().next[prio];
-    if next != NONE {
-        ring.cursor = next;
+    if next == NONE {
+        return false;
     }
+    ring.cursor = next;
+    next == ring.head
 }

@@ -39,10 +39,6 @@ pub(crate) const NUM_PRIO: usize = 8;
 /// the same thing without reading a clock.
 pub(crate) const EVENT_BUDGET: u32 = 1024;
 
-/// Rings whose turn ends when a leaf's quantum is spent: only the leaf's own, as sch_htb, so
-/// that `htb_rs` shares spare bandwidth exactly as `htb` does (see `end_turn`).
-const TURN_RINGS: usize = 1;
-
 /// How far ahead [`Pick::Wait`] looks when classes are active but no event is queued (only
 /// when every active leaf gave no packet, see [`Sched::skip`]); sch_htb's per-level default.
 const IDLE_RECHECK_NS: i64 = 1_000_000_000;
@@ -549,11 +545,11 @@ impl Sched {
         if deficit < 0 {
             n.deficit[level] = deficit.saturating_add(i64::from(n.params.quantum));
             let prio = n.prio();
-            self.end_turn(nodes, leaf, prio, TURN_RINGS, true);
+            self.end_turn(nodes, leaf, prio, true, true);
         } else {
             n.deficit[level] = deficit;
             let prio = n.prio();
-            self.end_turn(nodes, leaf, prio, TURN_RINGS, false);
+            self.end_turn(nodes, leaf, prio, true, false);
         }
         if leaf_empty {
             self.deactivate(nodes, leaf);
@@ -572,8 +568,8 @@ impl Sched {
         let n = &mut nodes[leaf as usize];
         n.skipped_in = self.round;
         let prio = n.prio();
-        // Only the leaf's own ring turns, as in sch_htb: the row then ends where it began.
-        self.end_turn(nodes, leaf, prio, 1, true);
+        // Only the leaf's own ring turns: the row then ends where it began.
+        self.end_turn(nodes, leaf, prio, false, true);
     }
 
     /// Forgets all activity (qdisc reset): every class `CanSend` and inactive, rows, feeds and
@@ -778,18 +774,20 @@ impl Sched {
         None
     }
 
-    /// Records that `leaf` was served through its ring of `prio` and, up to `steps` rings, the
-    /// rings of its ancestors on the path from the row; with `turn_over` their turns end too.
+    /// Records that `leaf` was served through its ring of `prio` and, with `climb`, the rings
+    /// of its ancestors on the path from the row (their resume hints are spent, as sch_htb's
+    /// lookup spends them); with `turn_over` the leaf's turn ends.
     ///
-    /// sch_htb turns only the leaf's own ring. Turning the whole path as well makes siblings at
-    /// every level share an ancestor's spare bandwidth: otherwise an inner class at the cursor
-    /// of a feed above the leaf's keeps it for as long as it has a borrowing leaf.
+    /// As in sch_htb, an ancestor's turn ends when the ring below it finishes a round: every
+    /// class in its feed has had a turn. Without that, an inner class at the cursor of a feed
+    /// above the leaf's would keep it for as long as it has a borrowing leaf, and its siblings
+    /// would get none of their common ancestor's spare bandwidth.
     fn end_turn(
         &mut self,
         nodes: &mut [Node],
         leaf: ClassIdx,
         prio: usize,
-        steps: usize,
+        climb: bool,
         turn_over: bool,
     ) {
         let n = &nodes[leaf as usize];
@@ -806,28 +804,41 @@ impl Sched {
             return;
         }
         let mut cl = leaf;
-        for _ in 0..steps {
+        let mut turn_over = turn_over;
+        // A path from a leaf to its row has at most MAX_DEPTH classes.
+        for _ in 0..MAX_DEPTH {
             let n = &nodes[cl as usize];
             if n.prio_activity & (1 << prio) == 0 || !n.ring.is_linked(prio) {
                 return;
             }
-            let mut r = match n.mode {
-                Mode::CanSend => self.rows[usize::from(n.level)][prio],
-                Mode::MayBorrow if n.parent != NONE => nodes[n.parent as usize].feed[prio],
-                _ => return,
-            };
-            if turn_over {
-                links::advance_past(nodes, &mut r, cl, prio);
-            } else {
-                r.served();
-            }
-            let n = &nodes[cl as usize];
-            if n.mode == Mode::CanSend {
-                self.rows[usize::from(n.level)][prio] = r;
+            let (mode, level, parent) = (n.mode, usize::from(n.level), n.parent);
+            if mode == Mode::CanSend {
+                // In its level's row: the top of the path.
+                let row = &mut self.rows[level][prio];
+                if turn_over {
+                    links::advance_past(nodes, row, cl, prio);
+                } else {
+                    row.served();
+                }
                 return;
             }
-            cl = n.parent;
-            nodes[cl as usize].feed[prio] = r;
+            if mode != Mode::MayBorrow || parent == NONE {
+                return;
+            }
+            // The feed lives in the parent's slot: work on a copy.
+            let mut feed = nodes[parent as usize].feed[prio];
+            let round_over = if turn_over {
+                links::advance_past(nodes, &mut feed, cl, prio)
+            } else {
+                feed.served();
+                false
+            };
+            nodes[parent as usize].feed[prio] = feed;
+            if !climb {
+                return;
+            }
+            cl = parent;
+            turn_over = round_over;
         }
     }
 
@@ -968,7 +979,7 @@ impl Sched {
         let mut found = [0usize; NUM_PRIO];
         for level in 0..MAX_DEPTH {
             for (prio, found) in found.iter_mut().enumerate() {
-                *found += walk_ring(nodes, self.rows[level][prio].cursor(), prio, |m| {
+                *found += walk_ring(nodes, &self.rows[level][prio], prio, |m| {
                     usize::from(m.level) == level && m.mode == Mode::CanSend
                 })?;
             }
@@ -978,7 +989,7 @@ impl Sched {
                 continue;
             }
             for (prio, found) in found.iter_mut().enumerate() {
-                *found += walk_ring(nodes, n.feed[prio].cursor(), prio, |m| {
+                *found += walk_ring(nodes, &n.feed[prio], prio, |m| {
                     m.parent as usize == i && m.mode == Mode::MayBorrow
                 })?;
             }
@@ -1049,19 +1060,28 @@ impl Sched {
     }
 }
 
-/// Walks the ring whose cursor is `cursor`, checking links and that every member satisfies
-/// `belongs`; returns the number of members.
+/// Walks `ring`, checking links, that every member satisfies `belongs`, that the round's head
+/// is a member and the resume hint is not; returns the number of members.
 fn walk_ring(
     nodes: &[Node],
-    cursor: ClassIdx,
+    ring: &Ring,
     prio: usize,
     belongs: impl Fn(&Node) -> bool,
 ) -> Result<usize, &'static str> {
+    let cursor = ring.cursor();
     if cursor == NONE {
-        return Ok(0);
+        return if ring.head() == NONE {
+            Ok(0)
+        } else {
+            Err("empty ring with a head")
+        };
     }
-    let mut x = cursor;
+    let (mut head_seen, mut x) = (false, cursor);
     for count in 1..=nodes.len() {
+        head_seen |= x == ring.head();
+        if x == ring.resume() {
+            return Err("a ring member holds its ring's resume hint");
+        }
         let n = nodes.get(x as usize).ok_or("ring link out of range")?;
         if !n.live || n.prio_activity & (1 << prio) == 0 || !belongs(n) {
             return Err("ring holds a class that does not belong");
@@ -1072,7 +1092,11 @@ fn walk_ring(
             return Err("ring links inconsistent");
         }
         if next == cursor {
-            return Ok(count);
+            return if head_seen {
+                Ok(count)
+            } else {
+                Err("ring's head is not a member")
+            };
         }
         x = next;
     }

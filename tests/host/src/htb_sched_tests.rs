@@ -327,6 +327,31 @@ fn issue_example_spare_split_by_turns_with_gso_sized_packets() {
 }
 
 #[test]
+fn an_inner_class_turn_lasts_a_round_of_its_feed() {
+    // As above, with two leaves under A: A's turn in R's feed lasts a round of A's feed (both
+    // of its leaves), B's a round of B's (one leaf), so A's subtree gets about two turns of
+    // R's spare for B's one and no leaf is left with its own rate only. The split is not
+    // htb's exactly: here 3.0/3.0/4.0 Mbit/s (b1 also has B's own 1 Mbit minus its 0.5 to
+    // itself); htb in the VM gave 4.45/4.50/4.79 and 4.76/4.56/5.02 on this tree.
+    let mut sim = Sim::new(false);
+    let r = sim.add(None, class(10 * MBIT, 10 * MBIT));
+    let a = sim.add(Some(r), class(MBIT, 10 * MBIT));
+    let b = sim.add(Some(r), class(MBIT, 10 * MBIT));
+    let a1 = sim.add(Some(a), class(MBIT / 2, 10 * MBIT));
+    let a2 = sim.add(Some(a), class(MBIT / 2, 10 * MBIT));
+    let b1 = sim.add(Some(b), class(MBIT / 2, 10 * MBIT));
+    for x in [a1, a2, b1] {
+        sim.set_load(x, Load::Backlogged);
+    }
+    let got = sim.measure(SEC, 20);
+    let [ga1, ga2, gb1] = [a1, a2, b1].map(|x| got[x as usize]);
+    assert_near(ga1 + ga2 + gb1, 10.0, 0.02);
+    assert_near(ga1, ga2, 0.02);
+    // The subtree with two leaves gets the larger part: at least 3/5 of R's rate.
+    assert!(ga1 + ga2 >= 6.0 && gb1 <= 4.0 + 0.05, "{ga1} {ga2} {gb1}");
+}
+
+#[test]
 fn spare_bandwidth_in_proportion_of_quantum_5_to_3() {
     // Quanta from rate/r2q are 62500 and 37500: the spare 8 mbit splits 5:3.
     let mut sim = Sim::new(false);
@@ -398,10 +423,11 @@ fn drr_by_quantum_among_same_priority() {
 
 #[test]
 fn siblings_below_the_lending_level_borrow_as_in_sch_htb() {
-    // R (level 7) lends to A and B (level 6), each with one leaf. As in sch_htb, a leaf that
-    // spends its quantum turns only its own ring (its parent's feed): R's feed keeps its
-    // cursor on one of A and B, whose leaf takes R's spare while the other lives on its own rate. htb_rs
-    // shares spare bandwidth exactly as htb does, which users compare it against.
+    // R (level 7) lends to A and B (level 6), each with one leaf. As in sch_htb, an inner
+    // class's turn in R's feed ends when its own feed has gone round (here: its one leaf has
+    // spent its quantum), so A and B take turns and their leaves share R's spare evenly. (In
+    // the VM, htb gave 1:20 and 1:30 6.06/5.95 and 5.93/5.77 Mbit/s on this tree; htb_rs
+    // before this rule 10.57/1.16.)
     let mut sim = Sim::new(false);
     let r = sim.add(None, class(10 * MBIT, 10 * MBIT));
     let a = sim.add(Some(r), class(MBIT, 10 * MBIT));
@@ -418,15 +444,8 @@ fn siblings_below_the_lending_level_borrow_as_in_sch_htb() {
     sim.set_load(a1, Load::Backlogged);
     sim.set_load(b1, Load::Backlogged);
     let got = sim.measure(SEC, 20);
-    // The leaf of the subtree at R's cursor gets R's spare (9 of 10); the other lives on its
-    // subtree's own 1 Mbit/s. Which one is a matter of insertion order, as in sch_htb.
-    let (lo, hi) = if got[a1 as usize] < got[b1 as usize] {
-        (got[a1 as usize], got[b1 as usize])
-    } else {
-        (got[b1 as usize], got[a1 as usize])
-    };
-    assert_near(lo, 1.0, 0.05);
-    assert_near(hi, 9.0, 0.05);
+    assert_near(got[a1 as usize], 5.0, 0.03);
+    assert_near(got[b1 as usize], 5.0, 0.03);
 }
 
 #[test]
