@@ -76,6 +76,8 @@ pub(crate) struct Ring {
     cursor: ClassIdx,
     resume: ClassIdx,
     head: ClassIdx,
+    /// The class holding the hint began the round when it left: it does again on resuming.
+    resume_head: bool,
 }
 
 impl Ring {
@@ -84,6 +86,7 @@ impl Ring {
         cursor: NONE,
         resume: NONE,
         head: NONE,
+        resume_head: false,
     };
 
     /// Where the ring's round begins, `NONE` if the ring is empty.
@@ -148,9 +151,13 @@ pub(crate) fn insert<N: RingMember>(nodes: &mut [N], ring: &mut Ring, idx: Class
     nodes[before as usize].ring_mut().next[prio] = idx;
     nodes[cursor as usize].ring_mut().prev[prio] = idx;
     if ring.resume == idx {
-        // Back in its old place (just before the class that took over) with the turn.
+        // Back in its old place (just before the class that took over) with the turn, and at
+        // the start of the round if it was there: the others still have their turns to come.
         ring.cursor = idx;
         ring.resume = NONE;
+        if ring.resume_head {
+            ring.head = idx;
+        }
     }
 }
 
@@ -179,6 +186,7 @@ pub(crate) fn remove<N: RingMember>(
     }
     if hint && ring.cursor == idx && ring.resume == NONE {
         ring.resume = idx;
+        ring.resume_head = ring.head == idx;
     }
     if next == idx {
         ring.cursor = NONE;

@@ -329,10 +329,10 @@ fn issue_example_spare_split_by_turns_with_gso_sized_packets() {
 #[test]
 fn an_inner_class_turn_lasts_a_round_of_its_feed() {
     // As above, with two leaves under A: A's turn in R's feed lasts a round of A's feed (both
-    // of its leaves), B's a round of B's (one leaf), so A's subtree gets about two turns of
-    // R's spare for B's one and no leaf is left with its own rate only. The split is not
-    // htb's exactly: here 3.0/3.0/4.0 Mbit/s (b1 also has B's own 1 Mbit minus its 0.5 to
-    // itself); htb in the VM gave 4.45/4.50/4.79 and 4.76/4.56/5.02 on this tree.
+    // of its leaves), B's a round of B's (one leaf), so every leaf gets about one turn of R's
+    // spare per round of R's feed. b1 also has B's own 1 Mbit (less its own 0.5) to itself,
+    // a1 and a2 share A's, which their own rates use up: 3.25/3.25/3.51 Mbit/s here; htb in
+    // the VM gave 4.45-4.76/4.50-4.56/4.73-5.02 on this tree (the lone leaf 5-7% ahead).
     let mut sim = Sim::new(false);
     let r = sim.add(None, class(10 * MBIT, 10 * MBIT));
     let a = sim.add(Some(r), class(MBIT, 10 * MBIT));
@@ -347,8 +347,7 @@ fn an_inner_class_turn_lasts_a_round_of_its_feed() {
     let [ga1, ga2, gb1] = [a1, a2, b1].map(|x| got[x as usize]);
     assert_near(ga1 + ga2 + gb1, 10.0, 0.02);
     assert_near(ga1, ga2, 0.02);
-    // The subtree with two leaves gets the larger part: at least 3/5 of R's rate.
-    assert!(ga1 + ga2 >= 6.0 && gb1 <= 4.0 + 0.05, "{ga1} {ga2} {gb1}");
+    assert!(gb1 >= ga1 && gb1 <= ga1 * 1.12, "{ga1} {ga2} {gb1}");
 }
 
 #[test]
@@ -908,6 +907,8 @@ proptest! {
         links::insert(&mut items, &mut ring, second, prio);
         prop_assert_eq!(ring.cursor(), a);
         prop_assert_eq!(ring.resume(), NONE);
+        // a began the round when it left, so b's turn is still to come in it.
+        prop_assert_eq!(ring.head(), a);
         links::advance_past(&items, &mut ring, a, prio);
         prop_assert_eq!(ring.cursor(), b);
         // Served meanwhile: the hint is spent and a goes to the back.

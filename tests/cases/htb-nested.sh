@@ -1,0 +1,100 @@
+# Sharing an ancestor's spare bandwidth between subtrees, htb_rs side by side with htb in the
+# same run: under a 10mbit root, two 1mbit inner classes 1:2 and 1:3 with 500kbit leaves (1:20
+# under 1:2, then 1:20 and 1:21 under 1:2), every leaf offered 20 Mbit/s of UDP. As in sch_htb,
+# an inner class's turn in the root's feed lasts one round of its own feed, so the subtrees
+# take turns and every leaf gets a fair part (htb: ~6/6 with two leaves, ~4.6 each with three).
+# Before that rule htb_rs gave one subtree the spare (10.6 against 1.2 Mbit/s).
+. /src/tests/vm/lib.sh
+
+so=/src/target/release/libq_htb_rs.so
+[ -e "$so" ] || fail "$so not built (cargo build --release -p tc-htb-rs)"
+mkdir -p /tmp/tcplug
+cp "$so" /tmp/tcplug/q_htb_rs.so
+export TC_LIB_DIR=/tmp/tcplug
+insmod "$(ko sch_htb_rs)"
+modprobe sch_htb
+
+topo_3
+# One server per flow and run: a UDP test's server stays busy a moment after its client ends.
+for port in $(seq 5201 5212); do
+	ip netns exec srv iperf3 -s -D -p $port
+done
+sleep 0.5
+
+tree() { # tree KIND FIRST_PORT
+	local kind=$1 dev=r1 u32="tc -n rtr filter add dev r1 protocol ip parent 1:0 prio 1 u32"
+	tc -n rtr qdisc del dev $dev root 2>/dev/null || true
+	tc -n rtr qdisc add dev $dev root handle 1: $kind default 99
+	tc -n rtr class add dev $dev parent 1: classid 1:1 $kind rate 10mbit ceil 10mbit
+	tc -n rtr class add dev $dev parent 1:1 classid 1:2 $kind rate 1mbit ceil 10mbit
+	tc -n rtr class add dev $dev parent 1:1 classid 1:3 $kind rate 1mbit ceil 10mbit
+	tc -n rtr class add dev $dev parent 1:2 classid 1:20 $kind rate 500kbit ceil 10mbit
+	tc -n rtr class add dev $dev parent 1:2 classid 1:21 $kind rate 500kbit ceil 10mbit
+	tc -n rtr class add dev $dev parent 1:3 classid 1:30 $kind rate 500kbit ceil 10mbit
+	tc -n rtr class add dev $dev parent 1:1 classid 1:99 $kind rate 100kbit ceil 10mbit
+	$u32 match ip dport "$2" 0xffff flowid 1:20
+	$u32 match ip dport $(($2 + 1)) 0xffff flowid 1:30
+	$u32 match ip dport $(($2 + 2)) 0xffff flowid 1:21
+}
+
+# snapshot: the guest clock (ns) and each class's byte counter.
+snapshot() {
+	local t0 t1
+	t0=$(date +%s%N)
+	tc -n rtr -s class show dev r1 >/tmp/nest-snap.txt
+	t1=$(date +%s%N)
+	echo "t $(((t0 + t1) / 2))"
+	awk '/^class/ { c = $3 } /^ *Sent/ && c { print c, $2; c = "" }' /tmp/nest-snap.txt
+}
+
+declare -A res
+port=5201
+run() { # run KIND FLOWS
+	local kind=$1 flows=$2 i pids=() c
+	tree "$kind" $port
+	for i in $(seq 0 $((flows - 1))); do
+		ip netns exec cli iperf3 -u -b 20M -l 1400 -c 10.0.2.2 -p $((port + i)) -t 12 \
+			>/tmp/nest-cli-$i.txt 2>&1 &
+		pids+=($!)
+	done
+	# Measure over 5 s of steady traffic, from 3 s in (the buckets' bursts spent).
+	sleep 3
+	snapshot >/tmp/nest-a.txt
+	sleep 5
+	snapshot >/tmp/nest-b.txt
+	for i in "${pids[@]}"; do
+		wait "$i" || fail "$kind: iperf3 client failed: $(cat /tmp/nest-cli-*.txt)"
+	done
+	for c in 1:20 1:21 1:30; do
+		res[$kind.$flows.$c]=$(awk -v c="$c" '
+			$1 == "t" { t[FILENAME] = $2 } $1 == c { b[FILENAME] = $2 }
+			END { printf "%.3f", (b[ARGV[2]] - b[ARGV[1]]) * 8 / ((t[ARGV[2]] - t[ARGV[1]]) / 1e9) / 1e6 }
+		' /tmp/nest-a.txt /tmp/nest-b.txt)
+	done
+	note "$kind, $flows leaves: 1:20 ${res[$kind.$flows.1:20]}, 1:21 ${res[$kind.$flows.1:21]}, 1:30 ${res[$kind.$flows.1:30]} Mbit/s"
+	port=$((port + 3))
+	sleep 1
+}
+
+for flows in 2 3; do
+	run htb $flows
+	run htb_rs $flows
+done
+
+leaves() { [ "$1" = 2 ] && echo "1:20 1:30" || echo "1:20 1:21 1:30"; }
+for flows in 2 3; do
+	total=0
+	for c in $(leaves $flows); do
+		total=$(awk -v a="$total" -v b="${res[htb_rs.$flows.$c]}" 'BEGIN { print a + b }')
+	done
+	for c in $(leaves $flows); do
+		a=${res[htb.$flows.$c]} b=${res[htb_rs.$flows.$c]}
+		# Every leaf its fair part: at least 3/4 of an even split (one subtree taking the
+		# spare leaves the other about a tenth).
+		awk -v b="$b" -v t="$total" -v n="$flows" 'BEGIN { exit !(b >= 0.75 * t / n) }' ||
+			fail "$flows leaves: $c got $b of $total Mbit/s with htb_rs"
+		# And what htb gives it, within 15% (UDP at TCG speed moves a few % between runs).
+		awk -v a="$a" -v b="$b" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 0.15 * a) }' ||
+			fail "$flows leaves: $c got $b Mbit/s with htb_rs, $a with htb"
+	done
+done
