@@ -7,13 +7,7 @@
 ROUNDS=${BENCH_ROUNDS:-4}
 COUNT=${BENCH_PG_COUNT:-400000}
 
-insmod "$(ko sch_htb_rs)"
-modprobe sch_htb
-so=/src/target/release/libq_htb_rs.so
-[ -e "$so" ] || fail "$so not built (make bench builds it)"
-mkdir -p /tmp/tcplug
-cp "$so" /tmp/tcplug/q_htb_rs.so
-export TC_LIB_DIR=/tmp/tcplug
+htb_rs_setup
 
 pg() { echo "$2" >"/proc/net/pktgen/$1" || fail "pktgen $1: '$2' refused"; }
 modprobe dummy numdummies=0 || fail "no dummy module"

@@ -6,13 +6,7 @@
 SECS=${BENCH_SECS:-6}
 ROUNDS=${BENCH_ROUNDS:-4}
 
-so=/src/target/release/libq_htb_rs.so
-[ -e "$so" ] || fail "$so not built (make bench builds it)"
-mkdir -p /tmp/tcplug
-cp "$so" /tmp/tcplug/q_htb_rs.so
-export TC_LIB_DIR=/tmp/tcplug
-insmod "$(ko sch_htb_rs)"
-modprobe sch_htb
+htb_rs_setup
 
 topo_3
 # Every run gets a fresh one-off server on a port of its own: a run shaped to 1mbit can leave

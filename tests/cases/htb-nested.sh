@@ -6,13 +6,7 @@
 # Before that rule htb_rs gave one subtree the spare (10.6 against 1.2 Mbit/s).
 . /src/tests/vm/lib.sh
 
-so=/src/target/release/libq_htb_rs.so
-[ -e "$so" ] || fail "$so not built (cargo build --release -p tc-htb-rs)"
-mkdir -p /tmp/tcplug
-cp "$so" /tmp/tcplug/q_htb_rs.so
-export TC_LIB_DIR=/tmp/tcplug
-insmod "$(ko sch_htb_rs)"
-modprobe sch_htb
+htb_rs_setup
 
 topo_3
 # One server per flow and run: a UDP test's server stays busy a moment after its client ends.

@@ -4,13 +4,7 @@
 # matches htb within 5%. Then the tree is torn down and the module removed while traffic runs.
 . /src/tests/vm/lib.sh
 
-so=/src/target/release/libq_htb_rs.so
-[ -e "$so" ] || fail "$so not built (cargo build --release -p tc-htb-rs)"
-mkdir -p /tmp/tcplug
-cp "$so" /tmp/tcplug/q_htb_rs.so
-export TC_LIB_DIR=/tmp/tcplug
-insmod "$(ko sch_htb_rs)"
-modprobe sch_htb
+htb_rs_setup
 modprobe sch_sfq
 
 topo_3

@@ -8,13 +8,7 @@
 . /src/tests/vm/imq-lib.sh
 imq_setup
 imq_load
-so=/src/target/release/libq_htb_rs.so
-[ -e "$so" ] || fail "$so not built (cargo build --release -p tc-htb-rs)"
-mkdir -p /tmp/tcplug
-cp "$so" /tmp/tcplug/q_htb_rs.so
-export TC_LIB_DIR=/tmp/tcplug
-insmod "$(ko sch_htb_rs)"
-modprobe sch_htb
+htb_rs_setup
 
 topo_3
 iperf_server cli 5201

@@ -10,6 +10,19 @@ grep_q() { grep "$@" >/dev/null; }
 ko() { echo "/src/$1/$1.ko"; }
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
+
+# htb_rs_setup: htb_rs and htb side by side: the tc plugin q_htb_rs.so (built by tests/run and
+# make bench: cargo build --release -p tc-htb-rs) copied where TC_LIB_DIR points (/src is
+# read-only, and tc wants the kind's name), sch_htb_rs inserted, sch_htb loaded.
+htb_rs_setup() {
+	local so=/src/target/release/libq_htb_rs.so
+	[ -e "$so" ] || fail "$so not built (cargo build --release -p tc-htb-rs)"
+	mkdir -p /tmp/tcplug
+	cp "$so" /tmp/tcplug/q_htb_rs.so
+	export TC_LIB_DIR=/tmp/tcplug
+	insmod "$(ko sch_htb_rs)"
+	modprobe sch_htb
+}
 note() { echo "# $*"; }
 
 # wait_until SECONDS WHAT CMD...: poll CMD every 0.25 s until it succeeds; fail with WHAT
