@@ -81,7 +81,12 @@ impl Child {
 
     /// Queues `skb` in the child and, if the child took it, counts it in `sch` as
     /// [`Locked::count_enqueue`] does: one call into C per packet instead of two.
-    pub(crate) fn enqueue_counted(&self, sch: &Locked<'_>, skb: Skb, to_free: &mut ToFree<'_>) -> Xmit {
+    pub(crate) fn enqueue_counted(
+        &self,
+        sch: &Locked<'_>,
+        skb: Skb,
+        to_free: &mut ToFree<'_>,
+    ) -> Xmit {
         // SAFETY: the root lock, which also guards children and `sch`'s counters, is held; the
         // skb is handed over.
         Xmit(unsafe {
