@@ -258,19 +258,21 @@ impl QdiscOps for HtbRs {
         let Some(ids) = data.ids.read(sch) else {
             return to_free.drop_counted(skb);
         };
-        let len = skb.pkt_len();
         match st.classify(ids, &data.filters, sch, &skb) {
             Target::Direct => {
                 if st.direct.len() >= st.direct_qlen {
                     return to_free.drop_counted(skb);
                 }
+                // Leaves count in the same call as their enqueue (`enqueue_counted`).
+                sch.count_enqueue(skb.pkt_len());
                 st.direct.push(skb);
                 st.direct_pkts = st.direct_pkts.wrapping_add(1);
+                Xmit::SUCCESS
             }
-            Target::Consumed => return to_free.discard(skb, Xmit::STOLEN),
+            Target::Consumed => to_free.discard(skb, Xmit::STOLEN),
             Target::Shot => {
                 sch.count_drop();
-                return to_free.discard(skb, Xmit::BYPASS);
+                to_free.discard(skb, Xmit::BYPASS)
             }
             Target::Leaf(idx) => {
                 let st = &mut *st;
@@ -289,11 +291,9 @@ impl QdiscOps for HtbRs {
                     return ret;
                 }
                 st.sched.activate(&mut st.nodes, idx);
-                return Xmit::SUCCESS;
+                Xmit::SUCCESS
             }
         }
-        sch.count_enqueue(len);
-        Xmit::SUCCESS
     }
 
     #[inline(always)]
