@@ -94,7 +94,9 @@ within() {
 # fullnat_lb [QUEUE]: make rtr a FULLNAT balancer: VIP 10.0.9.100:80 / [2001:db8:9::100]:80 is
 # DNATed to the server's port 8080 and SNATed to the balancer's own address, and the client's
 # first four packets (SYN, the handshake's final ACK, ...) go through NFQUEUE QUEUE, where
-# toa-lb inserts the option; queueing more than the one packet keeps them in order.
+# toa-lb inserts the option; queueing more than the one packet keeps them in order. Only
+# connections to the VIP are balanced: the same server reached at its own address is a direct
+# connection, without the option.
 fullnat_lb() {
 	local q=${1:-0}
 	ip -n cli route add 10.0.9.0/24 via 10.0.1.1 2>/dev/null || true
@@ -107,9 +109,12 @@ fullnat_lb() {
 		-j DNAT --to-destination '[2001:db8:2::2]:8080'
 	ip netns exec rtr ip6tables -t nat -A POSTROUTING -o r1 -p tcp -d 2001:db8:2::2 --dport 8080 \
 		-j SNAT --to-source 2001:db8:2::1
-	local t
+	local t vip
 	for t in iptables ip6tables; do
+		vip=10.0.9.100
+		[ $t = ip6tables ] && vip=2001:db8:9::100
 		ip netns exec rtr $t -t mangle -A FORWARD -i r0 -p tcp \
+			-m conntrack --ctorigdst $vip --ctorigdstport 80 \
 			-m connbytes --connbytes 1:4 --connbytes-dir original --connbytes-mode packets \
 			-j NFQUEUE --queue-num "$q"
 	done
