@@ -23,6 +23,28 @@ pub(super) struct Regs(*mut bindings::pt_regs);
 
 impl Regs {
     /// The `n`th argument (from 0) of the probed function, as a machine word.
+    #[cfg(CONFIG_X86_64)]
+    pub(super) fn arg(&self, n: u32) -> usize {
+        // SAFETY: `self.0` is the register set kprobes handed to the handler that made `self`,
+        // valid and not written by anyone else for the handler's duration.
+        let r = unsafe { &*self.0 };
+        // The x86-64 calling convention's argument registers: read here rather than through a
+        // C call, as this runs on every hit of every probe.
+        let word = match n {
+            0 => r.di,
+            1 => r.si,
+            2 => r.dx,
+            3 => r.cx,
+            4 => r.r8,
+            5 => r.r9,
+            // SAFETY: as above; the shim reads stack arguments within the probed frame.
+            _ => unsafe { sys::knet_regs_arg(self.0, n) },
+        };
+        word as usize
+    }
+
+    /// The `n`th argument (from 0) of the probed function, as a machine word.
+    #[cfg(not(CONFIG_X86_64))]
     pub(super) fn arg(&self, n: u32) -> usize {
         // SAFETY: `self.0` is the register set kprobes handed to the handler that made `self`,
         // valid for the handler's duration; reading an argument register has no side effect.
@@ -33,6 +55,18 @@ impl Regs {
     pub(super) fn ret(&self) -> usize {
         // SAFETY: as in `arg`.
         unsafe { sys::knet_regs_return(self.0) as usize }
+    }
+}
+
+/// A registered probe whose missed hits can be shown (see `ProcStats::watch`).
+pub(super) trait Watched {
+    /// The probe's missed-hit counter, valid while the probe is registered.
+    fn nmissed_counter(&self) -> *const kernel::ffi::c_ulong;
+
+    /// Hits of the probe that were missed (recursion, or a full return stack).
+    fn missed(&self) -> i64 {
+        // SAFETY: the counter is valid while `self` (the registration) exists.
+        unsafe { sys::knet_probe_nmissed(self.nmissed_counter()) }
     }
 }
 
@@ -91,17 +125,6 @@ impl<P: RetProbe> RetProbeRegistration<P> {
         })
     }
 
-    /// The C probe, for the statistics' missed-hit watch.
-    pub(super) fn raw(&self) -> *mut sys::knet_retprobe {
-        self.rp.as_ptr()
-    }
-
-    /// Calls that were not probed (recursion, or the return stack was full).
-    pub(super) fn missed(&self) -> i64 {
-        // SAFETY: `rp` is registered and valid until `drop`.
-        unsafe { sys::knet_retprobe_nmissed(self.rp.as_ptr()) }
-    }
-
     /// # Safety
     ///
     /// Called by the shim's fprobe entry handler for a probe created by [`Self::new`].
@@ -141,6 +164,13 @@ impl<P: RetProbe> RetProbeRegistration<P> {
                 .read_unaligned()
         };
         P::exit(ctx, &Regs(regs), data);
+    }
+}
+
+impl<P: RetProbe> Watched for RetProbeRegistration<P> {
+    fn nmissed_counter(&self) -> *const kernel::ffi::c_ulong {
+        // SAFETY: `rp` is registered and valid until `drop`.
+        unsafe { sys::knet_retprobe_nmissed_counter(self.rp.as_ptr()) }
     }
 }
 
@@ -201,6 +231,13 @@ impl<P: EntryProbe> EntryProbeRegistration<P> {
         let ctx = unsafe { &*sys::knet_kprobe_ctx(kp).cast::<P::Ctx>() };
         P::hit(ctx, &Regs(regs));
         0
+    }
+}
+
+impl<P: EntryProbe> Watched for EntryProbeRegistration<P> {
+    fn nmissed_counter(&self) -> *const kernel::ffi::c_ulong {
+        // SAFETY: `kp` is registered and valid until `drop`.
+        unsafe { sys::knet_kprobe_nmissed_counter(self.kp.as_ptr()) }
     }
 }
 

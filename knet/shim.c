@@ -97,9 +97,15 @@ void knet_retprobe_free(struct knet_retprobe *k)
 	kfree(k);
 }
 
-s64 knet_retprobe_nmissed(const struct knet_retprobe *k)
+const unsigned long *knet_retprobe_nmissed_counter(const struct knet_retprobe *k)
 {
-	return READ_ONCE(k->fp.nmissed);
+	return &k->fp.nmissed;
+}
+
+/* A probe's missed-hit counter, which kprobes/fprobes update as they go. */
+s64 knet_probe_nmissed(const unsigned long *counter)
+{
+	return READ_ONCE(*counter);
 }
 
 void *knet_probe_call_ctx(struct knet_probe_call *call)
@@ -140,9 +146,9 @@ void knet_kprobe_unregister_free(struct kprobe *kp)
 	kfree(container_of(kp, struct knet_kprobe, kp));
 }
 
-int knet_kprobe_nmissed(const struct kprobe *kp)
+const unsigned long *knet_kprobe_nmissed_counter(const struct kprobe *kp)
 {
-	return READ_ONCE(kp->nmissed);
+	return &kp->nmissed;
 }
 
 void *knet_kprobe_ctx(struct kprobe *kp)
@@ -282,7 +288,7 @@ void knet_spin_unlock_irqrestore(spinlock_t *lock, unsigned long flags)
 
 /* ---- per-CPU counters in /proc/net ---- */
 
-#define KNET_STATS_MAX_WATCH 8
+#define KNET_STATS_MAX_WATCH 16
 
 struct knet_stats {
 	const char *name;
@@ -290,17 +296,17 @@ struct knet_stats {
 	unsigned int n;
 	s64 __percpu *vals;
 	struct mutex watch_lock;	/* guards watch[] against the proc reader */
-	struct knet_retprobe *watch[KNET_STATS_MAX_WATCH];
+	const unsigned long *watch[KNET_STATS_MAX_WATCH];	/* probes' nmissed counters */
 };
 
-int knet_stats_watch(struct knet_stats *s, struct knet_retprobe *rp)
+int knet_stats_watch(struct knet_stats *s, const unsigned long *nmissed)
 {
 	int i, ret = -ENOSPC;
 
 	mutex_lock(&s->watch_lock);
 	for (i = 0; i < KNET_STATS_MAX_WATCH; i++) {
 		if (!s->watch[i]) {
-			s->watch[i] = rp;
+			s->watch[i] = nmissed;
 			ret = 0;
 			break;
 		}
@@ -309,14 +315,14 @@ int knet_stats_watch(struct knet_stats *s, struct knet_retprobe *rp)
 	return ret;
 }
 
-/* After this returns the proc reader no longer looks at rp. */
-void knet_stats_unwatch(struct knet_stats *s, struct knet_retprobe *rp)
+/* After this returns the proc reader no longer looks at nmissed. */
+void knet_stats_unwatch(struct knet_stats *s, const unsigned long *nmissed)
 {
 	int i;
 
 	mutex_lock(&s->watch_lock);
 	for (i = 0; i < KNET_STATS_MAX_WATCH; i++)
-		if (s->watch[i] == rp)
+		if (s->watch[i] == nmissed)
 			s->watch[i] = NULL;
 	mutex_unlock(&s->watch_lock);
 }
@@ -329,7 +335,7 @@ static s64 knet_stats_missed(struct knet_stats *s)
 	mutex_lock(&s->watch_lock);
 	for (i = 0; i < KNET_STATS_MAX_WATCH; i++)
 		if (s->watch[i])
-			missed += knet_retprobe_nmissed(s->watch[i]);
+			missed += knet_probe_nmissed(s->watch[i]);
 	mutex_unlock(&s->watch_lock);
 	return missed;
 }

@@ -41,13 +41,14 @@ struct knet_retprobe *knet_retprobe_new(const char *symbol, knet_retprobe_entry_
 int knet_retprobe_register(struct knet_retprobe *rp);
 void knet_retprobe_unregister_free(struct knet_retprobe *rp);
 void knet_retprobe_free(struct knet_retprobe *rp);
-s64 knet_retprobe_nmissed(const struct knet_retprobe *rp);
+s64 knet_probe_nmissed(const unsigned long *counter);
 void *knet_probe_call_ctx(struct knet_probe_call *call);
 void *knet_probe_call_data(struct knet_probe_call *call);
 struct kprobe *knet_kprobe_new(const char *symbol, kprobe_pre_handler_t pre, void *ctx);
 int knet_kprobe_register(struct kprobe *kp);
 void knet_kprobe_unregister_free(struct kprobe *kp);
-int knet_kprobe_nmissed(const struct kprobe *kp);
+const unsigned long *knet_retprobe_nmissed_counter(const struct knet_retprobe *rp);
+const unsigned long *knet_kprobe_nmissed_counter(const struct kprobe *kp);
 void *knet_kprobe_ctx(struct kprobe *kp);
 unsigned long knet_regs_arg(struct pt_regs *regs, unsigned int n);
 unsigned long knet_regs_return(struct pt_regs *regs);
@@ -67,12 +68,12 @@ void knet_spin_unlock_irqrestore(spinlock_t *lock, unsigned long flags);
 
 /*
  * Per-CPU counters shown as a table in /proc/net/<name> (initial namespace). The last of the n
- * names is not a counter: it shows the missed hits of the return probes being watched.
+ * names is not a counter: it shows the sum of the probes' missed-hit counters being watched.
  */
 struct knet_stats;
 struct knet_stats *knet_stats_create(const char *name, const char *const *names, unsigned int n);
-int knet_stats_watch(struct knet_stats *stats, struct knet_retprobe *rp);
-void knet_stats_unwatch(struct knet_stats *stats, struct knet_retprobe *rp);
+int knet_stats_watch(struct knet_stats *stats, const unsigned long *nmissed);
+void knet_stats_unwatch(struct knet_stats *stats, const unsigned long *nmissed);
 void knet_stats_destroy(struct knet_stats *stats);
 void knet_stats_add(struct knet_stats *stats, unsigned int idx, s64 v);
 s64 knet_stats_sum(struct knet_stats *stats, unsigned int idx);

@@ -2,7 +2,7 @@
 
 //! Per-CPU counters shown as a table in `/proc/net/<name>`, in the classic TOA layout: one row
 //! per counter, one column per online CPU, then the total. The last row shows the missed hits of
-//! the return probes being watched.
+//! the probes being watched.
 
 use super::{probe, sys};
 use core::ptr::NonNull;
@@ -54,16 +54,18 @@ impl ProcStats {
         unsafe { sys::knet_stats_sum(self.raw.as_ptr(), idx as u32) }
     }
 
-    /// Shows `rp`'s missed hits in the last row until [`Self::unwatch`].
-    pub(super) fn watch<P: probe::RetProbe>(&self, rp: &probe::RetProbeRegistration<P>) -> Result {
-        // SAFETY: both are valid; the caller unwatches before `rp` is unregistered.
-        kernel::error::to_result(unsafe { sys::knet_stats_watch(self.raw.as_ptr(), rp.raw()) })
+    /// Adds `probe`'s missed hits to the last row until [`Self::unwatch`].
+    pub(super) fn watch(&self, probe: &dyn probe::Watched) -> Result {
+        // SAFETY: both are valid; the caller unwatches before the probe is unregistered.
+        kernel::error::to_result(unsafe {
+            sys::knet_stats_watch(self.raw.as_ptr(), probe.nmissed_counter())
+        })
     }
 
-    /// Stops showing `rp`; after this the proc file no longer reads it.
-    pub(super) fn unwatch<P: probe::RetProbe>(&self, rp: &probe::RetProbeRegistration<P>) {
+    /// Stops showing `probe`; after this the proc file no longer reads its counter.
+    pub(super) fn unwatch(&self, probe: &dyn probe::Watched) {
         // SAFETY: both are valid.
-        unsafe { sys::knet_stats_unwatch(self.raw.as_ptr(), rp.raw()) }
+        unsafe { sys::knet_stats_unwatch(self.raw.as_ptr(), probe.nmissed_counter()) }
     }
 }
 

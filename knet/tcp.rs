@@ -4,11 +4,12 @@
 //! SYN creates (with the SYN) and its end, the child socket a handshake creates (with the
 //! segment that completed it), the peer address that `getpeername()`/`accept()` report, and the
 //! socket's destruction. Built on kprobes of `tcp_v4_route_req`/`tcp_v6_route_req`,
-//! `__reqsk_free`, `tcp_v4_syn_recv_sock`, `tcp_v6_syn_recv_sock`, `inet_getname`,
-//! `inet6_getname` and `tcp_v4_destroy_sock` (which IPv6 TCP sockets use too).
+//! `__reqsk_free`, `tcp_v4_syn_recv_sock`, `tcp_v6_syn_recv_sock`,
+//! `inet_csk_complete_hashdance`, `inet_csk_reqsk_queue_add` and `tcp_v4_destroy_sock` (which IPv6 TCP sockets use too), and return probes of
+//! `inet_getname` and `inet6_getname`, the only calls whose result is needed.
 
 use super::{
-    probe::{EntryProbe, EntryProbeRegistration, Regs, RetProbe, RetProbeRegistration},
+    probe::{EntryProbe, EntryProbeRegistration, Regs, RetProbe, RetProbeRegistration, Watched},
     stats::ProcStats,
     sys,
 };
@@ -111,21 +112,19 @@ impl PeerName<'_> {
 }
 
 /// What a module watching TCP connections does at each event. All methods run in atomic
-/// context (softirq for `child_created`) and must not sleep.
+/// context (softirq for the handshake events) and must not sleep.
 pub(crate) trait TcpObserver: Send + Sync + 'static {
-    /// What the observer learns from the segment completing a handshake, kept until the
-    /// socket it creates exists.
-    type Child: Copy;
     /// A SYN created request `req`; `syn` is the SYN.
     fn request_created(&self, req: ReqKey, syn: &Segment<'_>);
     /// Request `req` is being freed (whether or not it became a socket).
     fn request_freed(&self, req: ReqKey);
-    /// A handshake is completing request `req` with segment `seg`: what to hand to
-    /// `child_created` for the socket it creates, or `None` to skip it, which spares the return
-    /// probe (the costly part) on connections of no interest.
-    fn completing(&self, req: ReqKey, seg: &Segment<'_>) -> Option<Self::Child>;
-    /// The handshake of request `req` created `child`; `note` is what `completing` returned.
-    fn child_created(&self, child: SockKey, req: ReqKey, note: Self::Child);
+    /// Segment `seg` completes the handshake of request `req`: the child socket is being
+    /// created. May be called more than once for a request (CPUs racing on its final ACK, or a
+    /// creation that failed); only one child is queued, and not always.
+    fn completing(&self, req: ReqKey, seg: &Segment<'_>);
+    /// `child`, created from request `req`, is being queued for `accept()`: before anyone can
+    /// ask for its peer's name.
+    fn child_queued(&self, child: SockKey, req: ReqKey);
     /// Whether `peer_name` has anything to do at all (a cheap check on a hot path).
     fn wants_peer_names(&self) -> bool;
     /// `getpeername()`/`accept()` on TCP socket `sk` is about to return `name`.
@@ -140,41 +139,64 @@ pub(crate) trait TcpObserver: Send + Sync + 'static {
 
 /// `V6`: the probe of `tcp_v6_syn_recv_sock`, which hands IPv4 segments (v4 clients of
 /// dual-stack listeners) on to `tcp_v4_syn_recv_sock`, whose probe reports them.
+///
+/// An entry probe, not a return probe: the child is reported where it is queued for accept()
+/// (see [`Hashdance`] and [`QueueAdd`]), so the costly function-graph return is not taken on
+/// every handshake.
 struct SynRecv<T, const V6: bool>(PhantomData<T>);
 
-impl<T: TcpObserver, const V6: bool> RetProbe for SynRecv<T, V6> {
+impl<T: TcpObserver, const V6: bool> EntryProbe for SynRecv<T, V6> {
     type Ctx = T;
-    /// `skb`, `req` and `own_req` of the call.
-    /// The observer's note, `req` and `own_req` of the call.
-    type Data = (T::Child, usize, usize);
 
-    fn entry(ctx: &T, regs: &Regs) -> Option<(T::Child, usize, usize)> {
+    fn hit(ctx: &T, regs: &Regs) {
         // tcp_v{4,6}_syn_recv_sock(sk, skb, req, dst, req_unhash, own_req, ...)
-        let (skb, req) = (regs.arg(1), regs.arg(2));
+        let Some(skb) = NonNull::new(regs.arg(1) as *mut bindings::sk_buff) else {
+            return;
+        };
         let seg = Segment {
-            skb: NonNull::new(skb as *mut bindings::sk_buff)?,
+            skb,
             _life: PhantomData,
         };
         if V6 && matches!(seg.source(), Some(InetAddr::V4(_))) {
             // Handed on to tcp_v4_syn_recv_sock, whose probe reports it.
-            return None;
+            return;
         }
-        let note = ctx.completing(ReqKey(req), &seg)?;
-        Some((note, req, regs.arg(5)))
+        ctx.completing(ReqKey(regs.arg(2)), &seg);
     }
+}
 
-    fn exit(ctx: &T, regs: &Regs, (note, req, own_req): (T::Child, usize, usize)) {
-        let child = regs.ret();
-        if child == 0 || own_req == 0 {
-            return;
+/// The end of a normal handshake: `inet_csk_complete_hashdance` queues the child it is given
+/// when `own_req` (this CPU's child won the request). It queues it with
+/// `inet_csk_reqsk_queue_add`, but the compiler inlines that call there.
+struct Hashdance<T>(PhantomData<T>);
+
+impl<T: TcpObserver> EntryProbe for Hashdance<T> {
+    type Ctx = T;
+
+    fn hit(ctx: &T, regs: &Regs) {
+        // inet_csk_complete_hashdance(sk, child, req, own_req)
+        let child = regs.arg(1);
+        if child != 0 && regs.arg(3) as u8 != 0 {
+            ctx.child_queued(SockKey(child), ReqKey(regs.arg(2)));
         }
-        // SAFETY: `own_req` is the `bool *` argument of this call, pointing into its caller's
-        // frame, which is live while the call returns; read as a byte.
-        if unsafe { (own_req as *const u8).read() } == 0 {
-            // Another CPU's child won the race; this one is being discarded.
-            return;
+    }
+}
+
+/// The end of a syncookie or fast-open handshake, which queue the child they made with a
+/// call of `inet_csk_reqsk_queue_add` (out of line). A child moving to another SO_REUSEPORT
+/// listener when its own closes is queued here too, with a clone of its request: no request
+/// the observer knows, so nothing is reported twice.
+struct QueueAdd<T>(PhantomData<T>);
+
+impl<T: TcpObserver> EntryProbe for QueueAdd<T> {
+    type Ctx = T;
+
+    fn hit(ctx: &T, regs: &Regs) {
+        // inet_csk_reqsk_queue_add(sk, req, child)
+        let child = regs.arg(2);
+        if child != 0 {
+            ctx.child_queued(SockKey(child), ReqKey(regs.arg(1)));
         }
-        ctx.child_created(SockKey(child), ReqKey(req), note);
     }
 }
 
@@ -261,12 +283,14 @@ pub(crate) struct TcpProbes<T: TcpObserver> {
     // Dropped in this order: getname first, destruction last, so no entry outlives its socket.
     name4: RetProbeRegistration<GetName<T>>,
     name6: RetProbeRegistration<GetName<T>>,
-    syn4: RetProbeRegistration<SynRecv<T, false>>,
-    syn6: RetProbeRegistration<SynRecv<T, true>>,
-    _route4: EntryProbeRegistration<RouteReq<T>>,
-    _route6: EntryProbeRegistration<RouteReq<T>>,
-    _req_free: EntryProbeRegistration<ReqFree<T>>,
-    _destroy: EntryProbeRegistration<Destroy<T>>,
+    syn4: EntryProbeRegistration<SynRecv<T, false>>,
+    syn6: EntryProbeRegistration<SynRecv<T, true>>,
+    hashdance: EntryProbeRegistration<Hashdance<T>>,
+    queue: EntryProbeRegistration<QueueAdd<T>>,
+    route4: EntryProbeRegistration<RouteReq<T>>,
+    route6: EntryProbeRegistration<RouteReq<T>>,
+    req_free: EntryProbeRegistration<ReqFree<T>>,
+    destroy: EntryProbeRegistration<Destroy<T>>,
 }
 
 impl<T: TcpObserver> TcpProbes<T> {
@@ -276,8 +300,10 @@ impl<T: TcpObserver> TcpProbes<T> {
         let req_free = EntryProbeRegistration::new(c"__reqsk_free", ctx.clone())?;
         let route4 = EntryProbeRegistration::new(c"tcp_v4_route_req", ctx.clone())?;
         let route6 = EntryProbeRegistration::new(c"tcp_v6_route_req", ctx.clone())?;
-        let syn4 = RetProbeRegistration::new(c"tcp_v4_syn_recv_sock", ctx.clone())?;
-        let syn6 = RetProbeRegistration::new(c"tcp_v6_syn_recv_sock", ctx.clone())?;
+        let queue = EntryProbeRegistration::new(c"inet_csk_reqsk_queue_add", ctx.clone())?;
+        let hashdance = EntryProbeRegistration::new(c"inet_csk_complete_hashdance", ctx.clone())?;
+        let syn4 = EntryProbeRegistration::new(c"tcp_v4_syn_recv_sock", ctx.clone())?;
+        let syn6 = EntryProbeRegistration::new(c"tcp_v6_syn_recv_sock", ctx.clone())?;
         let name4 = RetProbeRegistration::new(c"inet_getname", ctx.clone())?;
         let name6 = RetProbeRegistration::new(c"inet6_getname", ctx.clone())?;
         let probes = Self {
@@ -286,43 +312,51 @@ impl<T: TcpObserver> TcpProbes<T> {
             name6,
             syn4,
             syn6,
-            _route4: route4,
-            _route6: route6,
-            _req_free: req_free,
-            _destroy: destroy,
+            hashdance,
+            queue,
+            route4,
+            route6,
+            req_free,
+            destroy,
         };
         if let Some(stats) = probes.ctx.stats() {
-            stats.watch(&probes.name4)?;
-            stats.watch(&probes.name6)?;
-            stats.watch(&probes.syn4)?;
-            stats.watch(&probes.syn6)?;
+            for p in probes.all() {
+                stats.watch(p)?;
+            }
         }
         Ok(probes)
     }
 
-    /// Calls the return probes missed (fprobe `nmissed`: recursion, or a full return stack).
-    pub(crate) fn missed(&self) -> i64 {
+    fn all(&self) -> [&dyn Watched; 10] {
         [
-            self.name4.missed(),
-            self.name6.missed(),
-            self.syn4.missed(),
-            self.syn6.missed(),
+            &self.name4,
+            &self.name6,
+            &self.syn4,
+            &self.syn6,
+            &self.hashdance,
+            &self.queue,
+            &self.route4,
+            &self.route6,
+            &self.req_free,
+            &self.destroy,
         ]
-        .iter()
-        .copied()
-        .sum()
+    }
+
+    /// Probe hits missed (recursion, or a full return stack for getname's return probes).
+    pub(crate) fn missed(&self) -> i64 {
+        self.all().iter().map(|p| p.missed()).sum()
     }
 }
 
 impl<T: TcpObserver> Drop for TcpProbes<T> {
     fn drop(&mut self) {
         // The statistics outlive the probes (the context owns them): stop reading the probes'
-        // counters before the probes go.
+        // counters before the probes go. Unwatching one that was never watched (registration
+        // stopped half-way) is a no-op.
         if let Some(stats) = self.ctx.stats() {
-            stats.unwatch(&self.name4);
-            stats.unwatch(&self.name6);
-            stats.unwatch(&self.syn4);
-            stats.unwatch(&self.syn6);
+            for p in self.all() {
+                stats.unwatch(p);
+            }
         }
     }
 }

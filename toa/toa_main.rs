@@ -93,28 +93,43 @@ mod stat {
 // The parser's idea of the largest header is the one knet copies.
 const _: () = assert!(option::TCP_MAX_LEN == TCP_MAX_HEADER);
 
-/// What is kept per socket: the client, and the balancer end the kernel knows, to check at
+/// What is kept per connection: the client, and the balancer end the kernel knows, to check at
 /// getname time that the socket is still the one the entry was made for.
 #[derive(Clone, Copy)]
 struct Entry {
     client: Client,
     balancer: Addr,
     balancer_port: u16,
+    /// Made from a SYN's option: used only if the handshake ends from the same balancer end
+    /// and without an option of its own.
+    from_syn: bool,
+}
+
+impl Entry {
+    fn balancer_end(&self) -> (Addr, u16) {
+        (self.balancer, self.balancer_port)
+    }
+}
+
+/// An entry is kept for a request until its child is queued for accept(), then for the child.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Key {
+    Req(ReqKey),
+    Sock(SockKey),
 }
 
 /// Approximate memory of one entry: key, value and the tree node's links.
 const ENTRY_BYTES: i64 =
-    (core::mem::size_of::<(SockKey, Entry)>() + 3 * core::mem::size_of::<usize>()) as i64;
+    (core::mem::size_of::<(Key, Entry)>() + 3 * core::mem::size_of::<usize>()) as i64;
 
 #[pin_data]
 struct State {
-    /// Sockets whose handshake carried a usable option.
+    /// Sockets whose handshake carried a usable option, and requests whose SYN or final ACK
+    /// did, until their child is queued or they go. One tree, so that an entry moves from its
+    /// request to its socket without an allocation.
     #[pin]
-    table: IrqSpinLock<RBTree<SockKey, Entry>>,
-    /// Requests whose SYN carried one, until the handshake completes or the request goes.
-    #[pin]
-    pending: IrqSpinLock<RBTree<ReqKey, Entry>>,
-    /// Entries in both trees.
+    table: IrqSpinLock<RBTree<Key, Entry>>,
+    /// Entries in the table.
     entries: AtomicUsize,
     max_entries: usize,
     trusted: Trusted,
@@ -151,18 +166,21 @@ impl State {
         self.stats.add(stat::TABLE_BYTES, bytes);
     }
 
-    fn forget(&self, sk: SockKey) {
-        if self.table.lock().remove_node(&sk).is_some() {
+    fn is_empty(&self) -> bool {
+        self.entries.load(Ordering::Relaxed) == 0
+    }
+
+    fn forget(&self, key: Key) {
+        if self.table.lock().remove_node(&key).is_some() {
             self.counted(false);
         }
     }
 
-    fn take_pending(&self, req: ReqKey) -> Option<Entry> {
-        let node = self.pending.lock().remove_node(&req);
-        node.map(|n| {
-            self.counted(false);
-            n.to_key_value().1
-        })
+    /// Adds `node`, replacing an entry under the same key.
+    fn insert(&self, node: RBTreeNode<Key, Entry>) {
+        if self.table.lock().insert(node).is_none() {
+            self.counted(true);
+        }
     }
 
     /// What a segment says: the entry its option makes, if usable (what was wrong with it is
@@ -198,11 +216,12 @@ impl State {
             client,
             balancer,
             balancer_port,
+            from_syn: false,
         })
     }
 
     /// Room for one more entry, allocated; `None` (counted) when full or out of memory.
-    fn node<K>(&self, key: K, entry: Entry) -> Option<RBTreeNode<K, Entry>> {
+    fn node(&self, key: Key, entry: Entry) -> Option<RBTreeNode<Key, Entry>> {
         if self.entries.load(Ordering::Relaxed) >= self.max_entries {
             self.stats.inc(stat::TABLE_FULL);
             return None;
@@ -215,67 +234,75 @@ impl State {
     }
 }
 
-/// What the segment completing a handshake said, kept for the socket it creates.
-#[derive(Clone, Copy)]
-struct Completion {
-    /// The entry its own option makes.
-    entry: Option<Entry>,
-    /// Its source end, to match an option its SYN carried.
-    from: Option<(Addr, u16)>,
-}
-
 impl TcpObserver for State {
-    type Child = Completion;
-
     fn request_created(&self, req: ReqKey, syn: &Segment<'_>) {
         let Some(entry) = self.read(syn).0 else {
             return;
         };
         self.stats.inc(stat::SYN_TOA);
-        let Some(node) = self.node(req, entry) else {
-            return;
+        let entry = Entry {
+            from_syn: true,
+            ..entry
         };
-        if self.pending.lock().insert(node).is_none() {
-            self.counted(true);
+        if let Some(node) = self.node(Key::Req(req), entry) {
+            self.insert(node);
         }
     }
 
     fn request_freed(&self, req: ReqKey) {
-        if self.entries.load(Ordering::Relaxed) > 0 {
-            self.take_pending(req);
+        if !self.is_empty() {
+            self.forget(Key::Req(req));
         }
     }
 
-    fn completing(&self, _req: ReqKey, seg: &Segment<'_>) -> Option<Completion> {
+    fn completing(&self, req: ReqKey, seg: &Segment<'_>) {
         let (entry, from) = self.read(seg);
-        // Without an option of its own, only a SYN's option waiting in the table could matter.
-        if entry.is_none() && self.entries.load(Ordering::Relaxed) == 0 {
-            self.stats.inc(stat::SYN_RECV_SOCK_NO_TOA);
-            return None;
+        if let Some(entry) = entry {
+            // The segment completing the handshake has the last word.
+            if let Some(node) = self.node(Key::Req(req), entry) {
+                self.insert(node);
+            }
+            return;
         }
-        Some(Completion { entry, from })
+        // Else the SYN's option, if it came from the same balancer end.
+        let adopted = !self.is_empty()
+            && match self.table.lock().get_mut(&Key::Req(req)) {
+                Some(e) if e.from_syn && Some(e.balancer_end()) == from => {
+                    e.from_syn = false;
+                    true
+                }
+                Some(e) => !e.from_syn,
+                None => false,
+            };
+        if !adopted {
+            self.stats.inc(stat::SYN_RECV_SOCK_NO_TOA);
+        }
     }
 
-    fn child_created(&self, child: SockKey, req: ReqKey, done: Completion) {
-        let from_syn = if self.entries.load(Ordering::Relaxed) > 0 {
-            self.take_pending(req)
-        } else {
-            None
-        };
-        // The segment completing the handshake has the last word; else the SYN's option, if it
-        // came from the same balancer end.
-        let entry = done.entry.or_else(|| {
-            from_syn.filter(|syn| done.from == Some((syn.balancer, syn.balancer_port)))
-        });
-        let Some(entry) = entry else {
-            self.stats.inc(stat::SYN_RECV_SOCK_NO_TOA);
+    fn child_queued(&self, child: SockKey, req: ReqKey) {
+        if self.is_empty() {
+            return;
+        }
+        let mut table = self.table.lock();
+        let Some(entry) = table.get(&Key::Req(req)).copied() else {
             return;
         };
-        let Some(node) = self.node(child, entry) else {
+        let Some(node) = table.remove_node(&Key::Req(req)) else {
             return;
         };
-        if self.table.lock().insert(node).is_none() {
-            self.counted(true);
+        if entry.from_syn {
+            // Its handshake ended from another end (counted in `completing`).
+            drop(table);
+            self.counted(false);
+            return;
+        }
+        // The request's allocation becomes the socket's.
+        let node = node.into_reservation().into_node(Key::Sock(child), entry);
+        let replaced = table.insert(node);
+        drop(table);
+        if replaced.is_some() {
+            // A socket at this address whose destruction went unseen.
+            self.counted(false);
         }
         self.stats.inc(stat::SYN_RECV_SOCK_TOA);
         if matches!(entry.client.addr, Addr::V6(_)) {
@@ -284,11 +311,11 @@ impl TcpObserver for State {
     }
 
     fn wants_peer_names(&self) -> bool {
-        self.entries.load(Ordering::Relaxed) > 0
+        !self.is_empty()
     }
 
     fn peer_name(&self, sk: SockKey, name: &mut PeerName<'_>) {
-        let entry = self.table.lock().get(&sk).copied();
+        let entry = self.table.lock().get(&Key::Sock(sk)).copied();
         let Some(e) = entry else {
             self.stats.inc(stat::GETNAME_TOA_EMPTY);
             return;
@@ -298,7 +325,7 @@ impl TcpObserver for State {
         let current = name.get().map(|(a, p)| (addr(a).unmapped(), p));
         if current != Some((e.balancer.unmapped(), e.balancer_port)) {
             self.stats.inc(stat::GETNAME_TOA_MISMATCH);
-            self.forget(sk);
+            self.forget(Key::Sock(sk));
             return;
         }
         if name.set(inet(e.client.addr), e.client.port) {
@@ -310,8 +337,8 @@ impl TcpObserver for State {
     }
 
     fn destroyed(&self, sk: SockKey) {
-        if self.entries.load(Ordering::Relaxed) > 0 {
-            self.forget(sk);
+        if !self.is_empty() {
+            self.forget(Key::Sock(sk));
         }
     }
 
@@ -357,7 +384,6 @@ impl kernel::Module for Toa {
         let state = Arc::pin_init(
             try_pin_init!(State {
                 table <- IrqSpinLock::new(RBTree::new()),
-                pending <- IrqSpinLock::new(RBTree::new()),
                 entries: AtomicUsize::new(0),
                 max_entries: max_entries as usize,
                 trusted,

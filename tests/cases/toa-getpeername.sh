@@ -1,6 +1,7 @@
 # Behind a FULLNAT balancer (tools/toa-lb inserting option 254 in the handshake's final ACK),
 # a real server's accept() and getpeername() return the client, for IPv4, IPv6 and a v4 client
-# of a dual-stack listener; /proc/net/toa_stats counts it; entries go when the sockets do.
+# of a dual-stack listener, and with syncookies (the socket then comes from the cookie, not a
+# request kept since the SYN); /proc/net/toa_stats counts it; entries go when the sockets do.
 . /src/tests/vm/lib.sh
 topo_3
 fullnat_lb 0
@@ -8,6 +9,9 @@ toa_lb_start 0
 insmod "$(ko toa)"
 ip netns exec srv tcpdump -i s0 -nn -U -w /tmp/srv.pcap 'tcp port 8080' 2>/dev/null &
 sleep 1
+
+# nstat_srv NAME: a TCP counter of the server's namespace (nstat -a: absolute values).
+nstat_srv() { ip netns exec srv nstat -asz "$1" | awk -v n="$1" '$1 == n { print $2 }'; }
 
 check() { # check FAMILY DUAL VIP WANT_ADDR
 	peer_server srv 8080 "$1" $2
@@ -27,14 +31,22 @@ check() { # check FAMILY DUAL VIP WANT_ADDR
 check 4 "" 10.0.9.100 10.0.1.2
 check 6 "" 2001:db8:9::100 2001:db8:1::2
 check 6 dual 10.0.9.100 ::ffff:10.0.1.2
+# 2: a cookie for every SYN (the SYN-flood path), IPv4 and IPv6 alike.
+ip netns exec srv sysctl -qw net.ipv4.tcp_syncookies=2
+cookies=$(nstat_srv TcpExtSyncookiesRecv)
+check 4 "" 10.0.9.100 10.0.1.2
+check 6 "" 2001:db8:9::100 2001:db8:1::2
+[ "$(nstat_srv TcpExtSyncookiesRecv)" -ge $((cookies + 2)) ] ||
+	fail "the server did not take the last two connections from cookies"
+ip netns exec srv sysctl -qw net.ipv4.tcp_syncookies=1
 
 cat /proc/net/toa_stats
-[ "$(toa_stat syn_recv_sock_toa)" -eq 3 ] || fail "syn_recv_sock_toa is $(toa_stat syn_recv_sock_toa), want 3"
-[ "$(toa_stat syn_recv_sock_toa_v6)" -eq 1 ] || fail "syn_recv_sock_toa_v6 is not 1"
-[ "$(toa_stat getname_toa_ok)" -ge 6 ] || fail "getname_toa_ok is $(toa_stat getname_toa_ok), want at least 6 (accept + getpeername, 3 connections)"
+[ "$(toa_stat syn_recv_sock_toa)" -eq 5 ] || fail "syn_recv_sock_toa is $(toa_stat syn_recv_sock_toa), want 5"
+[ "$(toa_stat syn_recv_sock_toa_v6)" -eq 2 ] || fail "syn_recv_sock_toa_v6 is not 2"
+[ "$(toa_stat getname_toa_ok)" -ge 10 ] || fail "getname_toa_ok is $(toa_stat getname_toa_ok), want at least 10 (accept + getpeername, 5 connections)"
 [ "$(toa_stat getname_toa_mismatch)" -eq 0 ] || fail "mismatches counted"
 [ "$(toa_stat probe_missed)" -eq 0 ] || fail "probe hits were missed"
 # The sockets are closed: their entries must go with them.
 toa_table_drains
 rmmod toa
-dmesg_has 'TOA: toa unloaded .*3 connections with TOA, 0 left in the table, 0 probe hits missed'
+dmesg_has 'TOA: toa unloaded .*5 connections with TOA, 0 left in the table, 0 probe hits missed'
