@@ -247,3 +247,62 @@ impl<P: EntryProbe> Drop for EntryProbeRegistration<P> {
         unsafe { sys::knet_kprobe_unregister_free(self.kp.as_ptr()) };
     }
 }
+
+/// What a probe on a tracepoint with the prototype `(struct sock *sk)` does.
+pub(super) trait SockTracepoint {
+    /// Shared state of the handler.
+    type Ctx: Send + Sync;
+    /// The tracepoint fired for socket `sk` (an address, never dereferenced here).
+    fn hit(ctx: &Self::Ctx, sk: usize);
+}
+
+/// A registered probe on a tracepoint: a direct call from the traced code, far cheaper than a
+/// kprobe; found by name among the core kernel's tracepoints.
+pub(super) struct SockTracepointRegistration<P: SockTracepoint> {
+    tp: NonNull<sys::knet_sk_tracepoint>,
+    _ctx: Arc<P::Ctx>,
+    _p: PhantomData<P>,
+}
+
+// SAFETY: as for `RetProbeRegistration`.
+unsafe impl<P: SockTracepoint> Send for SockTracepointRegistration<P> {}
+// SAFETY: as for `RetProbeRegistration`.
+unsafe impl<P: SockTracepoint> Sync for SockTracepointRegistration<P> {}
+
+impl<P: SockTracepoint> SockTracepointRegistration<P> {
+    /// Probes tracepoint `name`, which must have the prototype `(struct sock *sk)`.
+    pub(super) fn new(name: &'static CStr, ctx: Arc<P::Ctx>) -> Result<Self> {
+        let raw_ctx = Arc::as_ptr(&ctx).cast::<c_void>().cast_mut();
+        // SAFETY: as in `RetProbeRegistration::new`; the callback has the shim's signature.
+        let tp = unsafe { sys::knet_sk_tracepoint_new(name.as_char_ptr(), Some(Self::cb), raw_ctx) };
+        let tp = NonNull::new(tp).ok_or(ENOMEM)?;
+        // SAFETY: `tp` was just allocated by the shim and is not registered yet.
+        if let Err(e) = to_result(unsafe { sys::knet_sk_tracepoint_register(tp.as_ptr()) }) {
+            // SAFETY: registration failed, so nothing refers to `tp`; free it once.
+            unsafe { sys::knet_sk_tracepoint_free(tp.as_ptr()) };
+            return Err(e);
+        }
+        Ok(Self {
+            tp,
+            _ctx: ctx,
+            _p: PhantomData,
+        })
+    }
+
+    /// # Safety
+    ///
+    /// Called by the shim's tracepoint probe for a registration created by [`Self::new`].
+    unsafe extern "C" fn cb(ctx: *mut c_void, sk: *mut bindings::sock) {
+        // SAFETY: the context pointer is the `Arc<P::Ctx>` the registration holds, alive while
+        // the probe is registered.
+        let ctx = unsafe { &*ctx.cast::<P::Ctx>() };
+        P::hit(ctx, sk as usize);
+    }
+}
+
+impl<P: SockTracepoint> Drop for SockTracepointRegistration<P> {
+    fn drop(&mut self) {
+        // SAFETY: `tp` is registered; after this no probe call runs, and `tp` is not used again.
+        unsafe { sys::knet_sk_tracepoint_unregister_free(self.tp.as_ptr()) };
+    }
+}

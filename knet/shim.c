@@ -15,6 +15,7 @@
 #include <linux/slab.h>
 #include <net/net_namespace.h>
 #include <linux/fprobe.h>
+#include <linux/tracepoint.h>
 #include "shim.h"
 
 const char *knet_uts_release(void)
@@ -159,6 +160,64 @@ void *knet_kprobe_ctx(struct kprobe *kp)
 unsigned long knet_regs_arg(struct pt_regs *regs, unsigned int n)
 {
 	return regs_get_kernel_argument(regs, n);
+}
+
+struct knet_sk_tracepoint {
+	const char *name;
+	struct tracepoint *tp;
+	knet_sk_tracepoint_cb_t cb;
+	void *ctx;
+};
+
+static void knet_sk_tracepoint_find(struct tracepoint *tp, void *priv)
+{
+	struct knet_sk_tracepoint *t = priv;
+
+	if (!t->tp && !strcmp(tp->name, t->name))
+		t->tp = tp;
+}
+
+/* The probe has the tracepoint's prototype with the probe's data pointer first. */
+static void knet_sk_tracepoint_probe(void *data, struct sock *sk)
+{
+	struct knet_sk_tracepoint *t = data;
+
+	t->cb(t->ctx, sk);
+}
+
+struct knet_sk_tracepoint *knet_sk_tracepoint_new(const char *name, knet_sk_tracepoint_cb_t cb,
+						  void *ctx)
+{
+	struct knet_sk_tracepoint *t = kzalloc(sizeof(*t), GFP_KERNEL);
+
+	if (!t)
+		return NULL;
+	t->name = name;
+	t->cb = cb;
+	t->ctx = ctx;
+	return t;
+}
+
+int knet_sk_tracepoint_register(struct knet_sk_tracepoint *t)
+{
+	for_each_kernel_tracepoint(knet_sk_tracepoint_find, t);
+	if (!t->tp)
+		return -ENOENT;
+	return tracepoint_probe_register(t->tp, (void *)knet_sk_tracepoint_probe, t);
+}
+
+/* After this returns no probe call runs any more. */
+void knet_sk_tracepoint_unregister_free(struct knet_sk_tracepoint *t)
+{
+	tracepoint_probe_unregister(t->tp, (void *)knet_sk_tracepoint_probe, t);
+	tracepoint_synchronize_unregister();
+	kfree(t);
+}
+
+/* For a probe whose registration failed. */
+void knet_sk_tracepoint_free(struct knet_sk_tracepoint *t)
+{
+	kfree(t);
 }
 
 unsigned long knet_regs_return(struct pt_regs *regs)

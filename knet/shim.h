@@ -51,6 +51,18 @@ const unsigned long *knet_retprobe_nmissed_counter(const struct knet_retprobe *r
 const unsigned long *knet_kprobe_nmissed_counter(const struct kprobe *kp);
 void *knet_kprobe_ctx(struct kprobe *kp);
 unsigned long knet_regs_arg(struct pt_regs *regs, unsigned int n);
+
+/*
+ * A probe on a core-kernel tracepoint whose prototype is (struct sock *sk), found by name
+ * (for_each_kernel_tracepoint: tracepoints need no export to be watched this way).
+ */
+struct knet_sk_tracepoint;
+typedef void (*knet_sk_tracepoint_cb_t)(void *ctx, struct sock *sk);
+struct knet_sk_tracepoint *knet_sk_tracepoint_new(const char *name, knet_sk_tracepoint_cb_t cb,
+						  void *ctx);
+int knet_sk_tracepoint_register(struct knet_sk_tracepoint *t);
+void knet_sk_tracepoint_unregister_free(struct knet_sk_tracepoint *t);
+void knet_sk_tracepoint_free(struct knet_sk_tracepoint *t);
 unsigned long knet_regs_return(struct pt_regs *regs);
 
 /* Sockets and packets, as the probe handlers see them. */

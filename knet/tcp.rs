@@ -5,11 +5,15 @@
 //! segment that completed it), the peer address that `getpeername()`/`accept()` report, and the
 //! socket's destruction. Built on kprobes of `tcp_v4_route_req`/`tcp_v6_route_req`,
 //! `__reqsk_free`, `tcp_v4_syn_recv_sock`, `tcp_v6_syn_recv_sock`,
-//! `inet_csk_complete_hashdance`, `inet_csk_reqsk_queue_add` and `tcp_v4_destroy_sock` (which IPv6 TCP sockets use too), and return probes of
-//! `inet_getname` and `inet6_getname`, the only calls whose result is needed.
+//! `inet_csk_complete_hashdance` and `inet_csk_reqsk_queue_add`, return probes of `inet_getname`
+//! and `inet6_getname` (the only calls whose result is needed), and the `tcp_destroy_sock`
+//! tracepoint.
 
 use super::{
-    probe::{EntryProbe, EntryProbeRegistration, Regs, RetProbe, RetProbeRegistration, Watched},
+    probe::{
+        EntryProbe, EntryProbeRegistration, Regs, RetProbe, RetProbeRegistration, SockTracepoint,
+        SockTracepointRegistration, Watched,
+    },
     stats::ProcStats,
     sys,
 };
@@ -266,14 +270,14 @@ impl<T: TcpObserver> EntryProbe for ReqFree<T> {
     }
 }
 
+/// The `tcp_destroy_sock` tracepoint, in `tcp_v4_destroy_sock` (which IPv6 sockets use too).
 struct Destroy<T>(PhantomData<T>);
 
-impl<T: TcpObserver> EntryProbe for Destroy<T> {
+impl<T: TcpObserver> SockTracepoint for Destroy<T> {
     type Ctx = T;
 
-    fn hit(ctx: &T, regs: &Regs) {
-        // tcp_v4_destroy_sock(sk)
-        ctx.destroyed(SockKey(regs.arg(0)));
+    fn hit(ctx: &T, sk: usize) {
+        ctx.destroyed(SockKey(sk));
     }
 }
 
@@ -290,13 +294,13 @@ pub(crate) struct TcpProbes<T: TcpObserver> {
     route4: EntryProbeRegistration<RouteReq<T>>,
     route6: EntryProbeRegistration<RouteReq<T>>,
     req_free: EntryProbeRegistration<ReqFree<T>>,
-    destroy: EntryProbeRegistration<Destroy<T>>,
+    _destroy: SockTracepointRegistration<Destroy<T>>,
 }
 
 impl<T: TcpObserver> TcpProbes<T> {
     /// Registers the probes with `ctx` as their observer.
     pub(crate) fn new(ctx: Arc<T>) -> Result<Self> {
-        let destroy = EntryProbeRegistration::new(c"tcp_v4_destroy_sock", ctx.clone())?;
+        let destroy = SockTracepointRegistration::new(c"tcp_destroy_sock", ctx.clone())?;
         let req_free = EntryProbeRegistration::new(c"__reqsk_free", ctx.clone())?;
         let route4 = EntryProbeRegistration::new(c"tcp_v4_route_req", ctx.clone())?;
         let route6 = EntryProbeRegistration::new(c"tcp_v6_route_req", ctx.clone())?;
@@ -317,7 +321,7 @@ impl<T: TcpObserver> TcpProbes<T> {
             route4,
             route6,
             req_free,
-            destroy,
+            _destroy: destroy,
         };
         if let Some(stats) = probes.ctx.stats() {
             for p in probes.all() {
@@ -327,7 +331,8 @@ impl<T: TcpObserver> TcpProbes<T> {
         Ok(probes)
     }
 
-    fn all(&self) -> [&dyn Watched; 10] {
+    /// The probes that can miss hits (a tracepoint cannot).
+    fn all(&self) -> [&dyn Watched; 9] {
         [
             &self.name4,
             &self.name6,
@@ -338,7 +343,6 @@ impl<T: TcpObserver> TcpProbes<T> {
             &self.route4,
             &self.route6,
             &self.req_free,
-            &self.destroy,
         ]
     }
 
