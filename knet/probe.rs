@@ -274,7 +274,8 @@ impl<P: SockTracepoint> SockTracepointRegistration<P> {
     pub(super) fn new(name: &'static CStr, ctx: Arc<P::Ctx>) -> Result<Self> {
         let raw_ctx = Arc::as_ptr(&ctx).cast::<c_void>().cast_mut();
         // SAFETY: as in `RetProbeRegistration::new`; the callback has the shim's signature.
-        let tp = unsafe { sys::knet_sk_tracepoint_new(name.as_char_ptr(), Some(Self::cb), raw_ctx) };
+        let tp =
+            unsafe { sys::knet_sk_tracepoint_new(name.as_char_ptr(), Some(Self::cb), raw_ctx) };
         let tp = NonNull::new(tp).ok_or(ENOMEM)?;
         // SAFETY: `tp` was just allocated by the shim and is not registered yet.
         if let Err(e) = to_result(unsafe { sys::knet_sk_tracepoint_register(tp.as_ptr()) }) {
