@@ -9,7 +9,7 @@
 #include <linux/netfilter/x_tables.h>
 #include <net/sch_generic.h>
 #include <net/pkt_sched.h>
-#include <linux/kprobes.h>
+#include <linux/ptrace.h>
 #include <linux/proc_fs.h>
 #include "shim.h"
 #include "qdisc.h"

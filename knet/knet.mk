@@ -29,9 +29,9 @@ knet_bindgen_flags := --rust-target 1.85 --use-core --with-derive-default \
 	--enable-function-attribute-detection --no-recursive-allowlist \
 	--blocklist-type '__kernel_s?size_t' --blocklist-type __kernel_ptrdiff_t \
 	--allowlist-function 'knet_.*' --allowlist-var 'KNET_.*|knet_qdisc_layout' \
-	--allowlist-type 'knet_retprobe|knet_probe_call|kprobe|knet_stats|knet_sk_tracepoint' \
-	--opaque-type 'knet_retprobe|knet_probe_call|kprobe|knet_stats' \
-	--allowlist-type 'knet_retprobe_entry_t|knet_retprobe_exit_t|kprobe_pre_handler_t|knet_sk_tracepoint_cb_t' \
+	--allowlist-type 'knet_fprobe|knet_probe_call|knet_stats|knet_sk_tracepoint' \
+	--opaque-type 'knet_fprobe|knet_probe_call|knet_stats|knet_sk_tracepoint' \
+	--allowlist-type 'knet_fprobe_entry_t|knet_fprobe_exit_t|knet_sk_tracepoint_cb_t' \
 	--allowlist-type 'knet_qdisc_cbs|knet_qdisc_layout|knet_skb_queue|knet_filters|knet_class_stats' \
 	--allowlist-type 'knet_divert_cbs|knet_divert_counters' \
 	--allowlist-type '$(knet_opaque_net)' --opaque-type '$(knet_opaque_net)' \

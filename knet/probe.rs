@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! kprobes and return probes (fprobes) on kernel functions, by symbol name.
+//! Entry and return probes (fprobes) on kernel functions, by symbol name, and probes on
+//! tracepoints, by name.
 //!
 //! The probe structs are allocated and owned by the C shim; a registration keeps the handler
 //! context (an `Arc`) alive for as long as the probe is registered and unregisters in `Drop`,
@@ -25,7 +26,7 @@ impl Regs {
     /// The `n`th argument (from 0) of the probed function, as a machine word.
     #[cfg(CONFIG_X86_64)]
     pub(super) fn arg(&self, n: u32) -> usize {
-        // SAFETY: `self.0` is the register set kprobes handed to the handler that made `self`,
+        // SAFETY: `self.0` is the register set fprobe handed to the handler that made `self`,
         // valid and not written by anyone else for the handler's duration.
         let r = unsafe { &*self.0 };
         // The x86-64 calling convention's argument registers: read here rather than through a
@@ -46,7 +47,7 @@ impl Regs {
     /// The `n`th argument (from 0) of the probed function, as a machine word.
     #[cfg(not(CONFIG_X86_64))]
     pub(super) fn arg(&self, n: u32) -> usize {
-        // SAFETY: `self.0` is the register set kprobes handed to the handler that made `self`,
+        // SAFETY: `self.0` is the register set fprobe handed to the handler that made `self`,
         // valid for the handler's duration; reading an argument register has no side effect.
         unsafe { sys::knet_regs_arg(self.0, n) as usize }
     }
@@ -84,7 +85,7 @@ pub(super) trait RetProbe {
 
 /// A registered return probe (an fprobe: ftrace at entry, the function-graph tracer at return).
 pub(super) struct RetProbeRegistration<P: RetProbe> {
-    rp: NonNull<sys::knet_retprobe>,
+    rp: NonNull<sys::knet_fprobe>,
     _ctx: Arc<P::Ctx>,
     _p: PhantomData<P>,
 }
@@ -103,7 +104,7 @@ impl<P: RetProbe> RetProbeRegistration<P> {
         // trampolines, with the shim's handler signatures; `raw_ctx` stays valid while the
         // registration (which holds the `Arc`) exists.
         let rp = unsafe {
-            sys::knet_retprobe_new(
+            sys::knet_fprobe_new(
                 symbol.as_char_ptr(),
                 Some(Self::entry_cb),
                 Some(Self::exit_cb),
@@ -113,9 +114,9 @@ impl<P: RetProbe> RetProbeRegistration<P> {
         };
         let rp = NonNull::new(rp).ok_or(ENOMEM)?;
         // SAFETY: `rp` was just allocated by the shim and is not registered yet.
-        if let Err(e) = to_result(unsafe { sys::knet_retprobe_register(rp.as_ptr()) }) {
+        if let Err(e) = to_result(unsafe { sys::knet_fprobe_register(rp.as_ptr()) }) {
             // SAFETY: registration failed, so nothing refers to `rp`; free it once.
-            unsafe { sys::knet_retprobe_free(rp.as_ptr()) };
+            unsafe { sys::knet_fprobe_free(rp.as_ptr()) };
             return Err(e);
         }
         Ok(Self {
@@ -170,18 +171,18 @@ impl<P: RetProbe> RetProbeRegistration<P> {
 impl<P: RetProbe> Watched for RetProbeRegistration<P> {
     fn nmissed_counter(&self) -> *const kernel::ffi::c_ulong {
         // SAFETY: `rp` is registered and valid until `drop`.
-        unsafe { sys::knet_retprobe_nmissed_counter(self.rp.as_ptr()) }
+        unsafe { sys::knet_fprobe_nmissed_counter(self.rp.as_ptr()) }
     }
 }
 
 impl<P: RetProbe> Drop for RetProbeRegistration<P> {
     fn drop(&mut self) {
         // SAFETY: `rp` is registered; after this no handler runs, and `rp` is not used again.
-        unsafe { sys::knet_retprobe_unregister_free(self.rp.as_ptr()) };
+        unsafe { sys::knet_fprobe_unregister_free(self.rp.as_ptr()) };
     }
 }
 
-/// What a kprobe does on entry to the probed function.
+/// What an entry probe does on entry to the probed function.
 pub(super) trait EntryProbe {
     /// Shared state of the handler.
     type Ctx: Send + Sync;
@@ -189,9 +190,11 @@ pub(super) trait EntryProbe {
     fn hit(ctx: &Self::Ctx, regs: &Regs);
 }
 
-/// A registered kprobe.
+/// A registered entry probe: an fprobe without an exit handler, which ftrace calls directly
+/// (saving only the argument registers, where a kprobe on ftrace saves them all), without the
+/// function-graph return that a return probe costs.
 pub(super) struct EntryProbeRegistration<P: EntryProbe> {
-    kp: NonNull<sys::kprobe>,
+    rp: NonNull<sys::knet_fprobe>,
     _ctx: Arc<P::Ctx>,
     _p: PhantomData<P>,
 }
@@ -205,18 +208,19 @@ impl<P: EntryProbe> EntryProbeRegistration<P> {
     /// Probes the entry of `symbol`.
     pub(super) fn new(symbol: &'static CStr, ctx: Arc<P::Ctx>) -> Result<Self> {
         let raw_ctx = Arc::as_ptr(&ctx).cast::<c_void>().cast_mut();
-        // SAFETY: as in `RetProbeRegistration::new`, with bindgen's `kprobe_pre_handler_t`.
-        let kp = unsafe { sys::knet_kprobe_new(symbol.as_char_ptr(), Some(Self::pre_cb), raw_ctx) };
-        let kp = NonNull::new(kp).ok_or(ENOMEM)?;
-        // SAFETY: `kp` was just allocated by the shim and is not registered yet.
-        let ret = unsafe { sys::knet_kprobe_register(kp.as_ptr()) };
-        if let Err(e) = to_result(ret) {
-            // SAFETY: an unregistered kprobe may be unregistered (a no-op) and freed, once.
-            unsafe { sys::knet_kprobe_unregister_free(kp.as_ptr()) };
+        // SAFETY: as in `RetProbeRegistration::new`; no exit handler and no entry data.
+        let rp = unsafe {
+            sys::knet_fprobe_new(symbol.as_char_ptr(), Some(Self::entry_cb), None, 0, raw_ctx)
+        };
+        let rp = NonNull::new(rp).ok_or(ENOMEM)?;
+        // SAFETY: `rp` was just allocated by the shim and is not registered yet.
+        if let Err(e) = to_result(unsafe { sys::knet_fprobe_register(rp.as_ptr()) }) {
+            // SAFETY: registration failed, so nothing refers to `rp`; free it once.
+            unsafe { sys::knet_fprobe_free(rp.as_ptr()) };
             return Err(e);
         }
         Ok(Self {
-            kp,
+            rp,
             _ctx: ctx,
             _p: PhantomData,
         })
@@ -224,27 +228,31 @@ impl<P: EntryProbe> EntryProbeRegistration<P> {
 
     /// # Safety
     ///
-    /// Called by kprobes for a probe created by [`Self::new`].
-    unsafe extern "C" fn pre_cb(kp: *mut sys::kprobe, regs: *mut bindings::pt_regs) -> c_int {
-        // SAFETY: the context pointer is the `Arc<P::Ctx>` the registration holds, alive while
-        // the probe is registered.
-        let ctx = unsafe { &*sys::knet_kprobe_ctx(kp).cast::<P::Ctx>() };
+    /// Called by the shim's fprobe entry handler for a probe created by [`Self::new`].
+    unsafe extern "C" fn entry_cb(
+        call: *mut sys::knet_probe_call,
+        regs: *mut bindings::pt_regs,
+    ) -> c_int {
+        // SAFETY: the call's context pointer is the `Arc<P::Ctx>` the registration holds; it is
+        // alive while any handler of the probe can run.
+        let ctx = unsafe { &*sys::knet_probe_call_ctx(call).cast::<P::Ctx>() };
         P::hit(ctx, &Regs(regs));
-        0
+        // Ignored without an exit handler.
+        1
     }
 }
 
 impl<P: EntryProbe> Watched for EntryProbeRegistration<P> {
     fn nmissed_counter(&self) -> *const kernel::ffi::c_ulong {
-        // SAFETY: `kp` is registered and valid until `drop`.
-        unsafe { sys::knet_kprobe_nmissed_counter(self.kp.as_ptr()) }
+        // SAFETY: `rp` is registered and valid until `drop`.
+        unsafe { sys::knet_fprobe_nmissed_counter(self.rp.as_ptr()) }
     }
 }
 
 impl<P: EntryProbe> Drop for EntryProbeRegistration<P> {
     fn drop(&mut self) {
-        // SAFETY: `kp` is registered; after this no handler runs, and `kp` is not used again.
-        unsafe { sys::knet_kprobe_unregister_free(self.kp.as_ptr()) };
+        // SAFETY: `rp` is registered; after this no handler runs, and `rp` is not used again.
+        unsafe { sys::knet_fprobe_unregister_free(self.rp.as_ptr()) };
     }
 }
 

@@ -26,47 +26,48 @@ const char *knet_uts_release(void)
 /* ---- probes ---- */
 
 /*
- * Return probes are fprobes (ftrace entry + function-graph return): far cheaper per call than
- * kretprobes, and no maxactive limit. The Rust handlers see the registers as a pt_regs: on
- * x86-64 the ftrace_regs of an fprobe hold the argument registers, and the return value at
- * exit, in one.
+ * All probes are fprobes. With an exit handler: ftrace entry + function-graph return, far
+ * cheaper per call than kretprobes, and no maxactive limit. Without one: a plain ftrace
+ * callback that saves only the argument registers (a kprobe on ftrace saves them all). The
+ * Rust handlers see the registers as a pt_regs: on x86-64 the ftrace_regs of an fprobe hold
+ * the argument registers, and the return value at exit, in one.
  */
 struct knet_probe_call {
 	void *ctx;
 	void *data;
 };
 
-struct knet_retprobe {
+struct knet_fprobe {
 	struct fprobe fp;
 	const char *symbol;
-	knet_retprobe_entry_t entry;
-	knet_retprobe_exit_t exit;
+	knet_fprobe_entry_t entry;
+	knet_fprobe_exit_t exit;
 	void *ctx;
 };
 
-static int knet_retprobe_on_entry(struct fprobe *fp, unsigned long entry_ip, unsigned long ret_ip,
+static int knet_fprobe_on_entry(struct fprobe *fp, unsigned long entry_ip, unsigned long ret_ip,
 				  struct ftrace_regs *fregs, void *data)
 {
-	struct knet_retprobe *k = container_of(fp, struct knet_retprobe, fp);
+	struct knet_fprobe *k = container_of(fp, struct knet_fprobe, fp);
 	struct knet_probe_call call = { .ctx = k->ctx, .data = data };
 
 	/* Non-zero skips the return handler of this call. */
 	return k->entry(&call, &arch_ftrace_regs(fregs)->regs);
 }
 
-static void knet_retprobe_on_exit(struct fprobe *fp, unsigned long entry_ip, unsigned long ret_ip,
+static void knet_fprobe_on_exit(struct fprobe *fp, unsigned long entry_ip, unsigned long ret_ip,
 				  struct ftrace_regs *fregs, void *data)
 {
-	struct knet_retprobe *k = container_of(fp, struct knet_retprobe, fp);
+	struct knet_fprobe *k = container_of(fp, struct knet_fprobe, fp);
 	struct knet_probe_call call = { .ctx = k->ctx, .data = data };
 
 	k->exit(&call, &arch_ftrace_regs(fregs)->regs);
 }
 
-struct knet_retprobe *knet_retprobe_new(const char *symbol, knet_retprobe_entry_t entry,
-					knet_retprobe_exit_t exit, size_t data_size, void *ctx)
+struct knet_fprobe *knet_fprobe_new(const char *symbol, knet_fprobe_entry_t entry,
+					knet_fprobe_exit_t exit, size_t data_size, void *ctx)
 {
-	struct knet_retprobe *k = kzalloc(sizeof(*k), GFP_KERNEL);
+	struct knet_fprobe *k = kzalloc(sizeof(*k), GFP_KERNEL);
 
 	if (!k)
 		return NULL;
@@ -74,36 +75,39 @@ struct knet_retprobe *knet_retprobe_new(const char *symbol, knet_retprobe_entry_
 	k->entry = entry;
 	k->exit = exit;
 	k->ctx = ctx;
-	k->fp.entry_handler = knet_retprobe_on_entry;
-	k->fp.exit_handler = knet_retprobe_on_exit;
-	k->fp.entry_data_size = data_size;
+	k->fp.entry_handler = knet_fprobe_on_entry;
+	/* Without an exit handler, an fprobe is a plain ftrace callback: no function graph. */
+	if (exit) {
+		k->fp.exit_handler = knet_fprobe_on_exit;
+		k->fp.entry_data_size = data_size;
+	}
 	return k;
 }
 
-int knet_retprobe_register(struct knet_retprobe *k)
+int knet_fprobe_register(struct knet_fprobe *k)
 {
 	return register_fprobe_syms(&k->fp, &k->symbol, 1);
 }
 
 /* After this returns no handler runs any more (unregister_fprobe waits for them). */
-void knet_retprobe_unregister_free(struct knet_retprobe *k)
+void knet_fprobe_unregister_free(struct knet_fprobe *k)
 {
 	unregister_fprobe(&k->fp);
 	kfree(k);
 }
 
 /* For a probe whose registration failed. */
-void knet_retprobe_free(struct knet_retprobe *k)
+void knet_fprobe_free(struct knet_fprobe *k)
 {
 	kfree(k);
 }
 
-const unsigned long *knet_retprobe_nmissed_counter(const struct knet_retprobe *k)
+const unsigned long *knet_fprobe_nmissed_counter(const struct knet_fprobe *k)
 {
 	return &k->fp.nmissed;
 }
 
-/* A probe's missed-hit counter, which kprobes/fprobes update as they go. */
+/* A probe's missed-hit counter, which fprobe updates as it goes. */
 s64 knet_probe_nmissed(const unsigned long *counter)
 {
 	return READ_ONCE(*counter);
@@ -117,44 +121,6 @@ void *knet_probe_call_ctx(struct knet_probe_call *call)
 void *knet_probe_call_data(struct knet_probe_call *call)
 {
 	return call->data;
-}
-
-struct knet_kprobe {
-	struct kprobe kp;
-	void *ctx;
-};
-
-struct kprobe *knet_kprobe_new(const char *symbol, kprobe_pre_handler_t pre, void *ctx)
-{
-	struct knet_kprobe *k = kzalloc(sizeof(*k), GFP_KERNEL);
-
-	if (!k)
-		return NULL;
-	k->kp.symbol_name = symbol;
-	k->kp.pre_handler = pre;
-	k->ctx = ctx;
-	return &k->kp;
-}
-
-int knet_kprobe_register(struct kprobe *kp)
-{
-	return register_kprobe(kp);
-}
-
-void knet_kprobe_unregister_free(struct kprobe *kp)
-{
-	unregister_kprobe(kp);
-	kfree(container_of(kp, struct knet_kprobe, kp));
-}
-
-const unsigned long *knet_kprobe_nmissed_counter(const struct kprobe *kp)
-{
-	return &kp->nmissed;
-}
-
-void *knet_kprobe_ctx(struct kprobe *kp)
-{
-	return container_of(kp, struct knet_kprobe, kp)->ctx;
 }
 
 unsigned long knet_regs_arg(struct pt_regs *regs, unsigned int n)

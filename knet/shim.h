@@ -9,7 +9,7 @@
 
 #include <linux/skbuff.h>
 #include <linux/netdevice.h>
-#include <linux/kprobes.h>
+#include <linux/ptrace.h>
 #include <linux/socket.h>
 #include <net/sock.h>
 
@@ -29,27 +29,23 @@ const char *knet_uts_release(void);
 
 /*
  * Probes. The probe structs live in C (allocated here) with a context pointer for the Rust
- * side beside them, so Rust never depends on their layout. Return probes are fprobes; their
- * handlers get the call's context and entry data through a knet_probe_call.
+ * side beside them, so Rust never depends on their layout. Probes are fprobes, with an exit
+ * handler (return probes) or without (entry probes); their handlers get the call's context and
+ * entry data through a knet_probe_call.
  */
 struct knet_probe_call;
-struct knet_retprobe;
-typedef int (*knet_retprobe_entry_t)(struct knet_probe_call *call, struct pt_regs *regs);
-typedef void (*knet_retprobe_exit_t)(struct knet_probe_call *call, struct pt_regs *regs);
-struct knet_retprobe *knet_retprobe_new(const char *symbol, knet_retprobe_entry_t entry,
-					knet_retprobe_exit_t exit, size_t data_size, void *ctx);
-int knet_retprobe_register(struct knet_retprobe *rp);
-void knet_retprobe_unregister_free(struct knet_retprobe *rp);
-void knet_retprobe_free(struct knet_retprobe *rp);
+struct knet_fprobe;
+typedef int (*knet_fprobe_entry_t)(struct knet_probe_call *call, struct pt_regs *regs);
+typedef void (*knet_fprobe_exit_t)(struct knet_probe_call *call, struct pt_regs *regs);
+struct knet_fprobe *knet_fprobe_new(const char *symbol, knet_fprobe_entry_t entry,
+					knet_fprobe_exit_t exit, size_t data_size, void *ctx);
+int knet_fprobe_register(struct knet_fprobe *rp);
+void knet_fprobe_unregister_free(struct knet_fprobe *rp);
+void knet_fprobe_free(struct knet_fprobe *rp);
 s64 knet_probe_nmissed(const unsigned long *counter);
 void *knet_probe_call_ctx(struct knet_probe_call *call);
 void *knet_probe_call_data(struct knet_probe_call *call);
-struct kprobe *knet_kprobe_new(const char *symbol, kprobe_pre_handler_t pre, void *ctx);
-int knet_kprobe_register(struct kprobe *kp);
-void knet_kprobe_unregister_free(struct kprobe *kp);
-const unsigned long *knet_retprobe_nmissed_counter(const struct knet_retprobe *rp);
-const unsigned long *knet_kprobe_nmissed_counter(const struct kprobe *kp);
-void *knet_kprobe_ctx(struct kprobe *kp);
+const unsigned long *knet_fprobe_nmissed_counter(const struct knet_fprobe *rp);
 unsigned long knet_regs_arg(struct pt_regs *regs, unsigned int n);
 
 /*

@@ -3,7 +3,7 @@
 //! Watching TCP connections from the side, without touching the protocol's ops: the request a
 //! SYN creates (with the SYN) and its end, the child socket a handshake creates (with the
 //! segment that completed it), the peer address that `getpeername()`/`accept()` report, and the
-//! socket's destruction. Built on kprobes of `tcp_v4_route_req`/`tcp_v6_route_req`,
+//! socket's destruction. Built on entry probes (fprobes) of `tcp_v4_route_req`/`tcp_v6_route_req`,
 //! `__reqsk_free`, `tcp_v4_syn_recv_sock`, `tcp_v6_syn_recv_sock`,
 //! `inet_csk_complete_hashdance` and `inet_csk_reqsk_queue_add`, return probes of `inet_getname`
 //! and `inet6_getname` (the only calls whose result is needed), and the `tcp_destroy_sock`
