@@ -24,7 +24,7 @@ with_toa() {
 	insmod "$(ko toa)"
 	cps "$1" "$2"
 	local n
-	n=$(awk '$1 == "syn_recv_sock_toa" { print $NF }' /proc/net/toa_stats)
+	n=$(toa_stat syn_recv_sock_toa)
 	rmmod toa
 	case $1:$n in
 	10.0.2.2:0 | 10.0.9.100:[1-9]*) ;;

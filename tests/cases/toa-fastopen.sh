@@ -11,7 +11,6 @@ toa_lb_start 0 syn
 insmod "$(ko toa)"
 ip netns exec srv sysctl -qw net.ipv4.tcp_fastopen=3
 ip netns exec cli sysctl -qw net.ipv4.tcp_fastopen=3
-nstat_srv() { ip netns exec srv nstat -asz "$1" | awk -v n="$1" '$1 == n { print $2 }'; }
 fast=$(nstat_srv TcpExtTCPFastOpenPassive)
 
 ip netns exec srv python3 -u -c '

@@ -10,9 +10,6 @@ insmod "$(ko toa)"
 ip netns exec srv tcpdump -i s0 -nn -U -w /tmp/srv.pcap 'tcp port 8080' 2>/dev/null &
 sleep 1
 
-# nstat_srv NAME: a TCP counter of the server's namespace (nstat -a: absolute values).
-nstat_srv() { ip netns exec srv nstat -asz "$1" | awk -v n="$1" '$1 == n { print $2 }'; }
-
 check() { # check FAMILY DUAL VIP WANT_ADDR
 	peer_server srv 8080 "$1" $2
 	out=$(client_connect cli "$3" 80)

@@ -203,6 +203,10 @@ sys.exit(0 if hits else 1)
 PY
 }
 
+# nstat_srv NAME: a counter of the srv namespace's /proc/net/{snmp,netstat} (absolute, without
+# touching nstat's history).
+nstat_srv() { ip netns exec srv nstat -asz "$1" | awk -v n="$1" '$1 == n { print $2 }'; }
+
 # toa_stat NAME: the total of one row of /proc/net/toa_stats.
 toa_stat() { awk -v n="$1" '$1 == n { print $NF }' /proc/net/toa_stats; }
 
