@@ -83,35 +83,39 @@ pub(super) trait RetProbe {
     fn exit(ctx: &Self::Ctx, regs: &Regs, data: Self::Data);
 }
 
-/// A registered return probe (an fprobe: ftrace at entry, the function-graph tracer at return).
-pub(super) struct RetProbeRegistration<P: RetProbe> {
+/// A registered fprobe and the context its handlers see; unregistered (waiting for running
+/// handlers) and freed on drop.
+struct Fprobe<C> {
     rp: NonNull<sys::knet_fprobe>,
-    _ctx: Arc<P::Ctx>,
-    _p: PhantomData<P>,
+    _ctx: Arc<C>,
 }
 
-// SAFETY: the registration only holds the C probe (used through ftrace's own locking) and an
-// `Arc` of a `Send + Sync` context.
-unsafe impl<P: RetProbe> Send for RetProbeRegistration<P> {}
-// SAFETY: as above; `&self` methods only read counters.
-unsafe impl<P: RetProbe> Sync for RetProbeRegistration<P> {}
+// SAFETY: the C probe is used through ftrace's own locking, the context is `Send + Sync`.
+unsafe impl<C: Send + Sync> Send for Fprobe<C> {}
+// SAFETY: as above; `&self` methods only read the missed-hit counter.
+unsafe impl<C: Send + Sync> Sync for Fprobe<C> {}
 
-impl<P: RetProbe> RetProbeRegistration<P> {
-    /// Probes entry to and return from `symbol`.
-    pub(super) fn new(symbol: &'static CStr, ctx: Arc<P::Ctx>) -> Result<Self> {
+impl<C: Send + Sync> Fprobe<C> {
+    /// Probes `symbol` with `entry` and, if given, `exit` (then a return probe, whose entry
+    /// handler keeps `data_size` bytes for it).
+    ///
+    /// # Safety
+    ///
+    /// The handlers must read the call's context as a `C`, and `exit` at most `data_size` bytes
+    /// of entry data, written by `entry` before it returns 0.
+    unsafe fn new(
+        symbol: &'static CStr,
+        ctx: Arc<C>,
+        entry: sys::knet_fprobe_entry_t,
+        exit: sys::knet_fprobe_exit_t,
+        data_size: usize,
+    ) -> Result<Self> {
         let raw_ctx = Arc::as_ptr(&ctx).cast::<c_void>().cast_mut();
-        // SAFETY: `symbol` is a static NUL-terminated string; the handlers are this type's
-        // trampolines, with the shim's handler signatures; `raw_ctx` stays valid while the
-        // registration (which holds the `Arc`) exists.
-        let rp = unsafe {
-            sys::knet_fprobe_new(
-                symbol.as_char_ptr(),
-                Some(Self::entry_cb),
-                Some(Self::exit_cb),
-                core::mem::size_of::<P::Data>(),
-                raw_ctx,
-            )
-        };
+        // SAFETY: `symbol` is a static NUL-terminated string; the handlers have the shim's
+        // signatures and read the context as the caller promises; `raw_ctx` stays valid while
+        // `self` (which holds the `Arc`) exists.
+        let rp =
+            unsafe { sys::knet_fprobe_new(symbol.as_char_ptr(), entry, exit, data_size, raw_ctx) };
         let rp = NonNull::new(rp).ok_or(ENOMEM)?;
         // SAFETY: `rp` was just allocated by the shim and is not registered yet.
         if let Err(e) = to_result(unsafe { sys::knet_fprobe_register(rp.as_ptr()) }) {
@@ -119,9 +123,46 @@ impl<P: RetProbe> RetProbeRegistration<P> {
             unsafe { sys::knet_fprobe_free(rp.as_ptr()) };
             return Err(e);
         }
+        Ok(Self { rp, _ctx: ctx })
+    }
+}
+
+impl<C> Watched for Fprobe<C> {
+    fn nmissed_counter(&self) -> *const kernel::ffi::c_ulong {
+        // SAFETY: `rp` is registered and valid until `drop`.
+        unsafe { sys::knet_fprobe_nmissed_counter(self.rp.as_ptr()) }
+    }
+}
+
+impl<C> Drop for Fprobe<C> {
+    fn drop(&mut self) {
+        // SAFETY: `rp` is registered; after this no handler runs, and `rp` is not used again.
+        unsafe { sys::knet_fprobe_unregister_free(self.rp.as_ptr()) };
+    }
+}
+
+/// A registered return probe (an fprobe: ftrace at entry, the function-graph tracer at return).
+pub(super) struct RetProbeRegistration<P: RetProbe> {
+    probe: Fprobe<P::Ctx>,
+    _p: PhantomData<fn() -> P>,
+}
+
+impl<P: RetProbe> RetProbeRegistration<P> {
+    /// Probes entry to and return from `symbol`.
+    pub(super) fn new(symbol: &'static CStr, ctx: Arc<P::Ctx>) -> Result<Self> {
+        // SAFETY: this type's trampolines read the context as `P::Ctx`, and the exit handler a
+        // `P::Data` that the entry handler wrote when it returned 0.
+        let probe = unsafe {
+            Fprobe::new(
+                symbol,
+                ctx,
+                Some(Self::entry_cb),
+                Some(Self::exit_cb),
+                core::mem::size_of::<P::Data>(),
+            )
+        }?;
         Ok(Self {
-            rp,
-            _ctx: ctx,
+            probe,
             _p: PhantomData,
         })
     }
@@ -170,15 +211,7 @@ impl<P: RetProbe> RetProbeRegistration<P> {
 
 impl<P: RetProbe> Watched for RetProbeRegistration<P> {
     fn nmissed_counter(&self) -> *const kernel::ffi::c_ulong {
-        // SAFETY: `rp` is registered and valid until `drop`.
-        unsafe { sys::knet_fprobe_nmissed_counter(self.rp.as_ptr()) }
-    }
-}
-
-impl<P: RetProbe> Drop for RetProbeRegistration<P> {
-    fn drop(&mut self) {
-        // SAFETY: `rp` is registered; after this no handler runs, and `rp` is not used again.
-        unsafe { sys::knet_fprobe_unregister_free(self.rp.as_ptr()) };
+        self.probe.nmissed_counter()
     }
 }
 
@@ -194,34 +227,17 @@ pub(super) trait EntryProbe {
 /// (saving only the argument registers, where a kprobe on ftrace saves them all), without the
 /// function-graph return that a return probe costs.
 pub(super) struct EntryProbeRegistration<P: EntryProbe> {
-    rp: NonNull<sys::knet_fprobe>,
-    _ctx: Arc<P::Ctx>,
-    _p: PhantomData<P>,
+    probe: Fprobe<P::Ctx>,
+    _p: PhantomData<fn() -> P>,
 }
-
-// SAFETY: as for `RetProbeRegistration`.
-unsafe impl<P: EntryProbe> Send for EntryProbeRegistration<P> {}
-// SAFETY: as for `RetProbeRegistration`.
-unsafe impl<P: EntryProbe> Sync for EntryProbeRegistration<P> {}
 
 impl<P: EntryProbe> EntryProbeRegistration<P> {
     /// Probes the entry of `symbol`.
     pub(super) fn new(symbol: &'static CStr, ctx: Arc<P::Ctx>) -> Result<Self> {
-        let raw_ctx = Arc::as_ptr(&ctx).cast::<c_void>().cast_mut();
-        // SAFETY: as in `RetProbeRegistration::new`; no exit handler and no entry data.
-        let rp = unsafe {
-            sys::knet_fprobe_new(symbol.as_char_ptr(), Some(Self::entry_cb), None, 0, raw_ctx)
-        };
-        let rp = NonNull::new(rp).ok_or(ENOMEM)?;
-        // SAFETY: `rp` was just allocated by the shim and is not registered yet.
-        if let Err(e) = to_result(unsafe { sys::knet_fprobe_register(rp.as_ptr()) }) {
-            // SAFETY: registration failed, so nothing refers to `rp`; free it once.
-            unsafe { sys::knet_fprobe_free(rp.as_ptr()) };
-            return Err(e);
-        }
+        // SAFETY: this type's trampoline reads the context as `P::Ctx`; no exit handler.
+        let probe = unsafe { Fprobe::new(symbol, ctx, Some(Self::entry_cb), None, 0) }?;
         Ok(Self {
-            rp,
-            _ctx: ctx,
+            probe,
             _p: PhantomData,
         })
     }
@@ -244,15 +260,7 @@ impl<P: EntryProbe> EntryProbeRegistration<P> {
 
 impl<P: EntryProbe> Watched for EntryProbeRegistration<P> {
     fn nmissed_counter(&self) -> *const kernel::ffi::c_ulong {
-        // SAFETY: `rp` is registered and valid until `drop`.
-        unsafe { sys::knet_fprobe_nmissed_counter(self.rp.as_ptr()) }
-    }
-}
-
-impl<P: EntryProbe> Drop for EntryProbeRegistration<P> {
-    fn drop(&mut self) {
-        // SAFETY: `rp` is registered; after this no handler runs, and `rp` is not used again.
-        unsafe { sys::knet_fprobe_unregister_free(self.rp.as_ptr()) };
+        self.probe.nmissed_counter()
     }
 }
 
@@ -272,16 +280,16 @@ pub(super) struct SockTracepointRegistration<P: SockTracepoint> {
     _p: PhantomData<P>,
 }
 
-// SAFETY: as for `RetProbeRegistration`.
+// SAFETY: as for `Fprobe`.
 unsafe impl<P: SockTracepoint> Send for SockTracepointRegistration<P> {}
-// SAFETY: as for `RetProbeRegistration`.
+// SAFETY: as for `Fprobe`.
 unsafe impl<P: SockTracepoint> Sync for SockTracepointRegistration<P> {}
 
 impl<P: SockTracepoint> SockTracepointRegistration<P> {
     /// Probes tracepoint `name`, which must have the prototype `(struct sock *sk)`.
     pub(super) fn new(name: &'static CStr, ctx: Arc<P::Ctx>) -> Result<Self> {
         let raw_ctx = Arc::as_ptr(&ctx).cast::<c_void>().cast_mut();
-        // SAFETY: as in `RetProbeRegistration::new`; the callback has the shim's signature.
+        // SAFETY: as in `Fprobe::new`; the callback has the shim's signature.
         let tp =
             unsafe { sys::knet_sk_tracepoint_new(name.as_char_ptr(), Some(Self::cb), raw_ctx) };
         let tp = NonNull::new(tp).ok_or(ENOMEM)?;

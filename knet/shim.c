@@ -128,6 +128,11 @@ unsigned long knet_regs_arg(struct pt_regs *regs, unsigned int n)
 	return regs_get_kernel_argument(regs, n);
 }
 
+unsigned long knet_regs_return(struct pt_regs *regs)
+{
+	return regs_return_value(regs);
+}
+
 struct knet_sk_tracepoint {
 	const char *name;
 	struct tracepoint *tp;
@@ -184,11 +189,6 @@ void knet_sk_tracepoint_unregister_free(struct knet_sk_tracepoint *t)
 void knet_sk_tracepoint_free(struct knet_sk_tracepoint *t)
 {
 	kfree(t);
-}
-
-unsigned long knet_regs_return(struct pt_regs *regs)
-{
-	return regs_return_value(regs);
 }
 
 /* ---- sockets and packets ---- */

@@ -47,6 +47,7 @@ void *knet_probe_call_ctx(struct knet_probe_call *call);
 void *knet_probe_call_data(struct knet_probe_call *call);
 const unsigned long *knet_fprobe_nmissed_counter(const struct knet_fprobe *rp);
 unsigned long knet_regs_arg(struct pt_regs *regs, unsigned int n);
+unsigned long knet_regs_return(struct pt_regs *regs);
 
 /*
  * A probe on a core-kernel tracepoint whose prototype is (struct sock *sk), found by name
@@ -59,7 +60,6 @@ struct knet_sk_tracepoint *knet_sk_tracepoint_new(const char *name, knet_sk_trac
 int knet_sk_tracepoint_register(struct knet_sk_tracepoint *t);
 void knet_sk_tracepoint_unregister_free(struct knet_sk_tracepoint *t);
 void knet_sk_tracepoint_free(struct knet_sk_tracepoint *t);
-unsigned long knet_regs_return(struct pt_regs *regs);
 
 /* Sockets and packets, as the probe handlers see them. */
 struct sock *knet_socket_sk(const struct socket *sock);
