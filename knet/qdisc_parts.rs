@@ -325,11 +325,10 @@ impl ClassStats {
     ) {
         let mut batch = [core::ptr::null_mut::<sys::knet_class_stats>(); PATH_BATCH];
         let mut n = 0;
-        let mut path = path.into_iter().peekable();
-        while let Some(stats) = path.next() {
-            batch[n] = stats.raw.get();
-            n += 1;
-            if n == PATH_BATCH && path.peek().is_some() {
+        for stats in path {
+            // Only a path longer than a batch flushes here: the last batch goes with the
+            // qdisc's own count below.
+            if n == PATH_BATCH {
                 // SAFETY: the root lock serialises writers; the `n` pointers are live counters
                 // (borrowed for this call); `skb` is valid.
                 unsafe {
@@ -337,6 +336,8 @@ impl ClassStats {
                 };
                 n = 0;
             }
+            batch[n] = stats.raw.get();
+            n += 1;
         }
         // SAFETY: as above; the root lock of `sch` (`Locked`) also guards its counters; `n`
         // may be 0.

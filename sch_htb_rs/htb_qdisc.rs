@@ -18,7 +18,7 @@ use crate::knet::{
     qdisc_parts::{BlockId, Child, ClassStats as KClassStats, Filters, QdiscId},
     skb::{Skb, ToFree, Xmit},
 };
-use crate::sched::{ClassIdx, Node, Pick};
+use crate::sched::{ChargedPath, ClassIdx, Node, Pick};
 use core::sync::atomic::{AtomicU32, Ordering};
 use kernel::{
     c_str,
@@ -107,15 +107,14 @@ impl HtbRs {
         }
     }
 
-    /// Counts a sent packet in its leaf and every ancestor (sch_htb's bstats), and as leaving
-    /// the qdisc.
-    fn count_sent(st: &State, sch: &Locked<'_>, leaf: ClassIdx, skb: &Skb) {
-        let path = core::iter::successors(Some(leaf), |&idx| {
-            st.nodes.get(idx as usize).and_then(Node::parent)
-        })
-        .take(crate::sched::MAX_DEPTH + 1)
-        .filter_map(|idx| st.class(idx).map(|c| &c.stats));
-        KClassStats::add_path_sent(sch, path, skb);
+    /// Counts a sent packet in the classes it was charged to (its leaf and every ancestor,
+    /// sch_htb's bstats) and as leaving the qdisc.
+    fn count_sent(st: &State, sch: &Locked<'_>, path: &ChargedPath, skb: &Skb) {
+        let stats = path
+            .classes()
+            .iter()
+            .filter_map(|&idx| st.class(idx).map(|c| &c.stats));
+        KClassStats::add_path_sent(sch, stats, skb);
     }
 
     /// Makes room for one more class, allocating outside the root lock.
@@ -332,9 +331,10 @@ impl QdiscOps for HtbRs {
                     let empty = out.qlen_after == 0;
                     match out.skb {
                         Some(skb) => {
-                            st.sched
-                                .dequeued(&mut st.nodes, class, level, out.len, now, empty);
-                            Self::count_sent(st, sch, class, &skb);
+                            let path =
+                                st.sched
+                                    .dequeued(&mut st.nodes, class, level, out.len, now, empty);
+                            Self::count_sent(st, sch, &path, &skb);
                             Self::sync_overlimits(st, sch);
                             return Some(skb);
                         }

@@ -98,12 +98,16 @@ impl Rate {
         let len = len
             .wrapping_add(u32::from(self.overhead))
             .max(u32::from(self.mpu));
-        let wire = match self.link {
-            LinkLayer::Ethernet => u64::from(len),
-            LinkLayer::Atm => u64::from(len.div_ceil(48)) * 53,
+        let scaled = match self.link {
+            // 32 by 32 bits: cannot overflow 64, so no check on the common path.
+            LinkLayer::Ethernet => u64::from(len) * u64::from(self.mult),
+            // Saturating: an ATM length near 4 GiB in cells times a 32-bit multiplier exceeds
+            // 64 bits, and an overflow is a kernel BUG; real packets are far below that.
+            LinkLayer::Atm => {
+                (u64::from(len.div_ceil(48)) * 53).saturating_mul(u64::from(self.mult))
+            }
         };
-        // Saturating: an ATM length near 4 GiB times a 32-bit multiplier exceeds 64 bits, and
-        // an overflow is a kernel BUG; real packets are far below that and are exact.
-        wire.saturating_mul(u64::from(self.mult)) >> self.shift
+        // `new` never makes a shift of 64 or more (it stops at the 64th bit of the factor).
+        scaled.wrapping_shr(u32::from(self.shift))
     }
 }

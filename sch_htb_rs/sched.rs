@@ -122,6 +122,27 @@ pub(crate) enum Pick {
     Idle,
 }
 
+/// The classes a packet was charged to by [`Sched::dequeued`]: the leaf, then each ancestor
+/// up to the class attached to the qdisc. The caller counts the packet in the same classes
+/// without walking the tree again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ChargedPath {
+    classes: [ClassIdx; MAX_DEPTH],
+    len: u8,
+}
+
+impl ChargedPath {
+    const EMPTY: ChargedPath = ChargedPath {
+        classes: [NONE; MAX_DEPTH],
+        len: 0,
+    };
+
+    /// Leaf first.
+    pub(crate) fn classes(&self) -> &[ClassIdx] {
+        &self.classes[..usize::from(self.len).min(MAX_DEPTH)]
+    }
+}
+
 /// Why a class operation was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum TreeError {
@@ -525,8 +546,8 @@ impl Sched {
     /// Runs DRR (the leaf's deficit at `level` pays `bytes`; when it goes negative the leaf
     /// gets another quantum and its turn ends), charges the leaf and its ancestors as sch_htb's
     /// `htb_charge_class`, and moves them between rows, feeds and wait queues. The leaf may
-    /// have been deactivated since `pick`; it is still charged. Ignored unless `leaf` is a live
-    /// leaf.
+    /// have been deactivated since `pick`; it is still charged. Returns the classes charged;
+    /// none unless `leaf` is a live leaf.
     pub(crate) fn dequeued(
         &mut self,
         nodes: &mut [Node],
@@ -535,9 +556,9 @@ impl Sched {
         bytes: u32,
         now: i64,
         leaf_empty: bool,
-    ) {
+    ) -> ChargedPath {
         if !is_live_leaf(nodes, leaf) {
-            return;
+            return ChargedPath::EMPTY;
         }
         let level = usize::from(level).min(MAX_DEPTH - 1);
         let n = &mut nodes[leaf as usize];
@@ -554,7 +575,7 @@ impl Sched {
         if leaf_empty {
             self.deactivate(nodes, leaf);
         }
-        self.charge(nodes, leaf, level, bytes, now);
+        self.charge(nodes, leaf, level, bytes, now)
     }
 
     /// The picked `leaf` gave no packet although active (e.g. its child qdisc is netem holding
@@ -843,16 +864,28 @@ impl Sched {
     }
 
     /// Charges a packet of `bytes` sent by `leaf` at `level` to the leaf and its ancestors and
-    /// updates their modes and wait-queue places (sch_htb's `htb_charge_class`).
+    /// updates their modes and wait-queue places (sch_htb's `htb_charge_class`); returns the
+    /// classes charged.
     ///
     /// Runs for every level of every packet: the loop only does the arithmetic; a mode change,
     /// rare under load, is handled out of line.
-    fn charge(&mut self, nodes: &mut [Node], leaf: ClassIdx, level: usize, bytes: u32, now: i64) {
+    fn charge(
+        &mut self,
+        nodes: &mut [Node],
+        leaf: ClassIdx,
+        level: usize,
+        bytes: u32,
+        now: i64,
+    ) -> ChargedPath {
+        let mut path = ChargedPath::EMPTY;
+        let mut len = 0;
         let mut cl = leaf;
-        for _ in 0..MAX_DEPTH {
+        for slot in path.classes.iter_mut() {
             if cl == NONE {
-                return;
+                break;
             }
+            *slot = cl;
+            len += 1;
             let n = &mut nodes[cl as usize];
             let own_level = usize::from(n.level);
             let pays = own_level >= level;
@@ -871,6 +904,8 @@ impl Sched {
             }
             cl = parent;
         }
+        path.len = len;
+        path
     }
 
     /// A charge moved `cl` from mode `old` to `new` (already relinked): moves it in or out of
