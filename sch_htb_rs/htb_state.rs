@@ -161,6 +161,7 @@ impl State {
 
     /// sch_htb's `htb_classify`: the `skb->priority` shortcut, filters from the qdisc down
     /// through inner classes, then the default class, else the direct queue.
+    #[inline(always)]
     pub(crate) fn classify(
         &self,
         ids: &Ids,

@@ -128,6 +128,7 @@ impl Ring {
 /// that keeps leaving and rejoining cannot jump the queue; unless it is resuming the turn it
 /// had when it left (see [`Ring`]). Contract: `idx` and every ring member are valid slots,
 /// `idx` is in no ring of `prio`, `prio < NUM_PRIO`.
+#[inline]
 pub(crate) fn insert<N: RingMember>(nodes: &mut [N], ring: &mut Ring, idx: ClassIdx, prio: usize) {
     let cursor = ring.cursor;
     if cursor == NONE {
@@ -167,6 +168,7 @@ pub(crate) fn insert<N: RingMember>(nodes: &mut [N], ring: &mut Ring, idx: Class
 ///
 /// A class that is not linked is left alone. Contract: if linked, `idx` is in this very ring;
 /// `prio < NUM_PRIO`.
+#[inline]
 pub(crate) fn remove<N: RingMember>(
     nodes: &mut [N],
     ring: &mut Ring,

@@ -16,6 +16,12 @@
 //! owns, and rows, feeds and wait queues are threaded through those nodes by index. The slice
 //! passed to every call must be the same array (it may have grown; it never shrinks while a
 //! class lives). Time is a parameter (`now`, ns of a monotonic clock), never read here.
+//!
+//! The packet path's functions (`activate`, `pick`, `dequeued` and what they call per packet)
+//! are `#[inline]`: each has one caller in the module, and a call and return (through the
+//! kernel's return thunk) cost more than the code they would share. Inlining them into the
+//! qdisc's enqueue and dequeue took `htb_rs` from 0.91-0.93 of `htb`'s packet rate to
+//! 0.97-1.00 (`make bench`, back-to-back runs).
 
 use super::bucket::{Bucket, Mode};
 use super::links::{self, Ring, RingLinks, RingMember};
@@ -471,6 +477,7 @@ impl Sched {
     }
 
     /// The leaf's queue became non-empty. Idempotent; ignored for anything but a live leaf.
+    #[inline]
     pub(crate) fn activate(&mut self, nodes: &mut [Node], leaf: ClassIdx) {
         if !is_live_leaf(nodes, leaf) || nodes[leaf as usize].prio_activity != 0 {
             return;
@@ -499,6 +506,7 @@ impl Sched {
     /// [`EVENT_BUDGET`] events per call in all), and within a level priorities from 0 up. A
     /// leaf that gave no packet in this round (`skip`) ends the search in its row: the row has
     /// been gone round, as in sch_htb.
+    #[inline]
     pub(crate) fn pick(&mut self, nodes: &mut [Node], now: i64) -> Pick {
         if !self.continuing {
             self.round = self.round.wrapping_add(1);
@@ -548,6 +556,7 @@ impl Sched {
     /// `htb_charge_class`, and moves them between rows, feeds and wait queues. The leaf may
     /// have been deactivated since `pick`; it is still charged. Returns the classes charged;
     /// none unless `leaf` is a live leaf.
+    #[inline]
     pub(crate) fn dequeued(
         &mut self,
         nodes: &mut [Node],
@@ -782,6 +791,7 @@ impl Sched {
     }
 
     /// The leaf the cursors of row (`level`, `prio`) lead to.
+    #[inline]
     fn lookup_leaf(&self, nodes: &[Node], level: usize, prio: usize) -> Option<ClassIdx> {
         let mut cl = self.rows[level][prio].cursor();
         // A path from a row to a leaf has at most MAX_DEPTH classes.
@@ -803,6 +813,7 @@ impl Sched {
     /// class in its feed has had a turn. Without that, an inner class at the cursor of a feed
     /// above the leaf's would keep it for as long as it has a borrowing leaf, and its siblings
     /// would get none of their common ancestor's spare bandwidth.
+    #[inline]
     fn end_turn(
         &mut self,
         nodes: &mut [Node],
@@ -869,6 +880,7 @@ impl Sched {
     ///
     /// Runs for every level of every packet: the loop only does the arithmetic; a mode change,
     /// rare under load, is handled out of line.
+    #[inline]
     fn charge(
         &mut self,
         nodes: &mut [Node],
