@@ -78,6 +78,8 @@ pub(crate) struct Ring {
     head: ClassIdx,
     /// The class holding the hint began the round when it left: it does again on resuming.
     resume_head: bool,
+    /// Rounds completed (wrapping), for telling whether a class was served in this one.
+    round: u32,
 }
 
 impl Ring {
@@ -87,6 +89,7 @@ impl Ring {
         resume: NONE,
         head: NONE,
         resume_head: false,
+        round: 0,
     };
 
     /// Where the ring's round begins, `NONE` if the ring is empty.
@@ -97,6 +100,11 @@ impl Ring {
     /// The class whose turn it is, `NONE` if the ring is empty.
     pub(crate) fn cursor(&self) -> ClassIdx {
         self.cursor
+    }
+
+    /// Rounds completed so far (wrapping).
+    pub(crate) fn round(&self) -> u32 {
+        self.round
     }
 
     /// The class that may resume its turn, `NONE` if none.
@@ -162,6 +170,27 @@ pub(crate) fn insert<N: RingMember>(nodes: &mut [N], ring: &mut Ring, idx: Class
     }
 }
 
+/// [`insert`] for a class that was served in the ring's current round, left it and comes back:
+/// unless it resumes its turn, it waits for the next round. Behind the cursor is the end of the
+/// current round when the cursor is at its head, so there it becomes the head instead (as in
+/// sch_htb's classid order, where it comes back before the cursor). Else a class that left
+/// for a moment after its turn (it could send on its own rate) would be served twice in the
+/// round, and its parent, whose turn lasts a round of this feed, more than its share.
+#[inline]
+pub(crate) fn insert_served<N: RingMember>(
+    nodes: &mut [N],
+    ring: &mut Ring,
+    idx: ClassIdx,
+    prio: usize,
+) {
+    let resuming = ring.resume == idx;
+    let cursor = ring.cursor;
+    insert(nodes, ring, idx, prio);
+    if !resuming && cursor != NONE && ring.head == cursor {
+        ring.head = idx;
+    }
+}
+
 /// Takes `idx` out of `ring` for `prio`. If it had the turn, the next class gets it (the one
 /// whose turn it would have been anyway) and, with `hint` (feeds) and unless another class
 /// already holds the hint, `idx` may resume it if it comes back before the ring serves anyone.
@@ -223,5 +252,9 @@ pub(crate) fn advance_past<N: RingMember>(
         return false;
     }
     ring.cursor = next;
-    next == ring.head
+    if next != ring.head {
+        return false;
+    }
+    ring.round = ring.round.wrapping_add(1);
+    true
 }

@@ -196,6 +196,10 @@ pub(crate) struct Node {
     deficit: [i64; MAX_DEPTH],
     /// The pick round in which the leaf gave no packet (see [`Sched::skip`]).
     skipped_in: u64,
+    /// For each priority, 1 + the round of the parent's feed in which the class was last
+    /// served (0: never), so that a class coming back to the feed in the same round waits
+    /// for the next one ([`links::insert_served`]).
+    fed_in: [u32; NUM_PRIO],
     lends: u32,
     borrows: u32,
     overlimits: u32,
@@ -219,6 +223,7 @@ impl Node {
             feed: [Ring::EMPTY; NUM_PRIO],
             deficit: [0; MAX_DEPTH],
             skipped_in: 0,
+            fed_in: [0; NUM_PRIO],
             lends: 0,
             borrows: 0,
             overlimits: 0,
@@ -615,6 +620,7 @@ impl Sched {
                 n.feed = [Ring::EMPTY; NUM_PRIO];
                 n.deficit = [0; MAX_DEPTH];
                 n.skipped_in = 0;
+                n.fed_in = [0; NUM_PRIO];
             }
         }
         self.rows = [[Ring::EMPTY; NUM_PRIO]; MAX_DEPTH];
@@ -692,7 +698,11 @@ impl Sched {
                     // The parent is already active in this priority: nothing to propagate.
                     mask &= !(1 << prio);
                 }
-                links::insert(nodes, &mut feed, cl, prio);
+                if nodes[cl as usize].fed_in[prio] == feed.round().wrapping_add(1) {
+                    links::insert_served(nodes, &mut feed, cl, prio);
+                } else {
+                    links::insert(nodes, &mut feed, cl, prio);
+                }
                 nodes[parent as usize].feed[prio] = feed;
             }
             nodes[parent as usize].prio_activity |= mask;
@@ -859,6 +869,7 @@ impl Sched {
             }
             // The feed lives in the parent's slot: work on a copy.
             let mut feed = nodes[parent as usize].feed[prio];
+            nodes[cl as usize].fed_in[prio] = feed.round().wrapping_add(1);
             let round_over = if turn_over {
                 links::advance_past(nodes, &mut feed, cl, prio)
             } else {

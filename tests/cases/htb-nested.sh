@@ -2,8 +2,11 @@
 # same run: under a 10mbit root, two 1mbit inner classes 1:2 and 1:3 with 500kbit leaves (1:20
 # under 1:2, then 1:20 and 1:21 under 1:2), every leaf offered 20 Mbit/s of UDP. As in sch_htb,
 # an inner class's turn in the root's feed lasts one round of its own feed, so the subtrees
-# take turns and every leaf gets a fair part (htb: ~6/6 with two leaves, ~4.6 each with three).
-# Before that rule htb_rs gave one subtree the spare (10.6 against 1.2 Mbit/s).
+# take turns and every leaf gets one turn of the root's spare per round: with two leaves 5/5
+# Mbit/s, with three 3.17/3.17/3.67 (each leaf its own 0.5, 1:30 also 1:3's unused 0.5, and
+# 8 Mbit/s of spare in thirds; htb gave 4.9/4.9 and 3.27/3.27/3.43). Before that rule htb_rs
+# gave one subtree the spare (10.6 against 1.2 Mbit/s); before a leaf that comes back to its
+# feed in the round it was served in waited for the next round, 3.39/3.39/3.14.
 . /src/tests/vm/lib.sh
 
 htb_rs_setup
@@ -76,6 +79,14 @@ for flows in 2 3; do
 done
 
 leaves() { [ "$1" = 2 ] && echo "1:20 1:30" || echo "1:20 1:21 1:30"; }
+# expect FLOWS CLASS: what HTB's arithmetic gives the leaf (Mbit/s), as above.
+expect() {
+	case $1.$2 in
+	2.*) echo 5 ;;
+	3.1:30) echo 3.667 ;;
+	3.*) echo 3.167 ;;
+	esac
+}
 for flows in 2 3; do
 	total=0
 	for c in $(leaves $flows); do
@@ -87,6 +98,10 @@ for flows in 2 3; do
 		# spare leaves the other about a tenth).
 		awk -v b="$b" -v t="$total" -v n="$flows" 'BEGIN { exit !(b >= 0.75 * t / n) }' ||
 			fail "$flows leaves: $c got $b of $total Mbit/s with htb_rs"
+		# What HTB's arithmetic predicts, within 5% (the issue's bound).
+		e=$(expect "$flows" "$c")
+		awk -v e="$e" -v b="$b" 'BEGIN { d = e - b; if (d < 0) d = -d; exit !(d <= 0.05 * e) }' ||
+			fail "$flows leaves: $c got $b Mbit/s with htb_rs, HTB predicts $e"
 		# And what htb gives it, within 15% (UDP at TCG speed moves a few % between runs).
 		awk -v a="$a" -v b="$b" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 0.15 * a) }' ||
 			fail "$flows leaves: $c got $b Mbit/s with htb_rs, $a with htb"

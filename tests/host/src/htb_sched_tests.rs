@@ -329,25 +329,32 @@ fn issue_example_spare_split_by_turns_with_gso_sized_packets() {
 #[test]
 fn an_inner_class_turn_lasts_a_round_of_its_feed() {
     // As above, with two leaves under A: A's turn in R's feed lasts a round of A's feed (both
-    // of its leaves), B's a round of B's (one leaf), so every leaf gets about one turn of R's
-    // spare per round of R's feed. b1 also has B's own 1 Mbit (less its own 0.5) to itself,
-    // a1 and a2 share A's, which their own rates use up: 3.25/3.25/3.51 Mbit/s here; htb in
-    // the VM gave 4.45-4.76/4.50-4.56/4.73-5.02 on this tree (the lone leaf 5-7% ahead).
-    let mut sim = Sim::new(false);
-    let r = sim.add(None, class(10 * MBIT, 10 * MBIT));
-    let a = sim.add(Some(r), class(MBIT, 10 * MBIT));
-    let b = sim.add(Some(r), class(MBIT, 10 * MBIT));
-    let a1 = sim.add(Some(a), class(MBIT / 2, 10 * MBIT));
-    let a2 = sim.add(Some(a), class(MBIT / 2, 10 * MBIT));
-    let b1 = sim.add(Some(b), class(MBIT / 2, 10 * MBIT));
-    for x in [a1, a2, b1] {
-        sim.set_load(x, Load::Backlogged);
+    // of its leaves), B's a round of B's (one leaf), so every leaf gets one turn of R's spare
+    // (10 - 3 * 0.5 own - 0.5 of B's own rate = 8 Mbit/s) per round of R's feed: 8/3 each. b1
+    // also has B's own 1 Mbit less its own 0.5; a1 and a2 use up A's with their own rates.
+    // The leaves keep leaving their feeds for a moment (one packet on their own rate); one
+    // that comes back in the round it was served in waits for the next round, or A, whose
+    // turn is a round, took more than its share: before that rule 3.25/3.25/3.51 here, and
+    // with a 1 ms watchdog latency (as under TCG) 3.46/3.46/3.08 (the VM: 3.39/3.39/3.14,
+    // htb 3.30/3.30/3.40).
+    for latency in [0, 1_000_000] {
+        let mut sim = Sim::new(false);
+        sim.timer_latency = latency;
+        let r = sim.add(None, class(10 * MBIT, 10 * MBIT));
+        let a = sim.add(Some(r), class(MBIT, 10 * MBIT));
+        let b = sim.add(Some(r), class(MBIT, 10 * MBIT));
+        let a1 = sim.add(Some(a), class(MBIT / 2, 10 * MBIT));
+        let a2 = sim.add(Some(a), class(MBIT / 2, 10 * MBIT));
+        let b1 = sim.add(Some(b), class(MBIT / 2, 10 * MBIT));
+        for x in [a1, a2, b1] {
+            sim.set_load(x, Load::Backlogged);
+        }
+        let got = sim.measure(SEC, 20);
+        let [ga1, ga2, gb1] = [a1, a2, b1].map(|x| got[x as usize]);
+        assert_near(ga1, 0.5 + 8.0 / 3.0, 0.01);
+        assert_near(ga2, 0.5 + 8.0 / 3.0, 0.01);
+        assert_near(gb1, 1.0 + 8.0 / 3.0, 0.01);
     }
-    let got = sim.measure(SEC, 20);
-    let [ga1, ga2, gb1] = [a1, a2, b1].map(|x| got[x as usize]);
-    assert_near(ga1 + ga2 + gb1, 10.0, 0.02);
-    assert_near(ga1, ga2, 0.02);
-    assert!(gb1 >= ga1 && gb1 <= ga1 * 1.12, "{ga1} {ga2} {gb1}");
 }
 
 #[test]
