@@ -21,7 +21,7 @@
 //! are `#[inline]`: each has one caller in the module, and a call and return (through the
 //! kernel's return thunk) cost more than the code they would share. Inlining them into the
 //! qdisc's enqueue and dequeue took `htb_rs` from 0.91-0.93 of `htb`'s packet rate to
-//! 0.97-1.00 (`make bench`, back-to-back runs).
+//! 0.95-1.00 (`make bench`).
 
 use super::bucket::{Bucket, Mode};
 use super::links::{self, Ring, RingLinks, RingMember};
