@@ -102,9 +102,15 @@ impl Ring {
         self.cursor
     }
 
-    /// Rounds completed so far (wrapping).
-    pub(crate) fn round(&self) -> u32 {
-        self.round
+    /// What a class served now keeps to tell later whether it was served in the round then
+    /// current ([`Ring::served_this_round`]); never 0, which stands for "never served".
+    pub(crate) fn stamp(&self) -> u32 {
+        self.round.wrapping_add(1)
+    }
+
+    /// Whether a class that kept `stamp` when it was last served was served in this round.
+    pub(crate) fn served_this_round(&self, stamp: u32) -> bool {
+        stamp == self.stamp()
     }
 
     /// The class that may resume its turn, `NONE` if none.

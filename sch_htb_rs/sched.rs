@@ -196,9 +196,9 @@ pub(crate) struct Node {
     deficit: [i64; MAX_DEPTH],
     /// The pick round in which the leaf gave no packet (see [`Sched::skip`]).
     skipped_in: u64,
-    /// For each priority, 1 + the round of the parent's feed in which the class was last
-    /// served (0: never), so that a class coming back to the feed in the same round waits
-    /// for the next one ([`links::insert_served`]).
+    /// For each priority, the parent's feed's [`Ring::stamp`] when the class was last served
+    /// (0: never), so that a class coming back to the feed in the same round waits for the
+    /// next one ([`links::insert_served`]).
     fed_in: [u32; NUM_PRIO],
     lends: u32,
     borrows: u32,
@@ -698,7 +698,7 @@ impl Sched {
                     // The parent is already active in this priority: nothing to propagate.
                     mask &= !(1 << prio);
                 }
-                if nodes[cl as usize].fed_in[prio] == feed.round().wrapping_add(1) {
+                if feed.served_this_round(nodes[cl as usize].fed_in[prio]) {
                     links::insert_served(nodes, &mut feed, cl, prio);
                 } else {
                     links::insert(nodes, &mut feed, cl, prio);
@@ -869,7 +869,7 @@ impl Sched {
             }
             // The feed lives in the parent's slot: work on a copy.
             let mut feed = nodes[parent as usize].feed[prio];
-            nodes[cl as usize].fed_in[prio] = feed.round().wrapping_add(1);
+            nodes[cl as usize].fed_in[prio] = feed.stamp();
             let round_over = if turn_over {
                 links::advance_past(nodes, &mut feed, cl, prio)
             } else {
