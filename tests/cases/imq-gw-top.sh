@@ -160,9 +160,21 @@ def check(what, got, exp, limit=0.10):
     ok = abs(err) <= limit
     bad += not ok
     print(f"{what}: {got / 1e6:.3f} Mbit/s, expected {exp / 1e6:.3f}: {err * 100:+.1f}%{'' if ok else '  <-- more than 10% off'}")
+# Refreshes are due every 2 s from the first; a stalled VM delays one and shortens the next, so
+# the intervals must join up (each starts where the last ended) and keep the cadence overall.
+span = lines[-1]["time"] - lines[0]["time"]
+assert 5.5 < span < 10, f"4 refreshes over {span:.3f} s, want about 6"
+for a, b in zip(lines, lines[1:]):
+    assert abs(b["time"] - b["interval"] - a["time"]) < 0.01, (a, b)
+checked = 0
 for n, l in enumerate(lines):
     t1, dt = l["time"], l["interval"]
-    assert 1.5 < dt < 3.5, dt
+    assert 0 < dt < 5, dt
+    if dt < 1:
+        # Too short beside 50 ms port samples for a 10% bound (it follows a stall).
+        print(f"refresh {n}: {dt:.3f} s after the last, not compared")
+        continue
+    checked += 1
     rows = {c["address"]: c for c in l["clients"] if c["address"]}
     for addr, (addrs, dcol, ucol, _, _) in want.items():
         c = rows.get(addr)
@@ -174,7 +186,7 @@ for n, l in enumerate(lines):
             got = c[f"{what}_bps"]
             port = (ip_bytes(t1, col) - ip_bytes(t1 - dt, col)) * 8 / dt
             check(f"refresh {n}: {addr} {what} (its port: {port / 1e6:.3f})", got, port)
-            sums.setdefault((addr, what), []).append(got)
+            sums.setdefault((addr, what), []).append((got, dt))
     # The default classes carry nothing (every packet was a client's).
     for c in l["clients"]:
         if c["address"] is None and c["down_bps"] + c["up_bps"] > 20000:
@@ -185,14 +197,16 @@ for n, l in enumerate(lines):
     # imq0 sends the two downloads.
     down = sum(rows[a]["down_bps"] for a in want if a in rows)
     check(f"refresh {n}: imq0 out (the clients' downloads)", d["imq0"]["tx_bps"], down)
-# Over the four refreshes, the flows' rates as iperf3 measured them (the class rates, which
-# a stalled VM's HTB can fall short of for a moment, are shown).
+assert checked >= 3, f"only {checked} refreshes long enough to compare"
+# Over the refreshes compared (weighed by their length), the flows' rates as iperf3 measured
+# them (the class rates, which a stalled VM's HTB can fall short of for a moment, are shown).
 for addr, (_, _, _, downs, ups) in want.items():
     for what, exps in (("down", downs), ("up", ups)):
-        mean = sum(sums.get((addr, what), [0])) / 4
+        got = sums.get((addr, what), [(0, 1)])
+        mean = sum(r * t for r, t in got) / sum(t for _, t in got)
         if len(exps) > 1:
-            print(f"mean of 4: {addr} {what}: {(mean / exps[0] - 1) * 100:+.1f}% from the class rate")
-        check(f"mean of 4: {addr} {what} (iperf3)", mean, exps[-1])
+            print(f"mean: {addr} {what}: {(mean / exps[0] - 1) * 100:+.1f}% from the class rate")
+        check(f"mean: {addr} {what} (iperf3)", mean, exps[-1])
 print(f"largest deviation {worst * 100:.1f}%")
 sys.exit(1 if bad else 0)
 PY
