@@ -78,7 +78,8 @@ demo: ref
 
 bench: ref
 	@cargo build --release --quiet -p toa-lb -p conn-rate -p tc-htb-rs -p xt-imq
-	@f=$$(mktemp); RUN_DIR_FILE=$$f tests/vm/run-vm bench >/dev/null; \
+	@f=$$(mktemp); VM_ICOUNT=$${VM_ICOUNT-shift=3,sleep=off} RUN_DIR_FILE=$$f \
+		tests/vm/run-vm bench >/dev/null; \
 	d=$$(cat $$f); rm -f $$f; grep -h '^bench ' $$d/logs/*.log || \
 		{ echo "no benchmark figures; see $$d/logs" >&2; exit 1; }
 
