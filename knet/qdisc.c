@@ -27,7 +27,15 @@ const struct knet_qdisc_layout knet_qdisc_layout = {
 	.handle = offsetof(struct Qdisc, handle),
 	.skb_priority = offsetof(struct sk_buff, priority),
 	.skb_pkt_len = offsetof(struct sk_buff, cb) + offsetof(struct qdisc_skb_cb, pkt_len),
+	.bytes = offsetof(struct Qdisc, bstats.bytes),
+	.packets = offsetof(struct Qdisc, bstats.packets),
+	.backlog = offsetof(struct Qdisc, qstats.backlog),
+	.class_bytes = offsetof(struct knet_class_stats, bstats.bytes),
+	.class_packets = offsetof(struct knet_class_stats, bstats.packets),
 };
+/* u64_stats_add() is local64_add() on 64-bit: what the Rust side does to a u64. */
+static_assert(IS_ENABLED(CONFIG_64BIT) && sizeof(u64_stats_t) == sizeof(u64));
+static_assert(sizeof(((struct Qdisc *)0)->qstats.backlog) == sizeof(u32));
 /* What the Rust side reads through the offsets must be what it reads them as. */
 static_assert(sizeof(((struct Qdisc *)0)->q.qlen) == sizeof(u32));
 static_assert(sizeof(((struct Qdisc *)0)->handle) == sizeof(u32));
@@ -153,12 +161,6 @@ void knet_qdisc_watchdog_cancel(struct Qdisc *sch)
 	qdisc_watchdog_cancel(&p->watchdog);
 }
 
-void knet_qdisc_count_enqueue(struct Qdisc *sch, unsigned int len)
-{
-	sch->qstats.backlog += len;
-	sch->q.qlen++;
-}
-
 void knet_qdisc_count_dequeue(struct Qdisc *sch, struct sk_buff *skb)
 {
 	qdisc_bstats_update(sch, skb);
@@ -209,17 +211,21 @@ int knet_qdisc_child_enqueue_counted(struct sk_buff *skb, struct Qdisc *child,
 	unsigned int len = qdisc_pkt_len(skb);
 	int ret = qdisc_enqueue(skb, child, to_free);
 
-	if (ret == NET_XMIT_SUCCESS)
-		knet_qdisc_count_enqueue(sch, len);
+	if (ret == NET_XMIT_SUCCESS) {
+		sch->qstats.backlog += len;
+		sch->q.qlen++;
+	}
 	return ret;
 }
 
 struct sk_buff *knet_qdisc_child_dequeue(struct Qdisc *child, unsigned int *len,
-					 unsigned int *qlen)
+					 unsigned int *segs, unsigned int *qlen)
 {
 	struct sk_buff *skb = child->dequeue(child);
 
 	*len = skb ? qdisc_pkt_len(skb) : 0;
+	/* A GSO packet counts as its segments, as bstats_update() counts it for every qdisc. */
+	*segs = skb ? (skb_is_gso(skb) ? skb_shinfo(skb)->gso_segs : 1) : 0;
 	*qlen = child->q.qlen;
 	return skb;
 }
@@ -325,25 +331,6 @@ void knet_class_stats_init(struct knet_class_stats *s)
 {
 	gnet_stats_basic_sync_init(&s->bstats);
 	s->rate_est = NULL;
-}
-
-void knet_class_stats_update_path(struct knet_class_stats *const *s, unsigned int n,
-				  const struct sk_buff *skb)
-{
-	/* A GSO packet counts as its segments, as bstats_update() counts it for every qdisc. */
-	unsigned int bytes = qdisc_pkt_len(skb);
-	u32 packets = skb_is_gso(skb) ? skb_shinfo(skb)->gso_segs : 1;
-	unsigned int i;
-
-	for (i = 0; i < n; i++)
-		_bstats_update(&s[i]->bstats, bytes, packets);
-}
-
-void knet_class_stats_update_path_sent(struct knet_class_stats *const *s, unsigned int n,
-				       struct sk_buff *skb, struct Qdisc *sch)
-{
-	knet_class_stats_update_path(s, n, skb);
-	knet_qdisc_count_dequeue(sch, skb);
 }
 
 int knet_class_stats_estimator(struct knet_class_stats *s, struct nlattr *rate, bool replace)

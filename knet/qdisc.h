@@ -70,7 +70,6 @@ void knet_qdisc_watchdog_schedule(struct Qdisc *sch, u64 expires);
 void knet_qdisc_watchdog_cancel(struct Qdisc *sch);
 
 /* Accounting of a qdisc's own queue length, backlog and counters. */
-void knet_qdisc_count_enqueue(struct Qdisc *sch, unsigned int len);
 void knet_qdisc_count_dequeue(struct Qdisc *sch, struct sk_buff *skb);
 void knet_qdisc_count_drop(struct Qdisc *sch);
 void knet_qdisc_count_overlimits(struct Qdisc *sch, u32 n);
@@ -85,13 +84,14 @@ void knet_skb_discard(struct sk_buff *skb, struct sk_buff **to_free);
 struct Qdisc *knet_qdisc_create_pfifo(struct Qdisc *sch, u32 parentid,
 				      struct netlink_ext_ack *extack);
 /* Queues skb in child and, if the child took it, counts it in the parent sch (backlog, queue
- * length) as knet_qdisc_count_enqueue: one call per packet on the path. */
+ * length): one call per packet on the path. */
 int knet_qdisc_child_enqueue_counted(struct sk_buff *skb, struct Qdisc *child,
 				     struct sk_buff **to_free, struct Qdisc *sch);
-/* The child's next packet with its qdisc_pkt_len in *len, and the child's queue length after
- * it in *qlen: one call per dequeue on the packet path. */
+/* The child's next packet with its qdisc_pkt_len in *len and the packets it counts as (GSO
+ * segments) in *segs, and the child's queue length after it in *qlen: one call per dequeue on
+ * the packet path. */
 struct sk_buff *knet_qdisc_child_dequeue(struct Qdisc *child, unsigned int *len,
-					 unsigned int *qlen);
+					 unsigned int *segs, unsigned int *qlen);
 bool knet_net_xmit_drop_count(int ret);
 void knet_qdisc_child_purge(struct Qdisc *child);
 void knet_qdisc_child_reset(struct Qdisc *child);
@@ -129,6 +129,13 @@ struct knet_qdisc_layout {
 	size_t handle;		/* sch->handle, u32 */
 	size_t skb_priority;	/* skb->priority, u32 */
 	size_t skb_pkt_len;	/* qdisc_skb_cb(skb)->pkt_len, u32 */
+	/* Counters the packet path updates in Rust (64-bit u64_stats_t: a plain u64 that one
+	 * writer, under the root lock, updates and readers load whole). */
+	size_t bytes;		/* sch->bstats.bytes */
+	size_t packets;		/* sch->bstats.packets */
+	size_t backlog;		/* sch->qstats.backlog, u32 */
+	size_t class_bytes;	/* struct knet_class_stats: bstats.bytes */
+	size_t class_packets;	/* struct knet_class_stats: bstats.packets */
 };
 extern const struct knet_qdisc_layout knet_qdisc_layout;
 
@@ -138,12 +145,6 @@ struct knet_class_stats {
 	struct net_rate_estimator __rcu *rate_est;
 };
 void knet_class_stats_init(struct knet_class_stats *s);
-/* Counts skb as sent in each of the n classes (a leaf and its ancestors): one call per packet. */
-void knet_class_stats_update_path(struct knet_class_stats *const *s, unsigned int n,
-				  const struct sk_buff *skb);
-/* knet_class_stats_update_path, then counts skb as leaving sch (knet_qdisc_count_dequeue). */
-void knet_class_stats_update_path_sent(struct knet_class_stats *const *s, unsigned int n,
-				       struct sk_buff *skb, struct Qdisc *sch);
 /* Replaces the estimator from a TCA_RATE attribute, or the default one (4 s / 16 s) if NULL. */
 int knet_class_stats_estimator(struct knet_class_stats *s, struct nlattr *rate, bool replace);
 void knet_class_stats_kill_estimator(struct knet_class_stats *s);

@@ -83,15 +83,39 @@ impl Drop for TreeLock<'_> {
 
 impl Locked<'_> {
     /// Counts a packet queued in this qdisc (queue length and backlog).
+    #[inline]
     pub(crate) fn count_enqueue(&self, len: u32) {
-        // SAFETY: the root lock is held (invariant of `Locked`), which guards the counters.
-        unsafe { sys::knet_qdisc_count_enqueue(self.sch, len) };
+        let l = layout();
+        let base = self.sch.cast::<u8>();
+        // SAFETY: the root lock is held (invariant of `Locked`): this is the counters' only
+        // writer; the offsets are the u32 fields' (asserted in C).
+        unsafe {
+            store_u32(base, l.backlog, load_u32(base, l.backlog).wrapping_add(len));
+            store_u32(base, l.qlen, load_u32(base, l.qlen).wrapping_add(1));
+        }
     }
 
     /// Counts a packet leaving this qdisc (bytes/packets sent, queue length, backlog).
     pub(crate) fn count_dequeue(&self, skb: &Skb) {
         // SAFETY: as in `count_enqueue`; `skb` is valid.
         unsafe { sys::knet_qdisc_count_dequeue(self.sch, skb.as_ptr()) };
+    }
+
+    /// Counts a packet of `len` bytes (`qdisc_pkt_len`) and `segs` packets (GSO segments) that
+    /// a child gave as leaving this qdisc: what [`Self::count_dequeue`] counts, without a call
+    /// into C on the packet path.
+    #[inline]
+    pub(crate) fn count_dequeued(&self, len: u32, segs: u32) {
+        let l = layout();
+        let base = self.sch.cast::<u8>();
+        // SAFETY: the root lock is held (invariant of `Locked`): this is the counters' only
+        // writer; the offsets are the fields' (C asserts the u64 and u32 sizes).
+        unsafe {
+            add_u64(base, l.bytes, u64::from(len));
+            add_u64(base, l.packets, u64::from(segs));
+            store_u32(base, l.backlog, load_u32(base, l.backlog).wrapping_sub(len));
+            store_u32(base, l.qlen, load_u32(base, l.qlen).wrapping_sub(1));
+        }
     }
 
     /// Counts a drop in this qdisc's statistics.
@@ -501,6 +525,39 @@ pub(super) unsafe fn load_u32(base: *const u8, offset: usize) -> u32 {
     // SAFETY: the caller's guarantees; the C side checks that the field is a u32, and offsets
     // into a structure keep its alignment.
     unsafe { base.add(offset).cast::<u32>().read() }
+}
+
+/// Where the fields the Rust side reads and writes sit (`knet_qdisc_layout`).
+#[inline]
+pub(super) fn layout() -> &'static sys::knet_qdisc_layout {
+    // SAFETY: a `const` C object, initialised at compile time and never written.
+    unsafe { &sys::knet_qdisc_layout }
+}
+
+/// Stores `v` into the `u32` at byte `offset` of `base`.
+///
+/// # Safety
+///
+/// As [`load_u32`], and the caller is the field's only writer (holds the lock guarding it).
+pub(super) unsafe fn store_u32(base: *mut u8, offset: usize, v: u32) {
+    // SAFETY: the caller's guarantees, as in `load_u32`.
+    unsafe { base.add(offset).cast::<u32>().write(v) }
+}
+
+/// Adds `v` to the 64-bit counter (`u64_stats_t`) at byte `offset` of `base`, as
+/// `u64_stats_add` does on 64-bit: one writer; readers (dumps, rate estimators) load it whole
+/// without the writer's lock, so the store is a single aligned 64-bit one.
+///
+/// # Safety
+///
+/// `base` points to the live structure the offset belongs to, the field is a `u64_stats_t`,
+/// and the caller holds the lock that makes it the only writer.
+pub(super) unsafe fn add_u64(base: *mut u8, offset: usize, v: u64) {
+    // SAFETY: the caller's guarantees; offsets into a structure keep the field's alignment.
+    unsafe {
+        let p = base.add(offset).cast::<u64>();
+        p.write_volatile(p.read_volatile().wrapping_add(v));
+    }
 }
 
 /// The Rust state pointer a qdisc of a knet kind keeps in its private area.

@@ -5,7 +5,7 @@
 
 use super::{
     netlink::{ExtAck, StatsDump},
-    qdisc::{Control, Locked, RateAttr, RootLock, TreeLock},
+    qdisc::{add_u64, layout, Control, Locked, RateAttr, RootLock, TreeLock},
     skb::{Skb, ToFree, Xmit},
     sys,
 };
@@ -80,7 +80,8 @@ impl Child {
     }
 
     /// Queues `skb` in the child and, if the child took it, counts it in `sch` as
-    /// [`Locked::count_enqueue`] does: one call into C per packet instead of two.
+    /// [`Locked::count_enqueue`] does, in one call into C. (Calling the child's `enqueue`
+    /// from Rust and counting here measured slower: 0.5% of the packet rate.)
     pub(crate) fn enqueue_counted(
         &self,
         sch: &Locked<'_>,
@@ -102,15 +103,18 @@ impl Child {
     /// The child's next packet, if it has one to send now, with its length and the child's
     /// queue length after it.
     pub(crate) fn dequeue(&self, _sch: &Locked<'_>) -> Dequeued {
-        let (mut len, mut qlen) = (0, 0);
+        let (mut len, mut segs, mut qlen) = (0, 0, 0);
         // SAFETY: the root lock is held; a returned skb is handed over to us; the shim writes
-        // the two counts.
-        let skb = unsafe { sys::knet_qdisc_child_dequeue(self.0.as_ptr(), &mut len, &mut qlen) };
+        // the three counts.
+        let skb = unsafe {
+            sys::knet_qdisc_child_dequeue(self.0.as_ptr(), &mut len, &mut segs, &mut qlen)
+        };
         // SAFETY: a non-NULL skb from the child's dequeue is ours to own.
         let skb = NonNull::new(skb).map(|s| unsafe { Skb::from_raw(s) });
         Dequeued {
             skb,
             len,
+            segs,
             qlen_after: qlen,
         }
     }
@@ -277,15 +281,14 @@ impl PinnedDrop for Filters {
     }
 }
 
-/// Classes counted per call by [`ClassStats::add_path_sent`]: HTB's deepest path.
-pub(crate) const PATH_BATCH: usize = 8;
-
 /// What [`Child::dequeue`] gave.
 pub(crate) struct Dequeued {
     /// The packet, if any.
     pub(crate) skb: Option<Skb>,
     /// Its length as the qdisc layer counts it (`qdisc_pkt_len`), 0 without a packet.
     pub(crate) len: u32,
+    /// The packets it counts as in statistics (its GSO segments, else 1), 0 without one.
+    pub(crate) segs: u32,
     /// Packets left in the child.
     pub(crate) qlen_after: u32,
 }
@@ -315,40 +318,27 @@ impl ClassStats {
         })
     }
 
-    /// Counts `skb` as sent (its bytes, and its segments as packets) in each of `path` (a
-    /// leaf and its ancestors) and as leaving `sch` ([`Locked::count_dequeue`]), with one call
-    /// into C per [`PATH_BATCH`] classes.
+    /// Counts a packet of `len` bytes and `segs` packets (a [`Dequeued`]'s) as sent in each
+    /// of `path` (a leaf and its ancestors) and as leaving `sch`
+    /// ([`Locked::count_dequeued`]), in Rust: no call into C per packet.
+    #[inline]
     pub(crate) fn add_path_sent<'a>(
         sch: &Locked<'_>,
         path: impl IntoIterator<Item = &'a ClassStats>,
-        skb: &Skb,
+        len: u32,
+        segs: u32,
     ) {
-        let mut batch = [core::ptr::null_mut::<sys::knet_class_stats>(); PATH_BATCH];
-        let mut n = 0;
+        let l = layout();
         for stats in path {
-            // Only a path longer than a batch flushes here: the last batch goes with the
-            // qdisc's own count below.
-            if n == PATH_BATCH {
-                // SAFETY: the root lock serialises writers; the `n` pointers are live counters
-                // (borrowed for this call); `skb` is valid.
-                unsafe {
-                    sys::knet_class_stats_update_path(batch.as_ptr(), n as u32, skb.as_ptr())
-                };
-                n = 0;
+            let base = stats.raw.get().cast::<u8>();
+            // SAFETY: the root lock of `sch` (`Locked`), held, serialises the counters'
+            // writers; the estimator's timer only reads them; the offsets are the fields'.
+            unsafe {
+                add_u64(base, l.class_bytes, u64::from(len));
+                add_u64(base, l.class_packets, u64::from(segs));
             }
-            batch[n] = stats.raw.get();
-            n += 1;
         }
-        // SAFETY: as above; the root lock of `sch` (`Locked`) also guards its counters; `n`
-        // may be 0.
-        unsafe {
-            sys::knet_class_stats_update_path_sent(
-                batch.as_ptr(),
-                n as u32,
-                skb.as_ptr(),
-                sch.qdisc(),
-            )
-        };
+        sch.count_dequeued(len, segs);
     }
 
     /// Starts or replaces the estimator with `rate`'s settings, or the default (4 s / 16 s).

@@ -109,12 +109,12 @@ impl HtbRs {
 
     /// Counts a sent packet in the classes it was charged to (its leaf and every ancestor,
     /// sch_htb's bstats) and as leaving the qdisc.
-    fn count_sent(st: &State, sch: &Locked<'_>, path: &ChargedPath, skb: &Skb) {
+    fn count_sent(st: &State, sch: &Locked<'_>, path: &ChargedPath, len: u32, segs: u32) {
         let stats = path
             .classes()
             .iter()
             .filter_map(|&idx| st.class(idx).map(|c| &c.stats));
-        KClassStats::add_path_sent(sch, stats, skb);
+        KClassStats::add_path_sent(sch, stats, len, segs);
     }
 
     /// Makes room for one more class, allocating outside the root lock.
@@ -334,7 +334,7 @@ impl QdiscOps for HtbRs {
                             let path =
                                 st.sched
                                     .dequeued(&mut st.nodes, class, level, out.len, now, empty);
-                            Self::count_sent(st, sch, &path, &skb);
+                            Self::count_sent(st, sch, &path, out.len, out.segs);
                             Self::sync_overlimits(st, sch);
                             return Some(skb);
                         }
