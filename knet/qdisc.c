@@ -161,6 +161,12 @@ void knet_qdisc_watchdog_cancel(struct Qdisc *sch)
 	qdisc_watchdog_cancel(&p->watchdog);
 }
 
+void knet_qdisc_count_enqueue(struct Qdisc *sch, unsigned int len)
+{
+	sch->qstats.backlog += len;
+	sch->q.qlen++;
+}
+
 void knet_qdisc_count_dequeue(struct Qdisc *sch, struct sk_buff *skb)
 {
 	qdisc_bstats_update(sch, skb);
@@ -211,10 +217,8 @@ int knet_qdisc_child_enqueue_counted(struct sk_buff *skb, struct Qdisc *child,
 	unsigned int len = qdisc_pkt_len(skb);
 	int ret = qdisc_enqueue(skb, child, to_free);
 
-	if (ret == NET_XMIT_SUCCESS) {
-		sch->qstats.backlog += len;
-		sch->q.qlen++;
-	}
+	if (ret == NET_XMIT_SUCCESS)
+		knet_qdisc_count_enqueue(sch, len);
 	return ret;
 }
 

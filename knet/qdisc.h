@@ -70,6 +70,7 @@ void knet_qdisc_watchdog_schedule(struct Qdisc *sch, u64 expires);
 void knet_qdisc_watchdog_cancel(struct Qdisc *sch);
 
 /* Accounting of a qdisc's own queue length, backlog and counters. */
+void knet_qdisc_count_enqueue(struct Qdisc *sch, unsigned int len);
 void knet_qdisc_count_dequeue(struct Qdisc *sch, struct sk_buff *skb);
 void knet_qdisc_count_drop(struct Qdisc *sch);
 void knet_qdisc_count_overlimits(struct Qdisc *sch, u32 n);
@@ -84,7 +85,7 @@ void knet_skb_discard(struct sk_buff *skb, struct sk_buff **to_free);
 struct Qdisc *knet_qdisc_create_pfifo(struct Qdisc *sch, u32 parentid,
 				      struct netlink_ext_ack *extack);
 /* Queues skb in child and, if the child took it, counts it in the parent sch (backlog, queue
- * length): one call per packet on the path. */
+ * length) as knet_qdisc_count_enqueue: one call per packet on the path. */
 int knet_qdisc_child_enqueue_counted(struct sk_buff *skb, struct Qdisc *child,
 				     struct sk_buff **to_free, struct Qdisc *sch);
 /* The child's next packet with its qdisc_pkt_len in *len and the packets it counts as (GSO

@@ -83,16 +83,9 @@ impl Drop for TreeLock<'_> {
 
 impl Locked<'_> {
     /// Counts a packet queued in this qdisc (queue length and backlog).
-    #[inline]
     pub(crate) fn count_enqueue(&self, len: u32) {
-        let l = layout();
-        let base = self.sch.cast::<u8>();
-        // SAFETY: the root lock is held (invariant of `Locked`): this is the counters' only
-        // writer; the offsets are the u32 fields' (asserted in C).
-        unsafe {
-            store_u32(base, l.backlog, load_u32(base, l.backlog).wrapping_add(len));
-            store_u32(base, l.qlen, load_u32(base, l.qlen).wrapping_add(1));
-        }
+        // SAFETY: the root lock is held (invariant of `Locked`), which guards the counters.
+        unsafe { sys::knet_qdisc_count_enqueue(self.sch, len) };
     }
 
     /// Counts a packet leaving this qdisc (bytes/packets sent, queue length, backlog).
@@ -135,7 +128,7 @@ impl Locked<'_> {
     /// Packets in this qdisc.
     pub(crate) fn qlen(&self) -> u32 {
         // SAFETY: as in `count_enqueue`.
-        unsafe { load_u32(self.sch.cast(), sys::knet_qdisc_layout.qlen) }
+        unsafe { load_u32(self.sch.cast(), layout().qlen) }
     }
 
     /// Runs the qdisc again at `at_ns` (monotonic ns): the hrtimer watchdog.
@@ -191,14 +184,14 @@ impl QdiscInfo for Locked<'_> {
     fn handle(&self) -> u32 {
         // SAFETY: the handle is set before init and never changes; the offset is its place in
         // the qdisc.
-        unsafe { load_u32(self.sch.cast(), sys::knet_qdisc_layout.handle) }
+        unsafe { load_u32(self.sch.cast(), layout().handle) }
     }
 }
 
 impl QdiscInfo for Control<'_> {
     fn handle(&self) -> u32 {
         // SAFETY: as above.
-        unsafe { load_u32(self.sch.cast(), sys::knet_qdisc_layout.handle) }
+        unsafe { load_u32(self.sch.cast(), layout().handle) }
     }
 }
 
@@ -570,7 +563,7 @@ unsafe fn state_ptr(sch: *mut sys::Qdisc) -> *mut c_void {
     // the C wrappers of init and destroy (under RTNL, before and after any packet path call).
     unsafe {
         sch.cast::<u8>()
-            .add(sys::knet_qdisc_layout.state)
+            .add(layout().state)
             .cast::<*mut c_void>()
             .read()
     }

@@ -2,7 +2,10 @@
 
 //! Packets as a qdisc sees them: owned, handed on exactly once.
 
-use super::{qdisc::load_u32, sys};
+use super::{
+    qdisc::{layout, load_u32},
+    sys,
+};
 use core::ptr::NonNull;
 use kernel::bindings;
 
@@ -42,13 +45,13 @@ impl Skb {
     pub(crate) fn pkt_len(&self) -> u32 {
         // SAFETY: `self` owns a valid skb; the offset is that of `qdisc_skb_cb(skb)->pkt_len`,
         // set by the core before enqueue.
-        unsafe { load_u32(self.0.as_ptr().cast(), sys::knet_qdisc_layout.skb_pkt_len) }
+        unsafe { load_u32(self.0.as_ptr().cast(), layout().skb_pkt_len) }
     }
 
     /// `skb->priority` (for HTB: a class id, or the qdisc's handle for the direct queue).
     pub(crate) fn priority(&self) -> u32 {
         // SAFETY: `self` owns a valid skb.
-        unsafe { load_u32(self.0.as_ptr().cast(), sys::knet_qdisc_layout.skb_priority) }
+        unsafe { load_u32(self.0.as_ptr().cast(), layout().skb_priority) }
     }
 }
 
