@@ -318,27 +318,19 @@ impl ClassStats {
         })
     }
 
-    /// Counts a packet of `len` bytes and `segs` packets (a [`Dequeued`]'s) as sent in each
-    /// of `path` (a leaf and its ancestors) and as leaving `sch`
-    /// ([`Locked::count_dequeued`]), in Rust: no call into C per packet.
+    /// Counts a packet of `len` bytes and `segs` packets (a [`Dequeued`]'s) as sent by this
+    /// class, in Rust: no call into C per packet. The qdisc counts it separately
+    /// ([`Locked::count_dequeued`]).
     #[inline]
-    pub(crate) fn add_path_sent<'a>(
-        sch: &Locked<'_>,
-        path: impl IntoIterator<Item = &'a ClassStats>,
-        len: u32,
-        segs: u32,
-    ) {
+    pub(crate) fn add_sent(&self, _sch: &Locked<'_>, len: u32, segs: u32) {
         let l = layout();
-        for stats in path {
-            let base = stats.raw.get().cast::<u8>();
-            // SAFETY: the root lock of `sch` (`Locked`), held, serialises the counters'
-            // writers; the estimator's timer only reads them; the offsets are the fields'.
-            unsafe {
-                add_u64(base, l.class_bytes, u64::from(len));
-                add_u64(base, l.class_packets, u64::from(segs));
-            }
+        let base = self.raw.get().cast::<u8>();
+        // SAFETY: the root lock of the qdisc (`Locked`), held, serialises the counters'
+        // writers; the estimator's timer only reads them; the offsets are the fields'.
+        unsafe {
+            add_u64(base, l.class_bytes, u64::from(len));
+            add_u64(base, l.class_packets, u64::from(segs));
         }
-        sch.count_dequeued(len, segs);
     }
 
     /// Starts or replaces the estimator with `rate`'s settings, or the default (4 s / 16 s).

@@ -18,7 +18,7 @@ use crate::knet::{
     qdisc_parts::{BlockId, Child, ClassStats as KClassStats, Filters, QdiscId},
     skb::{Skb, ToFree, Xmit},
 };
-use crate::sched::{ChargedPath, ClassIdx, Node, Pick};
+use crate::sched::{ClassIdx, Node, Pick};
 use core::sync::atomic::{AtomicU32, Ordering};
 use kernel::{
     c_str,
@@ -105,16 +105,6 @@ impl HtbRs {
             st.overlimits_seen = total;
             sch.count_overlimits(u32::try_from(new).unwrap_or(u32::MAX));
         }
-    }
-
-    /// Counts a sent packet in the classes it was charged to (its leaf and every ancestor,
-    /// sch_htb's bstats) and as leaving the qdisc.
-    fn count_sent(st: &State, sch: &Locked<'_>, path: &ChargedPath, len: u32, segs: u32) {
-        let stats = path
-            .classes()
-            .iter()
-            .filter_map(|&idx| st.class(idx).map(|c| &c.stats));
-        KClassStats::add_path_sent(sch, stats, len, segs);
     }
 
     /// Makes room for one more class, allocating outside the root lock.
@@ -331,10 +321,18 @@ impl QdiscOps for HtbRs {
                     let empty = out.qlen_after == 0;
                     match out.skb {
                         Some(skb) => {
-                            let path =
-                                st.sched
-                                    .dequeued(&mut st.nodes, class, level, out.len, now, empty);
-                            Self::count_sent(st, sch, &path, out.len, out.segs);
+                            // Counted in each class charged (its leaf and every ancestor,
+                            // sch_htb's bstats) in the charging walk, and as leaving the qdisc.
+                            let (len, segs, slots) = (out.len, out.segs, &st.slots);
+                            st.sched
+                                .dequeued(&mut st.nodes, class, level, len, now, empty, |cl| {
+                                    if let Some(c) =
+                                        slots.get(cl as usize).and_then(|s| s.class.as_ref())
+                                    {
+                                        c.stats.add_sent(sch, len, segs);
+                                    }
+                                });
+                            sch.count_dequeued(len, segs);
                             Self::sync_overlimits(st, sch);
                             return Some(skb);
                         }

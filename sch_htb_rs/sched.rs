@@ -128,27 +128,6 @@ pub(crate) enum Pick {
     Idle,
 }
 
-/// The classes a packet was charged to by [`Sched::dequeued`]: the leaf, then each ancestor
-/// up to the class attached to the qdisc. The caller counts the packet in the same classes
-/// without walking the tree again.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct ChargedPath {
-    classes: [ClassIdx; MAX_DEPTH],
-    len: u8,
-}
-
-impl ChargedPath {
-    const EMPTY: ChargedPath = ChargedPath {
-        classes: [NONE; MAX_DEPTH],
-        len: 0,
-    };
-
-    /// Leaf first.
-    pub(crate) fn classes(&self) -> &[ClassIdx] {
-        &self.classes[..usize::from(self.len).min(MAX_DEPTH)]
-    }
-}
-
 /// Why a class operation was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum TreeError {
@@ -559,9 +538,11 @@ impl Sched {
     /// Runs DRR (the leaf's deficit at `level` pays `bytes`; when it goes negative the leaf
     /// gets another quantum and its turn ends), charges the leaf and its ancestors as sch_htb's
     /// `htb_charge_class`, and moves them between rows, feeds and wait queues. The leaf may
-    /// have been deactivated since `pick`; it is still charged. Returns the classes charged;
-    /// none unless `leaf` is a live leaf.
+    /// have been deactivated since `pick`; it is still charged. `charged` is told each class
+    /// charged, the leaf first, then its ancestors up to the root, in the same walk (the
+    /// caller counts the packet there); none unless `leaf` is a live leaf.
     #[inline]
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn dequeued(
         &mut self,
         nodes: &mut [Node],
@@ -570,9 +551,10 @@ impl Sched {
         bytes: u32,
         now: i64,
         leaf_empty: bool,
-    ) -> ChargedPath {
+        charged: impl FnMut(ClassIdx),
+    ) {
         if !is_live_leaf(nodes, leaf) {
-            return ChargedPath::EMPTY;
+            return;
         }
         let level = usize::from(level).min(MAX_DEPTH - 1);
         let n = &mut nodes[leaf as usize];
@@ -589,7 +571,7 @@ impl Sched {
         if leaf_empty {
             self.deactivate(nodes, leaf);
         }
-        self.charge(nodes, leaf, level, bytes, now)
+        self.charge(nodes, leaf, level, bytes, now, charged)
     }
 
     /// The picked `leaf` gave no packet although active (e.g. its child qdisc is netem holding
@@ -823,8 +805,32 @@ impl Sched {
     /// class in its feed has had a turn. Without that, an inner class at the cursor of a feed
     /// above the leaf's would keep it for as long as it has a borrowing leaf, and its siblings
     /// would get none of their common ancestor's spare bandwidth.
-    #[inline]
+    ///
+    /// Inlined for its common case, a leaf sending on its own rate within its turn: that only
+    /// spends its row's resume hint (the call alone cost more than the work, ~60 instructions
+    /// a packet).
+    #[inline(always)]
     fn end_turn(
+        &mut self,
+        nodes: &mut [Node],
+        leaf: ClassIdx,
+        prio: usize,
+        climb: bool,
+        turn_over: bool,
+    ) {
+        let n = &nodes[leaf as usize];
+        if !turn_over && n.mode == Mode::CanSend {
+            if n.prio_activity & (1 << prio) != 0 && n.ring.is_linked(prio) {
+                self.rows[usize::from(n.level)][prio].served();
+            }
+            return;
+        }
+        self.end_turn_path(nodes, leaf, prio, climb, turn_over);
+    }
+
+    /// [`Self::end_turn`] in general: the leaf's turn is over or it borrows.
+    #[inline(never)]
+    fn end_turn_path(
         &mut self,
         nodes: &mut [Node],
         leaf: ClassIdx,
@@ -886,8 +892,8 @@ impl Sched {
     }
 
     /// Charges a packet of `bytes` sent by `leaf` at `level` to the leaf and its ancestors and
-    /// updates their modes and wait-queue places (sch_htb's `htb_charge_class`); returns the
-    /// classes charged.
+    /// updates their modes and wait-queue places (sch_htb's `htb_charge_class`), telling
+    /// `charged` each class.
     ///
     /// Runs for every level of every packet: the loop only does the arithmetic; a mode change,
     /// rare under load, is handled out of line.
@@ -899,16 +905,15 @@ impl Sched {
         level: usize,
         bytes: u32,
         now: i64,
-    ) -> ChargedPath {
-        let mut path = ChargedPath::EMPTY;
-        let mut len = 0;
+        mut charged: impl FnMut(ClassIdx),
+    ) {
         let mut cl = leaf;
-        for slot in path.classes.iter_mut() {
+        // A path from a leaf to the root has at most MAX_DEPTH classes.
+        for _ in 0..MAX_DEPTH {
             if cl == NONE {
                 break;
             }
-            *slot = cl;
-            len += 1;
+            charged(cl);
             let n = &mut nodes[cl as usize];
             let own_level = usize::from(n.level);
             let pays = own_level >= level;
@@ -927,8 +932,6 @@ impl Sched {
             }
             cl = parent;
         }
-        path.len = len;
-        path
     }
 
     /// A charge moved `cl` from mode `old` to `new` (already relinked): moves it in or out of

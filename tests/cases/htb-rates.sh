@@ -43,7 +43,9 @@ tree() {
 # message queued behind the shaped traffic: it strays by up to ~15% from run to run for htb
 # and htb_rs alike. Against the counters being wrong, the server's device must have received
 # what the root class says it sent over the same window (less the headers GSO replicates).
-START=4 WINDOW=6
+# A flow may take up to START s to get under way: on a fresh machine a phase-4 flow of htb and
+# of htb_rs each sat in TCP's retransmission backoff for over 4 s (its send queue full).
+START=10 WINDOW=6
 
 # snapshot: "t NS" (when the counters were read), "CLASSID BYTES" per class, "rx BYTES" of the
 # server's device.
@@ -97,7 +99,7 @@ flows() {
 			>/tmp/flow-$f.json &
 		pids+=($!)
 	done
-	wait_until $START 'phase $phase: not every flow of '"'$*'"' under way after $START s: $(cat /tmp/snap-now.txt; ip netns exec cli ss -tan)' \
+	wait_until $START 'phase $phase: not every flow of '"'$*'"' under way after $START s: $(cat /tmp/snap-now.txt; ip netns exec cli ss -tin; tc -n rtr -s qdisc show dev r1; cat /tmp/snap-0.txt)' \
 		started /tmp/snap-0.txt "${classes[@]}"
 	sleep 1
 	snapshot >/tmp/snap-1.txt

@@ -50,7 +50,7 @@ fn packets(depth: usize, n: u64) -> u64 {
         sched.activate(&mut nodes, leaf);
         match sched.pick(&mut nodes, now) {
             Pick::Leaf { class, level } => {
-                sched.dequeued(&mut nodes, class, level, 60, now, true);
+                sched.dequeued(&mut nodes, class, level, 60, now, true, |_| {});
                 sent += 1;
             }
             other => panic!("no leaf picked: {other:?}"),

@@ -166,8 +166,15 @@ impl Sim {
                     let len = self.queue[c].pop_front().unwrap();
                     self.sent[c] += u64::from(len);
                     let empty = self.queue[c].is_empty();
-                    self.sched
-                        .dequeued(&mut self.nodes, class, level, len, self.now, empty);
+                    self.sched.dequeued(
+                        &mut self.nodes,
+                        class,
+                        level,
+                        len,
+                        self.now,
+                        empty,
+                        |_| {},
+                    );
                     if let Some(link) = self.link {
                         self.link_free = self.now + link.time_ns(len) as i64;
                     }
@@ -639,7 +646,7 @@ fn deactivate_between_pick_and_dequeued() {
         sim.sched.deactivate(&mut sim.nodes, class);
         sim.sched.check_invariants(&sim.nodes).unwrap();
         sim.sched
-            .dequeued(&mut sim.nodes, class, level, PKT, sim.now, true);
+            .dequeued(&mut sim.nodes, class, level, PKT, sim.now, true, |_| {});
         sim.sched.check_invariants(&sim.nodes).unwrap();
         let after = sim.nodes[class as usize].stats();
         assert_eq!(
@@ -652,6 +659,37 @@ fn deactivate_between_pick_and_dequeued() {
         sim.now += 2_000_000;
     }
     assert!(hits[0] > 50 && hits[1] > 50, "{hits:?}");
+}
+
+#[test]
+fn dequeued_names_the_classes_it_charged_leaf_first() {
+    let mut sim = Sim::new(false);
+    let root = sim.add(None, class(10 * MBIT, 10 * MBIT));
+    let mid = sim.add(Some(root), class(10 * MBIT, 10 * MBIT));
+    let leaf = sim.add(Some(mid), class(MBIT, 10 * MBIT));
+    // A sibling of the path, not charged.
+    let _sibling = sim.add(Some(root), class(MBIT, 10 * MBIT));
+    sim.sched.activate(&mut sim.nodes, leaf);
+    let Pick::Leaf { class, level } = sim.sched.pick(&mut sim.nodes, sim.now) else {
+        panic!("nothing picked");
+    };
+    assert_eq!(class, leaf);
+    let mut charged = Vec::new();
+    sim.sched
+        .dequeued(&mut sim.nodes, class, level, PKT, sim.now, true, |c| {
+            charged.push(c)
+        });
+    assert_eq!(charged, [leaf, mid, root]);
+    // Nothing is charged, or named, for what is not a live leaf.
+    charged.clear();
+    for c in [mid, NONE, 99] {
+        sim.sched
+            .dequeued(&mut sim.nodes, c, 0, PKT, sim.now, false, |c| {
+                charged.push(c)
+            });
+    }
+    assert!(charged.is_empty(), "{charged:?}");
+    sim.sched.check_invariants(&sim.nodes).unwrap();
 }
 
 #[test]
@@ -802,7 +840,7 @@ fn event_storm_is_bounded_per_pick() {
         match sim.sched.pick(&mut sim.nodes, sim.now) {
             Pick::Leaf { class, level } => {
                 sim.sched
-                    .dequeued(&mut sim.nodes, class, level, PKT, sim.now, false);
+                    .dequeued(&mut sim.nodes, class, level, PKT, sim.now, false, |_| {});
                 sim.sent[class as usize] += u64::from(PKT);
                 served += 1;
             }
@@ -1110,7 +1148,7 @@ proptest! {
                         if bytes == 0 {
                             sched.skip(&mut nodes, class, level);
                         } else {
-                            sched.dequeued(&mut nodes, class, level, bytes, now, empty);
+                            sched.dequeued(&mut nodes, class, level, bytes, now, empty, |_| {});
                             idle_since = now;
                         }
                     }
