@@ -7,7 +7,7 @@
 use crate::attrs::{self, HtbGlob};
 use crate::config;
 use crate::htb_state::{
-    find, tc_h_maj, tc_h_min, Class, Htb, IdEntry, Ids, Slot, State, Target, TC_H_ROOT,
+    class_in, find, tc_h_maj, tc_h_min, Class, Htb, IdEntry, Ids, Slot, State, Target, TC_H_ROOT,
 };
 use crate::knet::{
     netlink::{ClassHeader, ExtAck, NlMsg, StatsDump, Walker},
@@ -326,9 +326,7 @@ impl QdiscOps for HtbRs {
                             let (len, segs, slots) = (out.len, out.segs, &st.slots);
                             st.sched
                                 .dequeued(&mut st.nodes, class, level, len, now, empty, |cl| {
-                                    if let Some(c) =
-                                        slots.get(cl as usize).and_then(|s| s.class.as_ref())
-                                    {
+                                    if let Some(c) = class_in(slots, cl) {
                                         c.stats.add_sent(sch, len, segs);
                                     }
                                 });

@@ -48,6 +48,12 @@ pub(crate) struct Slot {
     pub(crate) drops: u32,
 }
 
+/// Class `idx` of `slots`: for code that holds `State::slots` apart from its other fields (the
+/// dequeue path counts in classes while the scheduler has its nodes).
+pub(crate) fn class_in(slots: &[Slot], idx: ClassIdx) -> Option<&Class> {
+    slots.get(idx as usize)?.class.as_deref()
+}
+
 /// Mutable state of one qdisc, behind the root lock.
 pub(crate) struct State {
     pub(crate) sched: Sched,
@@ -124,7 +130,7 @@ impl State {
     }
 
     pub(crate) fn class(&self, idx: ClassIdx) -> Option<&Class> {
-        self.slot(idx)?.class.as_deref()
+        class_in(&self.slots, idx)
     }
 
     /// The core's cookie of class `idx`.

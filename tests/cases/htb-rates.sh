@@ -44,7 +44,7 @@ tree() {
 # and htb_rs alike. Against the counters being wrong, the server's device must have received
 # what the root class says it sent over the same window (less the headers GSO replicates).
 # A flow may take up to START s to get under way: on a fresh machine a phase-4 flow of htb and
-# of htb_rs each sat in TCP's retransmission backoff for over 4 s (its send queue full).
+# of htb_rs each made no progress for over 4 s, its send queue full.
 START=10 WINDOW=6
 
 # snapshot: "t NS" (when the counters were read), "CLASSID BYTES" per class, "rx BYTES" of the
