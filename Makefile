@@ -77,7 +77,7 @@ demo: ref
 	@tests/vm/run-vm demo
 
 bench: ref
-	@cargo build --release --quiet -p toa-lb -p conn-rate -p tc-htb-rs -p xt-imq
+	@cargo build --release --quiet -p toa-lb -p conn-rate -p udp-rate -p tc-htb-rs -p xt-imq
 	@f=$$(mktemp); VM_ICOUNT=$${VM_ICOUNT-shift=3,sleep=off} RUN_DIR_FILE=$$f \
 		tests/vm/run-vm bench >/dev/null; \
 	d=$$(cat $$f); rm -f $$f; grep -h '^bench ' $$d/logs/*.log || \
