@@ -51,7 +51,6 @@ struct knet_divert_entry {
 	u8 tstamp_type;
 	char cb[sizeof_field(struct sk_buff, cb)];
 	struct llist_node release;
-	struct rcu_head rcu;
 };
 
 struct knet_divert_dev {
@@ -81,6 +80,7 @@ struct knet_divert {
 	struct knet_divert_cbs cbs;
 	void *ctx;
 	struct xarray entries;
+	struct kmem_cache *cache;	/* of entries; SLAB_TYPESAFE_BY_RCU */
 	struct llist_head to_release;
 	struct work_struct release_work;
 	struct delayed_work sweep;
@@ -101,16 +101,20 @@ static struct knet_divert_tag *knet_divert_tag(struct sk_buff *skb)
 }
 
 /*
- * Drops the entry's references and frees it after a grace period (readers that found it in the
- * table before it was taken out may still look at it). Softirq or process context; the entry
- * is already out of the table.
+ * Drops the entry's references and frees it at once. Readers that found it in the table before
+ * it was taken out may still look at it: the cache is SLAB_TYPESAFE_BY_RCU, so until they leave
+ * their RCU read section it stays an entry (perhaps a new packet's), and they only use what
+ * they found after comparing its skb and taking it out of the table by cmpxchg on their id,
+ * which succeeds only for the entry that holds that id now. (Freeing each entry after a grace
+ * period instead, kfree_rcu, cost more per packet than all the rest of the divert.) Softirq or
+ * process context; the entry is already out of the table.
  */
 static void knet_divert_release_now(struct knet_divert *d, struct knet_divert_entry *e)
 {
 	if (e->state.sk)
 		sock_gen_put(e->state.sk);
 	put_net(e->state.net);
-	kfree_rcu(e, rcu);
+	kmem_cache_free(d->cache, e);
 	atomic64_dec(&d->outstanding);
 }
 
@@ -143,6 +147,18 @@ static bool knet_divert_take(struct knet_divert *d, u32 id, struct knet_divert_e
 	return took;
 }
 
+/* Puts back entry `id` that knet_divert_take took; false if the id was reused meanwhile. */
+static bool knet_divert_put_back(struct knet_divert *d, u32 id, struct knet_divert_entry *e)
+{
+	unsigned long flags;
+	bool put;
+
+	xa_lock_irqsave(&d->entries, flags);
+	put = __xa_cmpxchg(&d->entries, id, NULL, e, GFP_ATOMIC) == NULL;
+	xa_unlock_irqrestore(&d->entries, flags);
+	return put;
+}
+
 /* kfree_skb tracepoint: a diverted packet was dropped (by a qdisc, or on a purge). */
 static void knet_divert_kfree_probe(void *data, struct sk_buff *skb, void *location,
 				    enum skb_drop_reason reason, const struct sock *rx_sk)
@@ -169,11 +185,16 @@ static void knet_divert_sweep(struct work_struct *w)
 	unsigned long id;
 
 	xa_for_each(&d->entries, id, e) {
-		if (time_after(jiffies, e->born + KNET_DIVERT_MAX_AGE_S * HZ) &&
-		    knet_divert_take(d, id, e)) {
-			atomic64_inc(&d->expired);
-			knet_divert_release(d, e);
-		}
+		if (!time_after(jiffies, READ_ONCE(e->born) + KNET_DIVERT_MAX_AGE_S * HZ) ||
+		    !knet_divert_take(d, id, e))
+			continue;
+		/* Ours now: its age may have been read off an entry freed and reused for the same
+		 * id meanwhile (type-safe cache). A young one goes back if its id is still free. */
+		if (!time_after(jiffies, e->born + KNET_DIVERT_MAX_AGE_S * HZ) &&
+		    knet_divert_put_back(d, id, e))
+			continue;
+		atomic64_inc(&d->expired);
+		knet_divert_release(d, e);
 	}
 	schedule_delayed_work(&d->sweep, 10 * HZ);
 }
@@ -203,7 +224,7 @@ static unsigned int knet_divert_hook(void *priv, struct sk_buff *skb,
 		atomic64_inc(&d->passed_down);
 		return NF_ACCEPT;
 	}
-	e = kmalloc(sizeof(*e), GFP_ATOMIC);
+	e = kmem_cache_alloc(d->cache, GFP_ATOMIC);
 	if (!e)
 		goto no_state;
 	e->state = *state;
@@ -251,7 +272,7 @@ put_sk:
 put_net:
 	put_net(state->net);
 free:
-	kfree(e);
+	kmem_cache_free(d->cache, e);
 no_state:
 	atomic64_inc(&d->no_state);
 	return NF_ACCEPT;
@@ -550,6 +571,7 @@ void knet_divert_destroy(struct knet_divert *d, struct knet_divert_counters *fin
 	flush_work(&d->release_work);
 	rcu_barrier();
 	xa_destroy(&d->entries);
+	kmem_cache_destroy(d->cache);
 	/* Now that the devices' queues are gone too: what the unload itself dropped counts. */
 	if (final)
 		knet_divert_counters(d, final);
@@ -592,6 +614,13 @@ struct knet_divert *knet_divert_create(const char *name_fmt, unsigned int ndevs,
 	INIT_WORK(&d->release_work, knet_divert_release_work);
 	INIT_DELAYED_WORK(&d->sweep, knet_divert_sweep);
 	knet_divert_instance = d;
+
+	d->cache = kmem_cache_create("knet_divert_entry", sizeof(struct knet_divert_entry), 0,
+				     SLAB_TYPESAFE_BY_RCU, NULL);
+	if (!d->cache) {
+		err = -ENOMEM;
+		goto fail;
+	}
 
 	err = register_trace_kfree_skb(knet_divert_kfree_probe, d);
 	if (err)
