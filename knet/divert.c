@@ -135,28 +135,23 @@ static void knet_divert_release(struct knet_divert *d, struct knet_divert_entry 
 	schedule_work(&d->release_work);
 }
 
+/* Replaces entry `id` by `new` if it is still `old`; true if it was. */
+static bool knet_divert_swap(struct knet_divert *d, u32 id, struct knet_divert_entry *old,
+			     struct knet_divert_entry *new)
+{
+	unsigned long flags;
+	bool swapped;
+
+	xa_lock_irqsave(&d->entries, flags);
+	swapped = __xa_cmpxchg(&d->entries, id, old, new, GFP_ATOMIC) == old;
+	xa_unlock_irqrestore(&d->entries, flags);
+	return swapped;
+}
+
 /* Takes entry `id` out of the table if it is still the one `e`; true if we took it. */
 static bool knet_divert_take(struct knet_divert *d, u32 id, struct knet_divert_entry *e)
 {
-	unsigned long flags;
-	bool took;
-
-	xa_lock_irqsave(&d->entries, flags);
-	took = __xa_cmpxchg(&d->entries, id, e, NULL, GFP_ATOMIC) == e;
-	xa_unlock_irqrestore(&d->entries, flags);
-	return took;
-}
-
-/* Puts back entry `id` that knet_divert_take took; false if the id was reused meanwhile. */
-static bool knet_divert_put_back(struct knet_divert *d, u32 id, struct knet_divert_entry *e)
-{
-	unsigned long flags;
-	bool put;
-
-	xa_lock_irqsave(&d->entries, flags);
-	put = __xa_cmpxchg(&d->entries, id, NULL, e, GFP_ATOMIC) == NULL;
-	xa_unlock_irqrestore(&d->entries, flags);
-	return put;
+	return knet_divert_swap(d, id, e, NULL);
 }
 
 /* kfree_skb tracepoint: a diverted packet was dropped (by a qdisc, or on a purge). */
@@ -184,6 +179,9 @@ static void knet_divert_sweep(struct work_struct *w)
 	struct knet_divert_entry *e;
 	unsigned long id;
 
+	/* xa_for_each leaves RCU between steps: the entry it found must stay an entry while we
+	 * look at it. */
+	rcu_read_lock();
 	xa_for_each(&d->entries, id, e) {
 		if (!time_after(jiffies, READ_ONCE(e->born) + KNET_DIVERT_MAX_AGE_S * HZ) ||
 		    !knet_divert_take(d, id, e))
@@ -191,11 +189,12 @@ static void knet_divert_sweep(struct work_struct *w)
 		/* Ours now: its age may have been read off an entry freed and reused for the same
 		 * id meanwhile (type-safe cache). A young one goes back if its id is still free. */
 		if (!time_after(jiffies, e->born + KNET_DIVERT_MAX_AGE_S * HZ) &&
-		    knet_divert_put_back(d, id, e))
+		    knet_divert_swap(d, id, NULL, e))
 			continue;
 		atomic64_inc(&d->expired);
 		knet_divert_release(d, e);
 	}
+	rcu_read_unlock();
 	schedule_delayed_work(&d->sweep, 10 * HZ);
 }
 
