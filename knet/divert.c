@@ -393,7 +393,13 @@ static void knet_divert_reinject(struct knet_divert *d, struct sk_buff *skb)
 		state.in = dev_get_by_index_rcu(state.net, e->in_ifindex);
 	if (e->out_ifindex)
 		state.out = dev_get_by_index_rcu(state.net, e->out_ifindex);
-	skb->dev = e->dev_ifindex ? dev_get_by_index_rcu(state.net, e->dev_ifindex) : NULL;
+	/* Mostly the device the packet came in on (PREROUTING) or goes out of (POSTROUTING). */
+	if (e->dev_ifindex == e->in_ifindex)
+		skb->dev = state.in;
+	else if (e->dev_ifindex == e->out_ifindex)
+		skb->dev = state.out;
+	else
+		skb->dev = dev_get_by_index_rcu(state.net, e->dev_ifindex);
 	if (!hooks || !skb->dev || (e->in_ifindex && !state.in) ||
 	    (e->out_ifindex && !state.out)) {
 		rcu_read_unlock();
