@@ -19,7 +19,7 @@ server() { # server: start a one-off iperf3 server, print its port (called in su
 	port=$(($(cat /tmp/bench-port) + 1))
 	echo $port >/tmp/bench-port
 	ip netns exec srv iperf3 -s -1 -D -p $port
-	sleep 0.3
+	wait_until 30 "no iperf3 server on port $port" listening srv $port
 	echo $port
 }
 

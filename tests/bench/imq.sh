@@ -20,7 +20,7 @@ topo_3
 # them on arrival, so no receiving socket's scheduling weighs on the rate (see htb-rs.sh).
 ip -n rtr neigh add 10.0.1.3 lladdr 02:00:00:00:00:99 dev r0 nud permanent
 ip netns exec cli iperf3 -s -D -p 5201
-sleep 0.5
+wait_until 30 "no iperf3 server in cli" listening cli 5201
 ip -n rtr link add ifb0 type ifb
 ip -n rtr link set ifb0 up
 ip link set imq0 up

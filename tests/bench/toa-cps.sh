@@ -16,8 +16,9 @@ ip netns exec rtr sysctl -qw net.netfilter.nf_conntrack_tcp_timeout_close=1
 rate=/src/target/release/conn-rate
 [ -x $rate ] || fail "$rate not built (make bench builds it)"
 ip netns exec srv $rate --serve 8080 >/tmp/bench-server.log 2>&1 &
-sleep 1
-grep -q serving /tmp/bench-server.log || fail "server: $(cat /tmp/bench-server.log)"
+# Waited for, not slept on: under icount a guest waiting on the host's first read of the
+# binary sees its clock race ahead.
+wait_until 30 'server: $(cat /tmp/bench-server.log)' grep -q serving /tmp/bench-server.log
 
 # cps ADDR PORT: connections per second from 2 client threads over $SECS seconds.
 cps() { ip netns exec cli $rate "$1" "$2" "$SECS" 2; }

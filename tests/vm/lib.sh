@@ -36,6 +36,9 @@ wait_until() {
 	done
 }
 
+# listening NS PORT: something in namespace NS listens on TCP PORT.
+listening() { [ -n "$(ip netns exec "$1" ss -ltnH "sport = :$2")" ]; }
+
 # expect_fail DESCRIPTION CMD...: CMD must fail.
 expect_fail() {
 	local what=$1; shift
