@@ -162,8 +162,10 @@ def check(what, got, exp, limit=0.10):
     print(f"{what}: {got / 1e6:.3f} Mbit/s, expected {exp / 1e6:.3f}: {err * 100:+.1f}%{'' if ok else '  <-- more than 10% off'}")
 # Refreshes are due every 2 s from the first; a stalled VM delays one and shortens the next, so
 # the intervals must join up (each starts where the last ended) and keep the cadence overall.
+# Under TCG on a busy host the guest stalls for seconds at a time ("htb: too many events!" in
+# its log): 10.35 s was seen for 6, in 1 of 3 runs, with imq's divert code old and new alike.
 span = lines[-1]["time"] - lines[0]["time"]
-assert 5.5 < span < 10, f"4 refreshes over {span:.3f} s, want about 6"
+assert 5.5 < span < 13, f"4 refreshes over {span:.3f} s, want about 6"
 for a, b in zip(lines, lines[1:]):
     assert abs(b["time"] - b["interval"] - a["time"]) < 0.01, (a, b)
 checked = 0
