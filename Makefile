@@ -7,6 +7,8 @@
 #   make demo            set everything up, boot the reference kernel in QEMU, show the modules
 #   make test            host tests + VM tests; FILTER=word runs only matching tests
 #   make bench           benchmarks in the VM, each against its in-kernel baseline
+#   make fuzz            differential fuzzing in the VM (FUZZ_SECS=, default 600; FUZZ_SEED=,
+#                        default random, printed): htb_rs against htb
 #   make fmt / lint      rustfmt check / clippy build, with the kernel's settings
 #   make install         modules, iptables extension, tc plugin, autoload configs (DESTDIR=,
 #                        AUTOLOAD="toa imq", IMQ_OPTS=..., see tools/install/install)
@@ -26,7 +28,7 @@ KCC = $(shell sed -n 's/^CONFIG_CC_VERSION_TEXT="\(gcc-[0-9]*\) .*/\1/p' $(KDIR)
 KMAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) $(if $(KCC),$(if $(shell command -v $(KCC)),CC=$(KCC) HOSTCC=$(KCC)))
 
 .PHONY: all modules check-kdir clean kdir setup ref ref-selftest demo test host-test vm-test \
-	fmt lint bench install uninstall dkms-build
+	fmt lint bench fuzz install uninstall dkms-build
 
 all: modules
 
@@ -82,6 +84,15 @@ bench: ref
 		tests/vm/run-vm bench >/dev/null; \
 	d=$$(cat $$f); rm -f $$f; grep -h '^bench ' $$d/logs/*.log || \
 		{ echo "no benchmark figures; see $$d/logs" >&2; exit 1; }
+
+# The fuzz cases are tests/cases/*-fuzz.sh; their step lists and the seed are in the run's logs.
+FUZZ_SECS ?= 600
+fuzz: ref
+	@cargo build --release --quiet -p tc-htb-rs
+	@seed=$${FUZZ_SEED:-$$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}; echo "fuzz: seed $$seed, $(FUZZ_SECS) s a case"; \
+	FILTER=-fuzz FUZZ_SEED=$$seed FUZZ_SECS=$(FUZZ_SECS) VM_HUNG_SECS=30 \
+		TEST_TIMEOUT=$$(($(FUZZ_SECS) + 600)) VM_TIMEOUT=$$(($(FUZZ_SECS) * 2 + 1200)) \
+		tests/vm/run-vm test
 
 install:
 	@cargo build --release --quiet -p xt-imq -p tc-htb-rs -p gw-top 2>/dev/null || true

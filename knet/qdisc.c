@@ -17,6 +17,8 @@ struct knet_qdisc_kind {
 /* What every qdisc of a knet kind keeps in its private area. */
 struct knet_qdisc_priv {
 	struct qdisc_watchdog watchdog;
+	/* Runs the qdisc again as soon as possible, from process context (sch_htb's work). */
+	struct work_struct work;
 	/* The Rust state, from cbs.init; NULL until init succeeded. */
 	void *state;
 };
@@ -47,6 +49,15 @@ static const struct knet_qdisc_cbs *knet_cbs(const struct Qdisc *sch)
 	return &container_of(sch->ops, struct knet_qdisc_kind, ops)->cbs;
 }
 
+static void knet_qdisc_work(struct work_struct *work)
+{
+	struct knet_qdisc_priv *p = container_of(work, struct knet_qdisc_priv, work);
+
+	rcu_read_lock();
+	__netif_schedule(qdisc_root(p->watchdog.qdisc));
+	rcu_read_unlock();
+}
+
 static int knet_qdisc_init(struct Qdisc *sch, struct nlattr *opt, struct netlink_ext_ack *extack)
 {
 	struct knet_qdisc_priv *p = qdisc_priv(sch);
@@ -54,6 +65,7 @@ static int knet_qdisc_init(struct Qdisc *sch, struct nlattr *opt, struct netlink
 
 	/* The core calls ->destroy even when ->init fails: set up what destroy tears down first. */
 	qdisc_watchdog_init(&p->watchdog, sch);
+	INIT_WORK(&p->work, knet_qdisc_work);
 	state = knet_cbs(sch)->init(sch, opt, extack);
 	if (IS_ERR(state))
 		return PTR_ERR(state);
@@ -74,6 +86,7 @@ static void knet_qdisc_destroy(struct Qdisc *sch)
 {
 	struct knet_qdisc_priv *p = qdisc_priv(sch);
 
+	cancel_work_sync(&p->work);
 	qdisc_watchdog_cancel(&p->watchdog);
 	if (p->state)
 		knet_cbs(sch)->destroy(sch);
@@ -152,6 +165,13 @@ void knet_qdisc_watchdog_schedule(struct Qdisc *sch, u64 expires)
 	struct knet_qdisc_priv *p = qdisc_priv(sch);
 
 	qdisc_watchdog_schedule_ns(&p->watchdog, expires);
+}
+
+void knet_qdisc_schedule_work(struct Qdisc *sch)
+{
+	struct knet_qdisc_priv *p = qdisc_priv(sch);
+
+	schedule_work(&p->work);
 }
 
 void knet_qdisc_watchdog_cancel(struct Qdisc *sch)
@@ -252,6 +272,11 @@ void knet_qdisc_child_reset(struct Qdisc *child)
 void knet_qdisc_child_put(struct Qdisc *child)
 {
 	qdisc_put(child);
+}
+
+void knet_qdisc_child_get(struct Qdisc *child)
+{
+	qdisc_refcount_inc(child);
 }
 
 void knet_qdisc_child_hash_add(struct Qdisc *child)

@@ -68,6 +68,9 @@ void knet_qdisc_tree_unlock(struct Qdisc *sch);
 /* The watchdog of a knet qdisc: reschedule the qdisc at `expires` (ns, monotonic). */
 void knet_qdisc_watchdog_schedule(struct Qdisc *sch, u64 expires);
 void knet_qdisc_watchdog_cancel(struct Qdisc *sch);
+/* Runs the qdisc again soon, from a work item: for work that is due now, where a watchdog
+ * armed in the past would fire at once, again and again, from interrupt context. */
+void knet_qdisc_schedule_work(struct Qdisc *sch);
 
 /* Accounting of a qdisc's own queue length, backlog and counters. */
 void knet_qdisc_count_enqueue(struct Qdisc *sch, unsigned int len);
@@ -97,6 +100,7 @@ bool knet_net_xmit_drop_count(int ret);
 void knet_qdisc_child_purge(struct Qdisc *child);
 void knet_qdisc_child_reset(struct Qdisc *child);
 void knet_qdisc_child_put(struct Qdisc *child);
+void knet_qdisc_child_get(struct Qdisc *child);
 void knet_qdisc_child_hash_add(struct Qdisc *child);
 u32 knet_qdisc_child_handle(const struct Qdisc *child);
 unsigned int knet_qdisc_child_qlen(const struct Qdisc *child);

@@ -137,6 +137,15 @@ impl Locked<'_> {
         unsafe { sys::knet_qdisc_watchdog_schedule(self.sch, at_ns) };
     }
 
+    /// Runs the qdisc again as soon as possible, from process context: for work that is due
+    /// already (sch_htb's `schedule_work`), where a watchdog armed for now would fire at once
+    /// from interrupt context and, if the qdisc still found nothing to send, again and again.
+    pub(crate) fn schedule_soon(&self) {
+        // SAFETY: the work item was set up by the C init wrapper before any callback ran, and
+        // destroy cancels it before the qdisc goes.
+        unsafe { sys::knet_qdisc_schedule_work(self.sch) };
+    }
+
     /// Cancels the watchdog.
     pub(crate) fn cancel_watchdog(&self) {
         // SAFETY: as in `schedule_at`.
@@ -744,13 +753,21 @@ impl<T: QdiscOps> Adapter<T> {
         extack: *mut bindings::netlink_ext_ack,
     ) -> c_int {
         // SAFETY: under RTNL; `cl` is a live class cookie; `new` is NULL or a qdisc whose
-        // reference the core hands over; the old leaf's reference goes back through `old`.
+        // reference the core hands over only if graft succeeds (on failure `qdisc_graft`'s
+        // caller puts it itself); the old leaf's reference goes back through `old`.
         unsafe {
             let Some(class) = Self::class(cl) else {
                 return EINVAL.to_errno();
             };
             let mut extack = ExtAck::from_raw(extack);
-            let new = NonNull::new(new).map(|q| Child::from_raw(q));
+            let core_ref = NonNull::new(new);
+            // The module gets a reference of its own, which it keeps on success and drops on
+            // any refusal: an implementation cannot put the core's reference by returning an
+            // error after dropping `new` (a refcount underflow, and a use after free).
+            let new = core_ref.map(|q| {
+                sys::knet_qdisc_child_get(q.as_ptr());
+                Child::from_raw(q)
+            });
             match T::graft(
                 Self::data(sch),
                 &Self::control(sch),
@@ -759,6 +776,8 @@ impl<T: QdiscOps> Adapter<T> {
                 &mut extack,
             ) {
                 Ok(prev) => {
+                    // Success hands the core's reference over: the module holds its own.
+                    drop(core_ref.map(|q| Child::from_raw(q)));
                     *old = prev.map_or(core::ptr::null_mut(), Child::into_raw);
                     0
                 }

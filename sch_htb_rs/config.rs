@@ -111,6 +111,16 @@ pub(crate) fn class_params(
     Ok((params, note))
 }
 
+/// The qdisc's `r2q` as sch_htb stores it: in an `int`, and below 1 taken as 1. So values of
+/// 2^31 and more (negative as an `int`) are 1, not a huge divisor.
+pub(crate) fn rate2quantum(r2q: u32) -> u32 {
+    if (r2q as i32) < 1 {
+        1
+    } else {
+        r2q
+    }
+}
+
 /// The DRR quantum: `user` if non-zero, else `rate / r2q` (capped at `i32::MAX` as sch_htb's
 /// `int`) clamped to [1000, 200000], with a note when clamped. `r2q` 0 counts as 1.
 pub(crate) fn quantum(bytes_per_sec: u64, user: u32, r2q: u32) -> (u32, Option<QuantumNote>) {

@@ -91,7 +91,7 @@ fn qdisc_settings(opt: Option<&[u8]>, extack: &mut ExtAck<'_>) -> Result<QdiscSe
     }
     Ok(QdiscSettings {
         defcls: g.defcls,
-        r2q: g.rate2quantum.max(1),
+        r2q: config::rate2quantum(g.rate2quantum),
         direct_qlen: a.direct_qlen,
     })
 }
@@ -306,7 +306,13 @@ impl QdiscOps for HtbRs {
                 Pick::Idle => break,
                 Pick::Wait { until_ns } => {
                     Self::sync_overlimits(st, sch);
-                    sch.schedule_at(u64::try_from(until_ns.max(now)).unwrap_or(0));
+                    if until_ns <= now {
+                        // Events left over by the budget: a timer armed for now would fire at
+                        // once from interrupt context, again and again while they last.
+                        sch.schedule_soon();
+                    } else {
+                        sch.schedule_at(u64::try_from(until_ns).unwrap_or(0));
+                    }
                     return None;
                 }
                 Pick::Leaf { class, level } => {
@@ -343,6 +349,10 @@ impl QdiscOps for HtbRs {
             }
         }
         Self::sync_overlimits(st, sch);
+        if st.sched.active_leaves() != 0 {
+            // The bound ran out with leaves still active: come back rather than stall.
+            sch.schedule_soon();
+        }
         None
     }
 

@@ -2,8 +2,8 @@
 
 use crate::sch_htb_rs::bucket::{Bucket, Mode, MBUFFER_NS};
 use crate::sch_htb_rs::config::{
-    class_params, htb_opt, min_burst_ns, ns_to_ticks, quantum, rate_spec, ticks_to_ns,
-    xstats_ticks, HtbOpt, QuantumNote, RateSpec,
+    class_params, htb_opt, min_burst_ns, ns_to_ticks, quantum, rate2quantum, rate_spec,
+    ticks_to_ns, xstats_ticks, HtbOpt, QuantumNote, RateSpec,
 };
 use crate::sch_htb_rs::rate::{LinkLayer, Rate};
 use proptest::prelude::*;
@@ -51,6 +51,19 @@ fn quantum_from_rate_is_clamped_with_a_note() {
     // r2q 0 counts as 1; rate/r2q above i32::MAX is capped before clamping.
     assert_eq!(quantum(150_000, 0, 0), (150_000, None));
     assert_eq!(quantum(u64::MAX, 0, 1), (200_000, Some(QuantumNote::Big)));
+}
+
+#[test]
+fn r2q_is_stored_as_sch_htb_int_at_least_one() {
+    assert_eq!(rate2quantum(0), 1);
+    assert_eq!(rate2quantum(1), 1);
+    assert_eq!(rate2quantum(100), 100);
+    assert_eq!(rate2quantum(i32::MAX as u32), i32::MAX as u32);
+    // An `int` in sch_htb: 2^31 and above are negative, hence 1.
+    assert_eq!(rate2quantum(1 << 31), 1);
+    assert_eq!(rate2quantum(u32::MAX), 1);
+    // 10mbit with r2q 4294967295 as with r2q 1: clamped to 200000.
+    assert_eq!(quantum(1_250_000, 0, rate2quantum(u32::MAX)).0, 200_000);
 }
 
 #[test]
