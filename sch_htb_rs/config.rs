@@ -81,7 +81,7 @@ impl QuantumNote {
 /// Rates: the larger of the 32-bit field and the 64-bit attribute (as
 /// `psched_ratecfg_precompute`); a zero 32-bit field is refused as sch_htb does (`tc` never
 /// sends one for a non-zero rate). A ceil below the rate is allowed, as in sch_htb. Link layer
-/// "unaware" is Ethernet (sch_htb would look for ATM in the legacy rate table, which modern
+/// "unaware" is framed as Ethernet and dumped as given (sch_htb would look for ATM in the legacy rate table, which modern
 /// `tc` does not need); unknown link layers are refused where sch_htb silently uses Ethernet.
 /// Quantum: the user's if non-zero, else `rate / r2q` clamped to [1000, 200000] with a note.
 /// Priority: values above 7 become 7.
@@ -140,7 +140,8 @@ pub(crate) fn quantum(bytes_per_sec: u64, user: u32, r2q: u32) -> (u32, Option<Q
 /// A [`Rate`] from a ratespec and an optional 64-bit rate.
 fn rate_from(spec: &RateSpec, rate64: Option<u64>) -> Result<Rate, &'static str> {
     let link = match spec.linklayer & LINKLAYER_MASK {
-        0 | 1 => LinkLayer::Ethernet,
+        0 => LinkLayer::Unaware,
+        1 => LinkLayer::Ethernet,
         2 => LinkLayer::Atm,
         _ => return Err("unknown link layer"),
     };
@@ -155,6 +156,7 @@ pub(crate) fn rate_spec(rate: &Rate) -> (RateSpec, Option<u64>) {
     let spec = RateSpec {
         cell_log: 0,
         linklayer: match rate.link_layer() {
+            LinkLayer::Unaware => 0,
             LinkLayer::Ethernet => 1,
             LinkLayer::Atm => 2,
         },

@@ -16,6 +16,9 @@ pub(crate) const NSEC_PER_SEC: u64 = 1_000_000_000;
 pub(crate) enum LinkLayer {
     /// Bytes on the wire are bytes of the packet (Ethernet and most others).
     Ethernet,
+    /// Not given (`TC_LINKLAYER_UNAWARE`, from raw netlink): framed as Ethernet, dumped as
+    /// given, as sch_htb does when there is no rate table to guess from.
+    Unaware,
     /// ATM: 48 bytes of payload per 53-byte cell, the last cell padded.
     Atm,
 }
@@ -100,7 +103,7 @@ impl Rate {
             .max(u32::from(self.mpu));
         let scaled = match self.link {
             // 32 by 32 bits: cannot overflow 64, so no check on the common path.
-            LinkLayer::Ethernet => u64::from(len) * u64::from(self.mult),
+            LinkLayer::Ethernet | LinkLayer::Unaware => u64::from(len) * u64::from(self.mult),
             // Saturating: an ATM length near 4 GiB in cells times a 32-bit multiplier exceeds
             // 64 bits, and an overflow is a kernel BUG; real packets are far below that.
             LinkLayer::Atm => {

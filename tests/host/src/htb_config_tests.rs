@@ -131,12 +131,17 @@ fn rejected_inputs() {
 #[test]
 fn link_layers_and_overheads() {
     let mut o = opt(1_000_000, 1_000_000);
-    o.rate.linklayer = 0; // unaware: Ethernet
+    o.rate.linklayer = 0; // unaware: framed as Ethernet, dumped as unaware (as sch_htb)
     o.ceil.linklayer = 2; // ATM
     o.ceil.overhead = 10;
     o.ceil.mpu = 64;
     let (p, _) = class_params(&o, None, None, 10).unwrap();
-    assert_eq!(p.rate.link_layer(), LinkLayer::Ethernet);
+    assert_eq!(p.rate.link_layer(), LinkLayer::Unaware);
+    assert_eq!(rate_spec(&p.rate).0.linklayer, 0);
+    assert_eq!(
+        p.rate.time_ns(1000),
+        Rate::new(1_000_000, 0, 0, LinkLayer::Ethernet).time_ns(1000)
+    );
     assert_eq!(p.ceil.link_layer(), LinkLayer::Atm);
     assert_eq!((p.ceil.overhead(), p.ceil.mpu()), (10, 64));
     // 40 + 10 bytes = 2 cells = 106 bytes at 1 MB/s.
