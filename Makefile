@@ -5,7 +5,9 @@
 #                        running Debian 7.x kernel, else the newest of trixie-backports)
 #   make ref             build the modules inside the reference build root, against its kernel
 #   make demo            set everything up, boot the reference kernel in QEMU, show the modules
-#   make test            host tests + VM tests; FILTER=word runs only matching tests
+#   make test            host tests + VM tests; FILTER=word runs only matching tests;
+#                        KERNEL=debug boots the reference version built with lockdep, KMEMLEAK,
+#                        UBSAN, DEBUG_OBJECTS (tools/refenv/debug-kernel) instead
 #   make bench           benchmarks in the VM, each against its in-kernel baseline
 #   make fuzz            differential fuzzing in the VM (FUZZ_SECS=, default 600; FUZZ_SEED=,
 #                        default random, printed): htb_rs against htb
@@ -21,7 +23,7 @@
 KDIR ?= /lib/modules/$(shell uname -r)/build
 CACHE ?= $(HOME)/.cache/rust-tc
 REFENV := $(CURDIR)/tools/refenv/refenv
-export CACHE DIST KVER FILTER REFRESH MIRROR
+export CACHE DIST KVER FILTER REFRESH MIRROR KERNEL
 
 # Build with the C compiler that built the kernel (Debian names it gcc-NN).
 KCC = $(shell sed -n 's/^CONFIG_CC_VERSION_TEXT="\(gcc-[0-9]*\) .*/\1/p' $(KDIR)/.config 2>/dev/null)

@@ -199,6 +199,31 @@ static bool knet_divert_take(struct knet_divert *d, u32 id, struct knet_divert_e
 	return knet_divert_swap(d, id, e, NULL);
 }
 
+/*
+ * Takes the entry named `id` out of the table if it is `skb`'s; NULL if not. What a look finds
+ * may be freed and reused for another packet given the same id (the cache is type-safe) before
+ * the compare-and-swap, which then succeeds on the same address: so the entry's skb is checked
+ * again once it is ours. The first check only spares the common case, a copy or segment whose
+ * tag names its original's entry, a take and a put-back. Another packet's entry taken in that
+ * race goes back; if its id was given out meanwhile it cannot, and is released as expired (its
+ * packet then finds no state, as after the sweep). Under RCU.
+ */
+static struct knet_divert_entry *knet_divert_take_skb(struct knet_divert *d, u32 id,
+						      const struct sk_buff *skb)
+{
+	struct knet_divert_entry *e = knet_divert_lookup(d, id);
+
+	if (!e || READ_ONCE(e->skb) != skb || !knet_divert_take(d, id, e))
+		return NULL;
+	if (likely(e->skb == skb))
+		return e;
+	if (!knet_divert_swap(d, id, NULL, e)) {
+		atomic64_inc(&d->expired);
+		knet_divert_release(d, e);
+	}
+	return NULL;
+}
+
 /* kfree_skb tracepoint: a diverted packet was dropped (by a qdisc, or on a purge). */
 static void knet_divert_kfree_probe(void *data, struct sk_buff *skb, void *location,
 				    enum skb_drop_reason reason, const struct sock *rx_sk)
@@ -210,8 +235,8 @@ static void knet_divert_kfree_probe(void *data, struct sk_buff *skb, void *locat
 	if (likely(tag->magic != KNET_TAG_ENTRY))
 		return;
 	rcu_read_lock();
-	e = knet_divert_lookup(d, tag->val);
-	if (e && e->skb == skb && knet_divert_take(d, tag->val, e)) {
+	e = knet_divert_take_skb(d, tag->val, skb);
+	if (e) {
 		atomic64_inc(&d->freed);
 		knet_divert_release(d, e);
 	}
@@ -378,8 +403,8 @@ static void knet_divert_reinject(struct knet_divert *d, struct sk_buff *skb)
 		return;
 	}
 	rcu_read_lock();
-	e = knet_divert_lookup(d, id);
-	if (!e || e->skb != skb || !knet_divert_take(d, id, e)) {
+	e = knet_divert_take_skb(d, id, skb);
+	if (!e) {
 		/* A copy or segment made inside the qdisc, or state expired: no way back. */
 		rcu_read_unlock();
 		atomic64_inc(&d->lost);

@@ -21,6 +21,5 @@ pub(crate) mod qdisc;
 pub(crate) mod qdisc_parts;
 pub(crate) mod skb;
 pub(crate) mod stats;
-pub(crate) mod sync;
 pub(crate) mod sys;
 pub(crate) mod tcp;

@@ -44,6 +44,16 @@ pub(crate) struct Control<'a> {
     _p: PhantomData<&'a ()>,
 }
 
+/// The qdisc a class lookup (`find`) runs for. The core calls it under RTNL for
+/// configuration and also from `qdisc_tree_reduce_backlog` on the packet path, with the root
+/// lock held and possibly in softirq: all that is known is that one of the two is held. So this
+/// token reads a [`SharedCell`] and nothing more; it cannot take the tree lock (a self-deadlock
+/// from the packet path) or stand in for [`Control`] where a callback may sleep.
+pub(crate) struct Lookup<'a> {
+    _sch: *mut sys::Qdisc,
+    _p: PhantomData<&'a ()>,
+}
+
 /// Proof that the root lock of the qdisc is held.
 pub(crate) trait RootLock: private::Sealed {
     /// The qdisc.
@@ -280,6 +290,8 @@ impl EitherLock for Locked<'_> {}
 impl EitherLock for TreeLock<'_> {}
 impl private::Sealed for Control<'_> {}
 impl EitherLock for Control<'_> {}
+impl private::Sealed for Lookup<'_> {}
+impl EitherLock for Lookup<'_> {}
 
 /// State read in any context (a class index the core's `find` consults from inside
 /// `qdisc_tree_reduce_backlog`, under the root lock, as well as under RTNL), written only
@@ -437,12 +449,9 @@ pub(crate) trait QdiscOps: Sized + 'static {
     fn qlen_notify(_data: &Self::Data, _sch: &Locked<'_>, _cl: &Self::Class) {
         build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
     }
-    /// The class with id `classid`.
-    fn find(
-        _data: &Self::Data,
-        _sch: &Control<'_>,
-        _classid: u32,
-    ) -> Option<ClassPtr<Self::Class>> {
+    /// The class with id `classid`; called under RTNL or, from the packet path, under the
+    /// root lock only (see [`Lookup`]).
+    fn find(_data: &Self::Data, _sch: &Lookup<'_>, _classid: u32) -> Option<ClassPtr<Self::Class>> {
         build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
     }
     /// `tc class add/change`: `cl` is the class to change, or `None` to create `classid`
@@ -820,8 +829,13 @@ impl<T: QdiscOps> Adapter<T> {
     /// Called only by the packet scheduler core through the ops table, as its `find`
     /// callback, with that callback's arguments and locking.
     unsafe extern "C" fn find_cb(sch: *mut sys::Qdisc, classid: u32) -> c_ulong {
-        // SAFETY: under RTNL on an initialised qdisc.
-        let c = unsafe { T::find(Self::data(sch), &Self::control(sch), classid) };
+        // RTNL or (from `qdisc_tree_reduce_backlog`) the root lock: what `Lookup` promises.
+        let lookup = Lookup {
+            _sch: sch,
+            _p: PhantomData,
+        };
+        // SAFETY: called by the core on an initialised qdisc.
+        let c = unsafe { T::find(Self::data(sch), &lookup, classid) };
         c.map_or(0, ClassPtr::cookie)
     }
 

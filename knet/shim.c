@@ -291,26 +291,6 @@ void knet_sockaddr_set(struct sockaddr *uaddr, const u8 *addr16, __be16 port)
 	}
 }
 
-/* ---- locks ---- */
-
-void knet_spin_lock_init(spinlock_t *lock)
-{
-	spin_lock_init(lock);
-}
-
-unsigned long knet_spin_lock_irqsave(spinlock_t *lock)
-{
-	unsigned long flags;
-
-	spin_lock_irqsave(lock, flags);
-	return flags;
-}
-
-void knet_spin_unlock_irqrestore(spinlock_t *lock, unsigned long flags)
-{
-	spin_unlock_irqrestore(lock, flags);
-}
-
 /* ---- per-CPU counters in /proc/net ---- */
 
 #define KNET_STATS_MAX_WATCH 16

@@ -69,10 +69,6 @@ int knet_skb_saddr(const struct sk_buff *skb, u8 *addr);
 int knet_sockaddr_get(const struct sockaddr *uaddr, u8 *addr, __be16 *port);
 void knet_sockaddr_set(struct sockaddr *uaddr, const u8 *addr16, __be16 port);
 
-/* A spinlock taken with interrupts off: probe handlers run in any context. */
-void knet_spin_lock_init(spinlock_t *lock);
-unsigned long knet_spin_lock_irqsave(spinlock_t *lock);
-void knet_spin_unlock_irqrestore(spinlock_t *lock, unsigned long flags);
 
 /*
  * Per-CPU counters shown as a table in /proc/net/<name> (initial namespace). The last of the n

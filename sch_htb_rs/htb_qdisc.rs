@@ -12,8 +12,8 @@ use crate::htb_state::{
 use crate::knet::{
     netlink::{ClassHeader, ExtAck, NlMsg, StatsDump, Walker},
     qdisc::{
-        now_ns, ClassPtr, Control, Locked, QdiscCell, QdiscInfo, QdiscOps, RateAttr, SharedCell,
-        TreeLock,
+        now_ns, ClassPtr, Control, Locked, Lookup, QdiscCell, QdiscInfo, QdiscOps, RateAttr,
+        SharedCell, TreeLock,
     },
     qdisc_parts::{BlockId, Child, ClassStats as KClassStats, Filters, QdiscId},
     skb::{Skb, ToFree, Xmit},
@@ -496,8 +496,9 @@ impl QdiscOps for HtbRs {
         }
     }
 
-    fn find(data: &Htb, sch: &Control<'_>, classid: u32) -> Option<ClassPtr<Class>> {
-        // Called from qdisc_tree_reduce_backlog with the root lock held too: no locking here.
+    fn find(data: &Htb, sch: &Lookup<'_>, classid: u32) -> Option<ClassPtr<Class>> {
+        // Called from qdisc_tree_reduce_backlog with only the root lock held too: the token
+        // allows reading the index and nothing else.
         data.ids.read(sch)?.get(&classid).map(|e| e.ptr)
     }
 

@@ -13,7 +13,7 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 use kernel::{
     prelude::*,
     rbtree::{RBTree, RBTreeNode},
-    sync::Arc, //
+    sync::{new_spinlock_irq, Arc, SpinLockIrq},
 };
 
 #[path = "../knet/knet.rs"]
@@ -24,7 +24,6 @@ mod trusted;
 
 use knet::{
     stats::ProcStats,
-    sync::IrqSpinLock,
     tcp::{InetAddr, PeerName, ReqKey, Segment, SockKey, TcpObserver, TcpProbes, TCP_MAX_HEADER},
 };
 use option::Client;
@@ -128,7 +127,9 @@ struct State {
     /// did, until their child is queued or they go. One tree, so that an entry moves from its
     /// request to its socket without an allocation.
     #[pin]
-    table: IrqSpinLock<RBTree<Key, Entry>>,
+    // Probe handlers run in process context, softirq and hard interrupt alike: interrupts
+    // stay off while it is held. A lock class of its own, for lockdep.
+    table: SpinLockIrq<RBTree<Key, Entry>>,
     /// Entries in the table.
     entries: AtomicUsize,
     max_entries: usize,
@@ -383,7 +384,7 @@ impl kernel::Module for Toa {
         let prefixes = trusted.prefixes().len();
         let state = Arc::pin_init(
             try_pin_init!(State {
-                table <- IrqSpinLock::new(RBTree::new()),
+                table <- new_spinlock_irq!(RBTree::new(), "toa_table"),
                 entries: AtomicUsize::new(0),
                 max_entries: max_entries as usize,
                 trusted,
