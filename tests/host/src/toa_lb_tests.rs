@@ -218,3 +218,69 @@ fn broken_variants_read_back_as_intended() {
     assert_eq!(&out[40..52], &ts);
     assert!(tcp_sum_ok_v4(&out));
 }
+
+/// The fuzzing variant's options, read by the toa module's own parser: whatever the mix, the
+/// client it finds is the real one or a forged one (never bytes from elsewhere), and the
+/// segment's own options and payload are intact.
+#[test]
+fn random_options_read_back_as_real_or_forged_clients() {
+    use crate::toa_lb::insert::{random_options, FORGED_V4, FORGED_V6};
+    let mss_sack_ts = [2, 4, 5, 180, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7];
+    let mut v = Variant::parse("random:7").unwrap();
+    let (mut real, mut forged, mut none) = (0, 0, 0);
+    for i in 0..20000u32 {
+        let six = i % 2 == 1;
+        let port = 1024 + (i % 60000) as u16;
+        let t = tcp(port, &mss_sack_ts, b"hello");
+        let p = if six {
+            let mut src = [0u8; 16];
+            src[..4].copy_from_slice(&[0x20, 1, 0xd, 0xb8]);
+            src[15] = 2;
+            ipv6(src, [0; 16], &t)
+        } else {
+            ipv4([10, 0, 1, 2], [10, 0, 9, 100], &t)
+        };
+        let hdr = if six { 40 } else { 20 };
+        if let Variant::Random(s) = v {
+            let (o, _) = random_options(s, [0, 0], if six { &[0; 16] } else { &[0; 4] });
+            assert!(o.len() <= 20 && o.len() % 4 == 0, "{o:?}");
+        }
+        let ins = insert_toa(&p, Place::Both, v);
+        v = v.next();
+        let out = match ins {
+            Ok(o) => o,
+            Err(Skip::NoRoom) => continue,
+            Err(e) => panic!("{e:?}"),
+        };
+        assert!(out.ends_with(b"hello"));
+        let scan = scan_tcp_header(&out[hdr..]);
+        let Some(c) = scan.client else {
+            none += 1;
+            continue;
+        };
+        // The client is an option that is really there: kind 254, its length, port, address
+        // (random bytes may form one too; the parser must never make one up).
+        let addr: &[u8] = match &c.addr {
+            Addr::V4(a) => a,
+            Addr::V6(a) => a,
+        };
+        let mut want = vec![254, 4 + addr.len() as u8];
+        want.extend_from_slice(&c.port.to_be_bytes());
+        want.extend_from_slice(addr);
+        let doff = usize::from(out[hdr + 12] >> 4) * 4;
+        let opts = &out[hdr + 20..hdr + doff];
+        assert!(
+            opts.windows(want.len()).any(|w| w == want.as_slice()),
+            "segment {i}: client {c:?} is not in the options {opts:02x?}"
+        );
+        match c.addr {
+            Addr::V4(a) if a == [10, 0, 1, 2] && c.port == port => real += 1,
+            Addr::V6(a) if a == p[8..24] && c.port == port => real += 1,
+            Addr::V4(a) if a[..3] == FORGED_V4 => forged += 1,
+            Addr::V6(a) if a[..6] == FORGED_V6 => forged += 1,
+            _ => {}
+        }
+    }
+    // Every outcome occurs.
+    assert!(real > 100 && forged > 100 && none > 100, "{real} {forged} {none}");
+}

@@ -49,6 +49,92 @@ pub enum Variant {
     /// A forged option (192.0.2.99:9; the short IPv4 form, so that two fit beside the
     /// timestamps even for IPv6) followed by the real one.
     Repeated,
+    /// Fuzzing (`random:SEED`): each segment a fresh mix of options, well-formed and broken
+    /// (see [`random_options`]); [`Variant::next`] moves the state on between segments.
+    Random(u64),
+}
+
+/// Forged clients of [`Variant::Random`]: 192.0.2.0/24 and 2001:db8:ff::/48 with any port, so
+/// that a test can tell an address taken from a forged option from garbage.
+pub const FORGED_V4: [u8; 3] = [192, 0, 2];
+/// See [`FORGED_V4`].
+pub const FORGED_V6: [u8; 6] = [0x20, 0x01, 0x0d, 0xb8, 0x00, 0xff];
+
+/// xorshift64*: the fuzzer's generator (no state beyond the variant's, reproducible by seed).
+fn next_u64(s: &mut u64) -> u64 {
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    s.wrapping_mul(0x2545_f491_4f6c_dd1d)
+}
+
+/// Up to 20 bytes of options for a client at `port`/`addr`, and whether they go after the
+/// segment's own: NOP and EOL, TOA options with the real client, a forged one or a wrong
+/// length, the standard kinds (MSS, SACK, timestamps, MD5, TCP-AO, MPTCP) with right and wrong
+/// lengths, unknown kinds and raw bytes.
+pub fn random_options(state: u64, port: [u8; 2], addr: &[u8]) -> (Vec<u8>, bool) {
+    let mut s = state | 1;
+    let mut r = |n: u64| next_u64(&mut s) % n;
+    let mut o = Vec::new();
+    for _ in 0..1 + r(4) {
+        match r(13) {
+            0 => o.push(1),
+            1 => o.push(0),
+            2 => {
+                o.extend_from_slice(&[TOA_KIND, (4 + addr.len()) as u8]);
+                o.extend_from_slice(&port);
+                o.extend_from_slice(addr);
+            }
+            3 => {
+                let p = (r(65536) as u16).to_be_bytes();
+                if addr.len() == 4 {
+                    o.extend_from_slice(&[TOA_KIND, 8, p[0], p[1]]);
+                    o.extend_from_slice(&FORGED_V4);
+                    o.push(r(256) as u8);
+                } else {
+                    o.extend_from_slice(&[TOA_KIND, 20, p[0], p[1]]);
+                    o.extend_from_slice(&FORGED_V6);
+                    o.extend((0..10).map(|_| r(256) as u8));
+                }
+            }
+            4 => {
+                let len = r(24) as u8;
+                o.extend_from_slice(&[TOA_KIND, len]);
+                o.extend((2..len.max(2)).map(|_| r(256) as u8));
+            }
+            5 => {
+                let len = r(12) as u8;
+                o.extend_from_slice(&[r(256) as u8, len]);
+                o.extend((2..len.max(2)).map(|_| r(256) as u8));
+            }
+            6 => o.extend_from_slice(&[2, 4, r(256) as u8, r(256) as u8]),
+            7 => o.extend_from_slice(&[4, 2]),
+            8 => {
+                o.extend_from_slice(&[8, 10]);
+                o.extend((0..8).map(|_| r(256) as u8));
+            }
+            9 => {
+                o.extend_from_slice(&[19, 18]);
+                o.extend((0..16).map(|_| r(256) as u8));
+            }
+            10 => {
+                let len = [4u8, 16, 3][r(3) as usize];
+                o.extend_from_slice(&[29, len]);
+                o.extend((2..len).map(|_| r(256) as u8));
+            }
+            11 => {
+                let len = [4u8, 12, 2][r(3) as usize];
+                o.extend_from_slice(&[30, len]);
+                o.extend((2..len).map(|_| r(256) as u8));
+            }
+            _ => o.extend((0..1 + r(8)).map(|_| r(256) as u8)),
+        }
+    }
+    o.truncate(20);
+    while o.len() % 4 != 0 {
+        o.push(if r(4) == 0 { r(256) as u8 } else { 1 });
+    }
+    (o, r(2) == 0)
 }
 
 impl Variant {
@@ -60,8 +146,19 @@ impl Variant {
             "truncated" => Variant::Truncated,
             "zero-len" => Variant::ZeroLen,
             "repeated" => Variant::Repeated,
-            _ => return None,
+            _ => Variant::Random(s.strip_prefix("random:")?.parse().ok()?),
         })
+    }
+
+    /// The variant for the next segment: a new state for [`Variant::Random`], else the same.
+    pub fn next(self) -> Variant {
+        match self {
+            Variant::Random(mut s) => {
+                next_u64(&mut s);
+                Variant::Random(s)
+            }
+            v => v,
+        }
     }
 
     /// The bytes to insert for a client at `port`/`addr` (4 or 16 bytes), and whether they go
@@ -87,6 +184,7 @@ impl Variant {
                 o.extend(good(port, addr));
                 (o, false)
             }
+            Variant::Random(s) => random_options(s, port, addr),
         }
     }
 }
@@ -112,7 +210,19 @@ const TOA_KIND: u8 = 254;
 
 /// Returns the packet with the option (as `variant` says) inserted, if it is a segment `place`
 /// asks for.
+// The binary uses `insert_toa_shown`; the host tests read this one back with toa's parser.
+#[allow(dead_code)]
 pub fn insert_toa(pkt: &[u8], place: Place, variant: Variant) -> Result<Vec<u8>, Skip> {
+    insert_toa_shown(pkt, place, variant).map(|(p, _)| p)
+}
+
+/// [`insert_toa`], also returning the new segment's whole option area (what the server's
+/// parser reads: inserted options may run on into the segment's own).
+pub fn insert_toa_shown(
+    pkt: &[u8],
+    place: Place,
+    variant: Variant,
+) -> Result<(Vec<u8>, Vec<u8>), Skip> {
     match pkt.first().map(|b| b >> 4) {
         Some(4) => insert_v4(pkt, place, variant),
         Some(6) => insert_v6(pkt, place, variant),
@@ -120,7 +230,7 @@ pub fn insert_toa(pkt: &[u8], place: Place, variant: Variant) -> Result<Vec<u8>,
     }
 }
 
-fn insert_v4(pkt: &[u8], place: Place, variant: Variant) -> Result<Vec<u8>, Skip> {
+fn insert_v4(pkt: &[u8], place: Place, variant: Variant) -> Result<(Vec<u8>, Vec<u8>), Skip> {
     if pkt.len() < 20 {
         return Err(Skip::Truncated);
     }
@@ -148,10 +258,17 @@ fn insert_v4(pkt: &[u8], place: Place, variant: Variant) -> Result<Vec<u8>, Skip
     pseudo.extend_from_slice(&[0, 6]);
     pseudo.extend_from_slice(&(tcp_len as u16).to_be_bytes());
     fix_tcp_checksum(&mut out, ihl, &pseudo);
-    Ok(out)
+    let opts = options_of(&out, ihl);
+    Ok((out, opts))
 }
 
-fn insert_v6(pkt: &[u8], place: Place, variant: Variant) -> Result<Vec<u8>, Skip> {
+/// The option area of the TCP header at `tcp` in a packet `splice` made (so well-formed).
+fn options_of(pkt: &[u8], tcp: usize) -> Vec<u8> {
+    let doff = usize::from(pkt[tcp + 12] >> 4) * 4;
+    pkt[tcp + 20..tcp + doff].to_vec()
+}
+
+fn insert_v6(pkt: &[u8], place: Place, variant: Variant) -> Result<(Vec<u8>, Vec<u8>), Skip> {
     if pkt.len() < 40 {
         return Err(Skip::Truncated);
     }
@@ -172,7 +289,8 @@ fn insert_v6(pkt: &[u8], place: Place, variant: Variant) -> Result<Vec<u8>, Skip
     pseudo.extend_from_slice(&u32::from(new_plen).to_be_bytes());
     pseudo.extend_from_slice(&[0, 0, 0, 6]);
     fix_tcp_checksum(&mut out, 40, &pseudo);
-    Ok(out)
+    let opts = options_of(&out, 40);
+    Ok((out, opts))
 }
 
 /// Copies `pkt` with `opt` inserted after the TCP base header at `tcp` (or, `at_end`, after the

@@ -9,7 +9,8 @@
 //! would outgrow the MTU passes unchanged. Prints one line per packet.
 //!
 //! Usage: toa-lb [--queue N] [--place ack|syn|both] [--variant V] [--count C]
-//! V: good (default), or a broken option for tests: bad-len, truncated, zero-len, repeated.
+//! V: good (default), or a broken option for tests: bad-len, truncated, zero-len, repeated;
+//! random:SEED for fuzzing (each segment a fresh mix of options; they are printed).
 //! (C: exit after C packets; default: run until killed)
 
 mod insert;
@@ -37,7 +38,7 @@ fn main() -> ExitCode {
                 variant = insert::Variant::parse(v).unwrap_or(variant)
             }
             _ => {
-                eprintln!("usage: toa-lb [--queue N] [--place ack|syn|both] [--variant good|bad-len|truncated|zero-len|repeated] [--count C]");
+                eprintln!("usage: toa-lb [--queue N] [--place ack|syn|both] [--variant good|bad-len|truncated|zero-len|repeated|random:SEED] [--count C]");
                 return ExitCode::from(2);
             }
         }
@@ -60,9 +61,17 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let verdict = match insert::insert_toa(&pkt, place, variant) {
-            Ok(new) => {
-                let _ = writeln!(out.lock(), "inserted {} bytes", new.len() - pkt.len());
+        let verdict = match insert::insert_toa_shown(&pkt, place, variant) {
+            Ok((new, opt)) => {
+                let mut line = format!("inserted {} bytes", new.len() - pkt.len());
+                if let insert::Variant::Random(_) = variant {
+                    // The segment's options now, for a test to hold the server's answer against.
+                    line.push(':');
+                    for b in &opt {
+                        line.push_str(&format!(" {b:02x}"));
+                    }
+                }
+                let _ = writeln!(out.lock(), "{line}");
                 q.accept(id, &new)
             }
             Err(skip) => {
@@ -75,6 +84,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
         seen += 1;
+        variant = variant.next();
     }
     ExitCode::SUCCESS
 }
+

@@ -1,0 +1,198 @@
+#!/usr/bin/env python3
+# imq fuzzer, in the test VM (tests/cases/imq-fuzz.sh sets up the namespaces cli - rtr - srv of
+# tests/vm/lib.sh's topo_3, a GRE and a VXLAN tunnel between cli and srv through rtr, and
+# loads imq with numdevs=4).
+#
+# Random steps: IMQ rules in both hooks and both families (valid, and naming a device that does
+# not exist, which the kernel must refuse), rules deleted, devices down, up and deleted, root
+# qdiscs of every kind on the devices (tbf with a burst below a GSO packet, netem with
+# duplication, reordering and loss, cake, fq_codel, sfq, htb trees, prio...), and traffic: TCP,
+# UDP bursts of small packets, fragments, ICMP, IPv6, GRE and VXLAN through the router, traffic
+# the router itself sends, multicast; and attempts to unload imq while rules hold it, which
+# must fail. The kernel must stay up (panic_on_warn; the host's stall watchdog, fed by a
+# console beat every step). At the end every rule goes, imq unloads, and its counters balance:
+# every diverted packet was reinjected, dropped in a qdisc, gone with its device or expired
+# (its packet copied or segmented by a qdisc and consumed unseen). Traffic then flows.
+#
+#   imq_fuzz.py --seed N --secs S      prints each step; a failure prints the steps so far
+import argparse
+import random
+import re
+import subprocess
+import sys
+import time
+
+DEVS = 4
+
+
+def sh(cmd, timeout=60):
+    p = subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=timeout)
+    return p.returncode, (p.stdout + p.stderr).strip()
+
+
+def console(msg):
+    try:
+        with open("/dev/console", "w") as c:
+            c.write(msg + "\n")
+    except OSError:
+        pass
+
+
+def leaf(r):
+    return r.choice([
+        "pfifo limit 50", "bfifo limit 20000", "tbf rate 5mbit burst 3000 latency 50ms",
+        "tbf rate 20mbit burst 64k latency 20ms", "netem duplicate 20%", "netem delay 5ms reorder 30%",
+        "netem loss 10%", "netem delay 2ms 1ms", "cake bandwidth 10mbit", "cake bandwidth 5mbit split-gso",
+        "fq_codel", "fq_codel limit 10", "sfq", "prio", "fq", "codel", "red limit 100000 avpkt 1000 bandwidth 10mbit",
+        "htb default 10", "htb_rs default 10",
+    ])
+
+
+def gen(r):
+    x = r.random()
+    dev = r.randrange(DEVS)
+    if x < 0.18:
+        t = r.choice(["iptables", "ip6tables"])
+        if r.random() < 0.5:
+            where = f"PREROUTING -i {r.choice(['r0', 'r1'])}"
+        else:
+            where = f"POSTROUTING -o {r.choice(['r0', 'r1'])}"
+        todev = dev if r.random() < 0.9 else r.choice([4, 7, 15])
+        proto = r.choice(["", "-p udp", "-p tcp", "-p icmp" if t == "iptables" else "-p ipv6-icmp", "-p gre"])
+        return f"rule ip netns exec rtr {t} -t mangle -A {where} {proto} -j IMQ --todev {todev}"
+    if x < 0.25:
+        t = r.choice(["iptables", "ip6tables"])
+        return f"try ip netns exec rtr {t} -t mangle -D {r.choice(['PREROUTING', 'POSTROUTING'])} 1"
+    if x < 0.32:
+        return f"try ip link set imq{dev} {r.choice(['up', 'up', 'down'])}"
+    if x < 0.335:
+        return f"try ip link del imq{dev}"
+    if x < 0.48:
+        q = leaf(r)
+        # A root of another kind cannot be replaced in place: deleted first.
+        cmd = f"try tc qdisc del dev imq{dev} root 2>/dev/null; tc qdisc add dev imq{dev} root handle 1: {q}"
+        if q.startswith("htb"):
+            kind = q.split()[0]
+            cmd += (f" && tc class add dev imq{dev} parent 1: classid 1:10 {kind} rate {r.choice(['1mbit', '10mbit', '100mbit'])}"
+                    f" && tc qdisc add dev imq{dev} parent 1:10 handle 10: {leaf(r).replace('htb_rs', 'sfq').replace('htb', 'sfq')}")
+        return cmd
+    if x < 0.52:
+        return f"try tc qdisc del dev imq{dev} root"
+    if x < 0.55:
+        return "unload-attempt"
+    return "traffic " + r.choice([
+        "ip netns exec srv iperf3 -c 10.0.1.2 -t 1 -p 5201",
+        "ip netns exec cli iperf3 -c 10.0.2.2 -t 1 -p 5201",
+        "ip netns exec srv iperf3 -c 2001:db8:1::2 -t 1 -p 5201",
+        "ip netns exec srv iperf3 -c 10.0.1.2 -u -b 20M -l 64 -t 1 -p 5201",
+        "ip netns exec cli busybox ping -c 2 -W 1 -s 3000 10.0.2.2",
+        "ip netns exec cli busybox ping -6 -c 2 -W 1 -s 4000 2001:db8:2::2",
+        "ip netns exec cli busybox ping -c 2 -W 1 10.9.9.2",
+        "ip netns exec cli busybox ping -c 2 -W 1 10.9.8.2",
+        "ip netns exec rtr busybox ping -c 2 -W 1 10.0.1.2",
+        "ip netns exec rtr busybox ping -6 -c 2 -W 1 -s 2000 2001:db8:2::2",
+        "ip netns exec cli busybox ping -c 2 -W 1 -t 2 224.0.0.1",
+        "ip netns exec srv python3 -c \"import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); [s.sendto(b'x'*r, ('10.0.1.2', 9)) for r in range(1, 1400, 7)]\"",
+    ])
+
+
+def counters(line):
+    return {k: int(v) for k, v in re.findall(r" ([a-z_]+) (\d+)", line)}
+
+
+def unbalanced(line):
+    """Why an unload line's counters do not balance, or None."""
+    c = counters(line)
+    need = ("diverted", "reinjected", "dropped_in_qdisc", "gone", "expired")
+    if not all(k in c for k in need):
+        return f"no counters line: {line}"
+    if c["diverted"] != c["reinjected"] + c["dropped_in_qdisc"] + c["gone"] + c["expired"]:
+        return (f"counters do not balance: diverted {c['diverted']} != reinjected {c['reinjected']}"
+                f" + dropped_in_qdisc {c['dropped_in_qdisc']} + gone {c['gone']} + expired "
+                f"{c['expired']}: {line}")
+    return None
+
+
+def load():
+    """imq with DEVS devices, up, without IPv6 of their own (as imq-lib.sh's imq_load)."""
+    rc, out = sh(f"insmod /src/imq/imq.ko numdevs={DEVS}")
+    if rc:
+        return out
+    for d in range(DEVS):
+        sh(f"echo 1 > /proc/sys/net/ipv6/conf/imq{d}/disable_ipv6; ip link set imq{d} up")
+    return None
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--secs", type=float, default=60)
+    a = ap.parse_args()
+    r = random.Random(a.seed)
+    start, i, done, problems = time.monotonic(), 0, [], []
+    why = load()
+    if why:
+        sys.exit(f"FAIL: imq does not load: {why}")
+    while time.monotonic() - start < a.secs:
+        i += 1
+        step = gen(r)
+        console(f"@@BEAT imq-fuzz step {i}")
+        done.append(step)
+        kind, _, cmd = step.partition(" ")
+        if kind == "unload-attempt":
+            rc, out = sh("rmmod imq")
+            has_rules = sh("ip netns exec rtr iptables-save -t mangle | grep -q IMQ || "
+                           "ip netns exec rtr ip6tables-save -t mangle | grep -q IMQ")[0] == 0
+            if rc == 0:
+                if has_rules:
+                    problems.append(f"step {i}: imq unloaded while rules used it")
+                    break
+                # No rules at the time: fine; its counters must balance; load it again.
+                line = sh("dmesg | grep 'imq: unloaded' | tail -n 1")[1]
+                print(f"{i:5d} unloaded: {line}")
+                why = unbalanced(line) or load()
+                if why:
+                    problems.append(f"step {i}: {why}")
+                    break
+            else:
+                print(f"{i:5d} unload refused while rules hold it: {out}")
+            continue
+        try:
+            rc, out = sh(cmd, timeout=30)
+        except subprocess.TimeoutExpired:
+            problems.append(f"step {i}: timed out: {step}")
+            break
+        if kind == "rule":
+            m = re.search(r"--todev (\d+)", cmd)
+            if int(m.group(1)) >= DEVS and rc == 0:
+                problems.append(f"step {i}: a rule for a device imq did not create was accepted: {step}")
+                break
+        print(f"{i:5d} rc {rc} {step}" + (f"  [{out.splitlines()[-1][:120]}]" if rc and out else ""))
+    # The end: rules flushed, imq unloads, counters balance, traffic flows.
+    if not problems:
+        for t in ("iptables", "ip6tables"):
+            sh(f"ip netns exec rtr {t} -t mangle -F")
+        for _ in range(50):
+            if sh("rmmod imq")[0] == 0:
+                break
+            time.sleep(0.2)
+        else:
+            problems.append("imq does not unload once the rules are gone")
+        line = sh("dmesg | grep 'imq: unloaded' | tail -n 1")[1]
+        print(f"end: {line}")
+        why = unbalanced(line)
+        if why:
+            problems.append(why)
+        rc, out = sh("ip netns exec cli busybox ping -c 3 -W 2 10.0.2.2")
+        if rc:
+            problems.append(f"traffic does not flow after the run: {out}")
+    if problems:
+        print("FAIL: " + "\n".join(problems))
+        print(f"--- steps (imq_fuzz.py --seed {a.seed}):")
+        print("\n".join(done))
+        sys.exit(1)
+    print(f"PASS: {i} steps in {time.monotonic() - start:.0f}s")
+
+
+if __name__ == "__main__":
+    main()
