@@ -8,8 +8,8 @@
 # qdiscs of every kind on the devices (tbf with a burst below a GSO packet, netem with
 # duplication, reordering and loss, cake, fq_codel, sfq, htb trees, prio...), and traffic: TCP,
 # UDP bursts of small packets, fragments, ICMP, IPv6, GRE and VXLAN through the router, traffic
-# the router itself sends, multicast; and attempts to unload imq while rules hold it, which
-# must fail. The kernel must stay up (panic_on_warn; the host's stall watchdog, fed by a
+# the router itself sends, multicast; attempts to unload imq while rules hold it, which must
+# fail; and every rule flushed, imq unloaded (its counters must balance) and loaded again. The kernel must stay up (panic_on_warn; the host's stall watchdog, fed by a
 # console beat every step). At the end every rule goes, imq unloads, and its counters balance:
 # every diverted packet was reinjected, dropped in a qdisc, gone with its device or expired
 # (its packet copied or segmented by a qdisc and consumed unseen). Traffic then flows.
@@ -80,6 +80,8 @@ def gen(r):
         return f"try tc qdisc del dev imq{dev} root"
     if x < 0.55:
         return "unload-attempt"
+    if x < 0.57:
+        return "flush-reload"
     return "traffic " + r.choice([
         "ip netns exec srv iperf3 -c 10.0.1.2 -t 1 -p 5201",
         "ip netns exec cli iperf3 -c 10.0.2.2 -t 1 -p 5201",
@@ -139,6 +141,24 @@ def main():
         console(f"@@BEAT imq-fuzz step {i}")
         done.append(step)
         kind, _, cmd = step.partition(" ")
+        if kind == "flush-reload":
+            # Every rule goes (in flight packets still queued): imq must unload, balanced.
+            for t in ("iptables", "ip6tables"):
+                sh(f"ip netns exec rtr {t} -t mangle -F")
+            for _ in range(50):
+                if sh("rmmod imq")[0] == 0:
+                    break
+                time.sleep(0.2)
+            else:
+                problems.append(f"step {i}: imq does not unload once the rules are gone")
+                break
+            line = sh("dmesg | grep 'imq: unloaded' | tail -n 1")[1]
+            print(f"{i:5d} flushed and unloaded: {line}")
+            why = unbalanced(line) or load()
+            if why:
+                problems.append(f"step {i}: {why}")
+                break
+            continue
         if kind == "unload-attempt":
             rc, out = sh("rmmod imq")
             has_rules = sh("ip netns exec rtr iptables-save -t mangle | grep -q IMQ || "
