@@ -432,6 +432,8 @@ pub(crate) trait QdiscOps: Sized + 'static {
     fn dump(data: &Self::Data, sch: &Control<'_>, msg: &mut NlMsg<'_>) -> Result;
 
     /// Replaces the leaf qdisc of `cl` with `new` (a default one if `None`); returns the old.
+    /// `new` is a reference of the module's own: on a refusal it is simply dropped (the core
+    /// keeps and puts its own).
     fn graft(
         _data: &Self::Data,
         _sch: &Control<'_>,
