@@ -58,6 +58,7 @@ struct knet_divert_entry {
 	u16 mac_header;
 	u16 queue_mapping;
 	u8 tstamp_type;
+	bool wmem_charged;	/* skb->sk's send buffer was charged for the packet (sock_wfree) */
 	char cb[sizeof_field(struct sk_buff, cb)];
 	struct llist_node release;
 };
@@ -326,6 +327,7 @@ static unsigned int knet_divert_hook(void *priv, struct sk_buff *skb,
 	e->priority = skb->priority;
 	e->mac_header = skb->mac_header;
 	e->queue_mapping = skb->queue_mapping;
+	e->wmem_charged = skb->sk && skb->sk == state->sk && skb->destructor == sock_wfree;
 	memcpy(e->cb, skb->cb, sizeof(e->cb));
 	err = knet_divert_insert(d, e, &id);
 	if (err)
@@ -384,6 +386,21 @@ static struct nf_hook_entries *knet_divert_chain(struct knet_divert_entry *e, un
 	return NULL;
 }
 
+/*
+ * A qdisc may trade a packet's send-buffer charge for a plain socket reference: netem with a
+ * delay does (skb_orphan_partial: sock_wfree becomes sock_efree). Behind a NIC that is
+ * harmless. Behind imq the qdisc runs before IP fragmentation, whose fast path
+ * (ip_do_fragment, ip6_fragment) makes the fragments of a packet with a socket sock_wfree
+ * owners of their share of its charge, as if it still held it: the socket's wmem count then
+ * underflows. So the charge goes back before the packet does. The entry's own reference keeps
+ * the socket alive across the swap.
+ */
+static void knet_divert_recharge(struct knet_divert_entry *e, struct sk_buff *skb)
+{
+	if (e->wmem_charged && skb->sk == e->state.sk && skb->destructor != sock_wfree)
+		skb_set_owner_w(skb, e->state.sk);
+}
+
 /* Softirq: the packet left the device's qdisc; send it on where it left netfilter. */
 static void knet_divert_reinject(struct knet_divert *d, struct sk_buff *skb)
 {
@@ -438,6 +455,7 @@ static void knet_divert_reinject(struct knet_divert *d, struct sk_buff *skb)
 	skb->priority = e->priority;
 	skb->mac_header = e->mac_header;
 	skb->queue_mapping = e->queue_mapping;
+	knet_divert_recharge(e, skb);
 	atomic64_inc(&d->reinjected);
 	ret = nf_hook_slow(skb, &state, hooks, next);
 	rcu_read_unlock();

@@ -260,7 +260,9 @@ def normalise(text, dev, kind, explicit):
     gives htb_rs classes a larger default burst, see tools/tc-htb-rs)."""
     out = []
     for line in text.splitlines():
-        line = line.replace(kind, "htb").replace(dev, "DEV")
+        # Whole words: "da" is also in "tupdate" (pie's parameter, found by seed 7).
+        line = re.sub(rf"\b{kind}\b", "htb", line)
+        line = re.sub(rf"\b{dev}\b", "DEV", line)
         line = re.sub(r"refcnt \d+ ", "", line)
         line = re.sub(r" direct_packets_stat \d+", "", line)
         line = re.sub(r"perturb \d+sec", "perturb", line)
