@@ -458,9 +458,11 @@ static void knet_divert_reinject(struct knet_divert *d, struct sk_buff *skb)
 	knet_divert_recharge(e, skb);
 	atomic64_inc(&d->reinjected);
 	ret = nf_hook_slow(skb, &state, hooks, next);
-	rcu_read_unlock();
+	/* Under RCU as on the stack's own path (netif_receive_skb, ip_local_out): okfn reads
+	 * RCU-protected state (dev_net_rcu, routes), and state.in/out were found under it. */
 	if (ret == 1)
 		state.okfn(state.net, state.sk, skb);
+	rcu_read_unlock();
 	knet_divert_release_now(d, e);
 }
 
