@@ -225,7 +225,9 @@ fn broken_variants_read_back_as_intended() {
 #[test]
 fn random_options_read_back_as_real_or_forged_clients() {
     use crate::toa_lb::insert::{random_options, FORGED_V4, FORGED_V6};
-    let mss_sack_ts = [2, 4, 5, 180, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7];
+    let mss_sack_ts = [
+        2, 4, 5, 180, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7,
+    ];
     let mut v = Variant::parse("random:7").unwrap();
     let (mut real, mut forged, mut none) = (0, 0, 0);
     for i in 0..20000u32 {
@@ -282,5 +284,8 @@ fn random_options_read_back_as_real_or_forged_clients() {
         }
     }
     // Every outcome occurs.
-    assert!(real > 100 && forged > 100 && none > 100, "{real} {forged} {none}");
+    assert!(
+        real > 100 && forged > 100 && none > 100,
+        "{real} {forged} {none}"
+    );
 }
