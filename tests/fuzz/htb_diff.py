@@ -30,6 +30,8 @@ import subprocess
 import sys
 import time
 
+from fuzzlib import console
+
 NS = "fz"
 SIDES = (("da", "htb", "10.9.1.2"), ("db", "htb_rs", "10.9.2.2"))
 # The step list as it grows: in the VM's results directory (the host's) when there is one, so
@@ -300,14 +302,6 @@ def dumps(explicit):
 def diff(a, b):
     return "\n".join(difflib.unified_diff(a.splitlines(), b.splitlines(), "htb", "htb_rs",
                                            lineterm=""))
-
-
-def console(msg):
-    try:
-        with open("/dev/console", "w") as c:
-            c.write(msg + "\n")
-    except OSError:
-        pass
 
 
 def setup():

@@ -22,20 +22,14 @@ import subprocess
 import sys
 import time
 
+from fuzzlib import console
+
 DEVS = 4
 
 
 def sh(cmd, timeout=60):
     p = subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=timeout)
     return p.returncode, (p.stdout + p.stderr).strip()
-
-
-def console(msg):
-    try:
-        with open("/dev/console", "w") as c:
-            c.write(msg + "\n")
-    except OSError:
-        pass
 
 
 def leaf(r):
@@ -115,6 +109,29 @@ def unbalanced(line):
     return None
 
 
+def unload_line():
+    return sh("dmesg | grep 'imq: unloaded' | tail -n 1")[1]
+
+
+def flush_unload():
+    """Every IMQ rule flushed, imq unloaded (retried while the last rules release it); its
+    unload line, or None if it does not unload."""
+    for t in ("iptables", "ip6tables"):
+        sh(f"ip netns exec rtr {t} -t mangle -F")
+    for _ in range(50):
+        if sh("rmmod imq")[0] == 0:
+            return unload_line()
+        time.sleep(0.2)
+    return None
+
+
+def reload(line):
+    """Why imq's unload LINE does not balance or imq does not load again; None if all is well."""
+    if line is None:
+        return "imq does not unload once the rules are gone"
+    return unbalanced(line) or load()
+
+
 def load():
     """imq with DEVS devices, up, without IPv6 of their own (as imq-lib.sh's imq_load)."""
     rc, out = sh(f"insmod /src/imq/imq.ko numdevs={DEVS}")
@@ -142,19 +159,10 @@ def main():
         done.append(step)
         kind, _, cmd = step.partition(" ")
         if kind == "flush-reload":
-            # Every rule goes (in flight packets still queued): imq must unload, balanced.
-            for t in ("iptables", "ip6tables"):
-                sh(f"ip netns exec rtr {t} -t mangle -F")
-            for _ in range(50):
-                if sh("rmmod imq")[0] == 0:
-                    break
-                time.sleep(0.2)
-            else:
-                problems.append(f"step {i}: imq does not unload once the rules are gone")
-                break
-            line = sh("dmesg | grep 'imq: unloaded' | tail -n 1")[1]
+            # Every rule goes (packets still queued): imq must unload, balanced, and load again.
+            line = flush_unload()
             print(f"{i:5d} flushed and unloaded: {line}")
-            why = unbalanced(line) or load()
+            why = reload(line)
             if why:
                 problems.append(f"step {i}: {why}")
                 break
@@ -163,19 +171,19 @@ def main():
             rc, out = sh("rmmod imq")
             has_rules = sh("ip netns exec rtr iptables-save -t mangle | grep -q IMQ || "
                            "ip netns exec rtr ip6tables-save -t mangle | grep -q IMQ")[0] == 0
-            if rc == 0:
-                if has_rules:
-                    problems.append(f"step {i}: imq unloaded while rules used it")
-                    break
-                # No rules at the time: fine; its counters must balance; load it again.
-                line = sh("dmesg | grep 'imq: unloaded' | tail -n 1")[1]
-                print(f"{i:5d} unloaded: {line}")
-                why = unbalanced(line) or load()
-                if why:
-                    problems.append(f"step {i}: {why}")
-                    break
-            else:
+            if rc != 0:
                 print(f"{i:5d} unload refused while rules hold it: {out}")
+                continue
+            if has_rules:
+                problems.append(f"step {i}: imq unloaded while rules used it")
+                break
+            # No rules at the time: fine; its counters must balance; load it again.
+            line = unload_line()
+            print(f"{i:5d} unloaded: {line}")
+            why = reload(line)
+            if why:
+                problems.append(f"step {i}: {why}")
+                break
             continue
         try:
             rc, out = sh(cmd, timeout=30)
@@ -190,17 +198,9 @@ def main():
         print(f"{i:5d} rc {rc} {step}" + (f"  [{out.splitlines()[-1][:120]}]" if rc and out else ""))
     # The end: rules flushed, imq unloads, counters balance, traffic flows.
     if not problems:
-        for t in ("iptables", "ip6tables"):
-            sh(f"ip netns exec rtr {t} -t mangle -F")
-        for _ in range(50):
-            if sh("rmmod imq")[0] == 0:
-                break
-            time.sleep(0.2)
-        else:
-            problems.append("imq does not unload once the rules are gone")
-        line = sh("dmesg | grep 'imq: unloaded' | tail -n 1")[1]
+        line = flush_unload()
         print(f"end: {line}")
-        why = unbalanced(line)
+        why = unbalanced(line) if line else "imq does not unload once the rules are gone"
         if why:
             problems.append(why)
         rc, out = sh("ip netns exec cli busybox ping -c 3 -W 2 10.0.2.2")
