@@ -50,8 +50,8 @@ pub(crate) struct Control<'a> {
 /// token reads a [`SharedCell`] and nothing more; it cannot take the tree lock (a self-deadlock
 /// from the packet path) or stand in for [`Control`] where a callback may sleep.
 pub(crate) struct Lookup<'a> {
-    _sch: *mut sys::Qdisc,
-    _p: PhantomData<&'a ()>,
+    // Not Send or Sync, like the other tokens: it stands for a lock held on this CPU.
+    _p: PhantomData<&'a *mut ()>,
 }
 
 /// Proof that the root lock of the qdisc is held.
@@ -832,10 +832,7 @@ impl<T: QdiscOps> Adapter<T> {
     /// callback, with that callback's arguments and locking.
     unsafe extern "C" fn find_cb(sch: *mut sys::Qdisc, classid: u32) -> c_ulong {
         // RTNL or (from `qdisc_tree_reduce_backlog`) the root lock: what `Lookup` promises.
-        let lookup = Lookup {
-            _sch: sch,
-            _p: PhantomData,
-        };
+        let lookup = Lookup { _p: PhantomData };
         // SAFETY: called by the core on an initialised qdisc.
         let c = unsafe { T::find(Self::data(sch), &lookup, classid) };
         c.map_or(0, ClassPtr::cookie)
