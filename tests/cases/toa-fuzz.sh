@@ -23,6 +23,11 @@ s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
 s.bind(("::", 8080))
 s.listen(64)
 print("listening", flush=True)
+out = threading.Lock()
+def say(*words):
+    # One whole line per write: print() from several threads interleaves its pieces.
+    with out:
+        print(*words, flush=True)
 def serve(c):
     try:
         c.settimeout(10)
@@ -33,10 +38,10 @@ def serve(c):
             if not b:
                 break
             data += b
-        print("peer", p[0], p[1], data.decode(errors="replace").strip() or "-", flush=True)
+        say("peer", p[0], p[1], data.decode(errors="replace").strip() or "-")
         c.sendall(b"ok")
     except OSError as e:
-        print("error", e, flush=True)
+        say("error", e)
     finally:
         c.close()
 while True:
@@ -59,7 +64,11 @@ churn=$!
 ip netns exec cli python3 -u - "$secs" >/tmp/fz-clients.log 2>&1 <<'PY'
 import random, socket, sys, threading, time
 end = time.monotonic() + float(sys.argv[1])
-lock, n = threading.Lock(), [0]
+lock, out, n = threading.Lock(), threading.Lock(), [0]
+def say(*words):
+    # One whole line per write: print() from several threads interleaves its pieces.
+    with out:
+        print(*words, flush=True)
 def beat(i):
     try:
         with open("/dev/console", "w") as c:
@@ -82,9 +91,9 @@ def client(k):
             port = s.getsockname()[1]
             s.sendall(f"hello {i}\n".encode())
             ok = s.recv(2) == b"ok"
-            print("conn", i, 6 if six else 4, port, "ok" if ok else "noreply", flush=True)
+            say("conn", i, 6 if six else 4, port, "ok" if ok else "noreply")
         except OSError as e:
-            print("conn", i, 6 if six else 4, 0, "fail", type(e).__name__, flush=True)
+            say("conn", i, 6 if six else 4, 0, "fail", type(e).__name__)
         finally:
             s.close()
 ts = [threading.Thread(target=client, args=(k,)) for k in range(4)]
