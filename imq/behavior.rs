@@ -7,13 +7,13 @@
 //! for it classify the same addresses.
 
 /// `NF_IP_PRI_MANGLE` (same value for IPv6).
-const PRI_MANGLE: i32 = -150;
+pub(crate) const PRI_MANGLE: i32 = -150;
 /// `NF_IP_PRI_NAT_DST` (same value for IPv6).
-const PRI_NAT_DST: i32 = -100;
+pub(crate) const PRI_NAT_DST: i32 = -100;
 /// `NF_IP_PRI_NAT_SRC` (same value for IPv6).
-const PRI_NAT_SRC: i32 = 100;
+pub(crate) const PRI_NAT_SRC: i32 = 100;
 /// `NF_IP_PRI_LAST` (same value for IPv6).
-const PRI_LAST: i32 = i32::MAX;
+pub(crate) const PRI_LAST: i32 = i32::MAX;
 
 /// Hook placement chosen by the `behavior` module parameter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -4,9 +4,9 @@
 //!
 //! Packets diverted by the iptables target `IMQ --todev N` at PREROUTING or POSTROUTING are
 //! queued on the virtual device `imqN`, whose qdisc (any tree) shapes them, and then continue
-//! through the rest of the netfilter chain. The mechanism (devices, hooks, target, per-packet
-//! state, reinjection) is knet's `divert`; this module chooses names, hook priorities
-//! (`behavior`) and which rules to accept (`rule`).
+//! through the rest of the netfilter chain. The datapath (`datapath`: devices, hooks, target,
+//! per-packet state, reinjection) is safe Rust over knet's netfilter and netdev abstractions;
+//! `behavior` chooses the hook priorities and `rule` which rules to accept.
 
 use kernel::prelude::*;
 
@@ -14,10 +14,10 @@ use kernel::prelude::*;
 mod knet;
 
 mod behavior;
+mod datapath;
 mod rule;
 
 use behavior::Behavior;
-use kernel::c_str;
 
 module! {
     type: Imq,
@@ -38,32 +38,25 @@ mod params {
     crate::knet::param::str_param!(pub(super) behavior);
 }
 
+// The kernel constants the host-tested parts copy, checked against the kernel's own.
+const _: () = {
+    use knet::netfilter::{priority, POST_ROUTING, PRE_ROUTING};
+    assert!(rule::HOOK_PRE_ROUTING == PRE_ROUTING as u32);
+    assert!(rule::HOOK_POST_ROUTING == POST_ROUTING as u32);
+    assert!(behavior::PRI_MANGLE == priority::MANGLE);
+    assert!(behavior::PRI_NAT_DST == priority::NAT_DST);
+    assert!(behavior::PRI_NAT_SRC == priority::NAT_SRC);
+    assert!(behavior::PRI_LAST == priority::LAST);
+};
+
 /// Most devices the module creates, as the original IMQ.
 const MAX_DEVS: u32 = 16;
-
-/// The module's rule policy.
-struct Policy {
-    numdevs: u32,
-}
-
-impl knet::divert::DivertPolicy for Policy {
-    fn check(&self, todev: u32, hook_mask: u32) -> Result<(), &'static str> {
-        rule::check(todev, self.numdevs, hook_mask)
-    }
-
-    fn refused(&self, todev: u32, why: &'static str) {
-        pr_info!(
-            "rule refused (--todev {todev}, numdevs={}): {why}\n",
-            self.numdevs
-        );
-    }
-}
 
 struct Imq {
     behavior: Behavior,
     numdevs: u32,
     /// Taken on unload, to report the counters after the teardown.
-    divert: Option<knet::divert::Registration<Policy>>,
+    datapath: Option<datapath::Datapath>,
 }
 
 impl kernel::Module for Imq {
@@ -81,14 +74,12 @@ impl kernel::Module for Imq {
             );
             return Err(EINVAL);
         };
-        let config = knet::divert::DivertConfig {
-            name_fmt: c_str!("imq%d"),
+        let config = datapath::Config {
             ndevs: numdevs,
             pre_priority: behavior.pre_routing_priority(),
             post_priority: behavior.post_routing_priority(),
-            target: c_str!("IMQ"),
         };
-        let divert = knet::divert::Registration::new(module, &config, Policy { numdevs })?;
+        let datapath = datapath::Datapath::new(module, &config)?;
         pr_info!(
             "loaded: numdevs={numdevs} behavior={} (PREROUTING prio {}, POSTROUTING prio {})\n",
             behavior.name(),
@@ -98,7 +89,7 @@ impl kernel::Module for Imq {
         Ok(Imq {
             behavior,
             numdevs,
-            divert: Some(divert),
+            datapath: Some(datapath),
         })
     }
 }
@@ -106,13 +97,13 @@ impl kernel::Module for Imq {
 impl Drop for Imq {
     fn drop(&mut self) {
         // Counted after the devices went: what their queues held is dropped_in_qdisc.
-        let Some(divert) = self.divert.take() else {
+        let Some(datapath) = self.datapath.take() else {
             return;
         };
-        let c = divert.finish();
+        let c = datapath.finish();
         pr_info!(
             "unloaded ({} devices, behavior {}): diverted {} reinjected {} passed_down {} \
-             no_state {} lost {} foreign {} gone {} dropped_in_qdisc {} expired {}\n",
+             no_state {} lost {} foreign {} gone {} dropped_in_qdisc {} expired {} outstanding {}\n",
             self.numdevs,
             self.behavior.name(),
             c.diverted,
@@ -123,7 +114,8 @@ impl Drop for Imq {
             c.foreign,
             c.gone,
             c.freed,
-            c.expired
+            c.expired,
+            c.outstanding
         );
     }
 }

@@ -7,10 +7,12 @@
 #include <linux/skbuff.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/x_tables.h>
+#include <net/rtnetlink.h>
 #include <net/sch_generic.h>
 #include <net/pkt_sched.h>
 #include <linux/ptrace.h>
 #include <linux/proc_fs.h>
 #include "shim.h"
+#include "probe.h"
 #include "qdisc.h"
-#include "divert.h"
+#include "net_helpers.h"

@@ -7,19 +7,32 @@
 //! macros (`knet/shim.c`, prefix `knet_`), and safe wrappers in the Rust-for-Linux style. Each
 //! module compiles this directory into itself (`#[path = "../knet/knet.rs"] mod knet;`), so
 //! nothing here is exported between modules.
-#![allow(
-    dead_code,
-    reason = "each module uses its own part of the shared binding layer"
-)]
 
+#[cfg(knet_qdisc)]
 pub(crate) mod build;
-pub(crate) mod divert;
+#[cfg(knet_divert)]
+pub(crate) mod netdev;
+#[cfg(knet_divert)]
+pub(crate) mod netfilter;
+#[cfg(knet_qdisc)]
 pub(crate) mod netlink;
 pub(crate) mod param;
+#[cfg(knet_probe)]
 mod probe;
+#[cfg(knet_qdisc)]
 pub(crate) mod qdisc;
+#[cfg(knet_qdisc)]
 pub(crate) mod qdisc_parts;
+#[cfg(any(knet_qdisc, knet_divert))]
 pub(crate) mod skb;
+#[cfg(knet_divert)]
+pub(crate) mod skb_watch;
+#[cfg(knet_divert)]
+pub(crate) mod slots;
+#[cfg(knet_probe)]
 pub(crate) mod stats;
 pub(crate) mod sys;
+#[cfg(knet_probe)]
 pub(crate) mod tcp;
+#[cfg(knet_divert)]
+pub(crate) mod timer;

@@ -102,7 +102,7 @@ impl NlMsg<'_> {
     pub(crate) fn put(&mut self, ty: u16, data: &[u8]) -> Result {
         let len = i32::try_from(data.len()).map_err(|_| EMSGSIZE)?;
         // SAFETY: `self.0` is the dump's skb; `data` is valid for `len` bytes.
-        let r = unsafe { sys::knet_nla_put(self.0, ty.into(), len, data.as_ptr().cast()) };
+        let r = unsafe { bindings::nla_put(self.0, ty.into(), len, data.as_ptr().cast()) };
         if r < 0 {
             Err(EMSGSIZE)
         } else {
@@ -112,8 +112,11 @@ impl NlMsg<'_> {
 
     /// Puts a 64-bit attribute, with a `pad` attribute before it if alignment needs one.
     pub(crate) fn put_u64(&mut self, ty: u16, value: u64, pad: u16) -> Result {
-        // SAFETY: `self.0` is the dump's skb.
-        let r = unsafe { sys::knet_nla_put_u64(self.0, ty.into(), value, pad.into()) };
+        let bytes = value.to_ne_bytes();
+        // SAFETY: `self.0` is the dump's skb; `bytes` is valid for 8 bytes (`nla_put_u64_64bit`).
+        let r = unsafe {
+            bindings::nla_put_64bit(self.0, ty.into(), 8, bytes.as_ptr().cast(), pad.into())
+        };
         if r < 0 {
             Err(EMSGSIZE)
         } else {

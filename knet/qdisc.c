@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * knet qdisc shim (see qdisc.h). Included by shim.c, so it is compiled into each module; only
- * modules that register a qdisc kind call it.
+ * knet qdisc shim (see qdisc.h). Included by the knet_shim.c of the modules that register a
+ * qdisc kind (sch_htb_rs).
  */
 #include <linux/rtnetlink.h>
 #include <linux/slab.h>
@@ -174,13 +174,6 @@ void knet_qdisc_schedule_work(struct Qdisc *sch)
 	schedule_work(&p->work);
 }
 
-void knet_qdisc_watchdog_cancel(struct Qdisc *sch)
-{
-	struct knet_qdisc_priv *p = qdisc_priv(sch);
-
-	qdisc_watchdog_cancel(&p->watchdog);
-}
-
 void knet_qdisc_count_enqueue(struct Qdisc *sch, unsigned int len)
 {
 	sch->qstats.backlog += len;
@@ -204,11 +197,6 @@ void knet_qdisc_count_overlimits(struct Qdisc *sch, u32 n)
 	sch->qstats.overlimits += n;
 }
 
-void knet_qdisc_tree_reduce_backlog(struct Qdisc *sch, int n, int len)
-{
-	qdisc_tree_reduce_backlog(sch, n, len);
-}
-
 void knet_skb_drop(struct sk_buff *skb, struct Qdisc *sch, struct sk_buff **to_free)
 {
 	qdisc_drop(skb, sch, to_free);
@@ -217,11 +205,6 @@ void knet_skb_drop(struct sk_buff *skb, struct Qdisc *sch, struct sk_buff **to_f
 void knet_skb_discard(struct sk_buff *skb, struct sk_buff **to_free)
 {
 	__qdisc_drop(skb, to_free);
-}
-
-void knet_skb_free(struct sk_buff *skb)
-{
-	kfree_skb(skb);
 }
 
 struct Qdisc *knet_qdisc_create_pfifo(struct Qdisc *sch, u32 parentid,
@@ -264,35 +247,14 @@ void knet_qdisc_child_purge(struct Qdisc *child)
 	qdisc_purge_queue(child);
 }
 
-void knet_qdisc_child_reset(struct Qdisc *child)
-{
-	qdisc_reset(child);
-}
-
-void knet_qdisc_child_put(struct Qdisc *child)
-{
-	qdisc_put(child);
-}
-
 void knet_qdisc_child_get(struct Qdisc *child)
 {
 	qdisc_refcount_inc(child);
 }
 
-void knet_qdisc_child_hash_add(struct Qdisc *child)
-{
-	qdisc_hash_add(child, true);
-}
-
 u32 knet_qdisc_child_handle(const struct Qdisc *child)
 {
 	return child->handle;
-}
-
-/* A leaf's queue length as sch_htb reads it (the leaves it grafts are not lockless). */
-unsigned int knet_qdisc_child_qlen(const struct Qdisc *child)
-{
-	return child->q.qlen;
 }
 
 
@@ -384,11 +346,6 @@ void knet_class_stats_kill_estimator(struct knet_class_stats *s)
 	gen_kill_estimator(&s->rate_est);
 }
 
-bool knet_class_stats_has_estimator(struct knet_class_stats *s)
-{
-	return gen_estimator_active(&s->rate_est);
-}
-
 int knet_class_stats_dump(struct gnet_dump *d, struct knet_class_stats *s, struct Qdisc *leaf,
 			  u32 drops, u32 overlimits, const void *xstats, int xstats_len)
 {
@@ -432,16 +389,6 @@ int knet_nla_nest_end(struct sk_buff *skb, struct nlattr *nest)
 void knet_nla_nest_cancel(struct sk_buff *skb, struct nlattr *nest)
 {
 	nla_nest_cancel(skb, nest);
-}
-
-int knet_nla_put(struct sk_buff *skb, int type, int len, const void *data)
-{
-	return nla_put(skb, type, len, data);
-}
-
-int knet_nla_put_u64(struct sk_buff *skb, int type, u64 value, int padtype)
-{
-	return nla_put_u64_64bit(skb, type, value, padtype);
 }
 
 void knet_tcmsg_set(struct tcmsg *tcm, u32 parent, u32 handle, u32 info)

@@ -67,7 +67,6 @@ void knet_qdisc_tree_lock(struct Qdisc *sch);
 void knet_qdisc_tree_unlock(struct Qdisc *sch);
 /* The watchdog of a knet qdisc: reschedule the qdisc at `expires` (ns, monotonic). */
 void knet_qdisc_watchdog_schedule(struct Qdisc *sch, u64 expires);
-void knet_qdisc_watchdog_cancel(struct Qdisc *sch);
 /* Runs the qdisc again soon, from a work item: for work that is due now, where a watchdog
  * armed in the past would fire at once, again and again, from interrupt context. */
 void knet_qdisc_schedule_work(struct Qdisc *sch);
@@ -77,11 +76,9 @@ void knet_qdisc_count_enqueue(struct Qdisc *sch, unsigned int len);
 void knet_qdisc_count_dequeue(struct Qdisc *sch, struct sk_buff *skb);
 void knet_qdisc_count_drop(struct Qdisc *sch);
 void knet_qdisc_count_overlimits(struct Qdisc *sch, u32 n);
-void knet_qdisc_tree_reduce_backlog(struct Qdisc *sch, int n, int len);
 
 /* Packets. */
 void knet_skb_drop(struct sk_buff *skb, struct Qdisc *sch, struct sk_buff **to_free);
-void knet_skb_free(struct sk_buff *skb);
 void knet_skb_discard(struct sk_buff *skb, struct sk_buff **to_free);
 
 /* Child qdiscs. */
@@ -98,12 +95,8 @@ struct sk_buff *knet_qdisc_child_dequeue(struct Qdisc *child, unsigned int *len,
 					 unsigned int *segs, unsigned int *qlen);
 bool knet_net_xmit_drop_count(int ret);
 void knet_qdisc_child_purge(struct Qdisc *child);
-void knet_qdisc_child_reset(struct Qdisc *child);
-void knet_qdisc_child_put(struct Qdisc *child);
 void knet_qdisc_child_get(struct Qdisc *child);
-void knet_qdisc_child_hash_add(struct Qdisc *child);
 u32 knet_qdisc_child_handle(const struct Qdisc *child);
-unsigned int knet_qdisc_child_qlen(const struct Qdisc *child);
 
 /* A queue of packets without a qdisc of its own (HTB's direct queue). */
 struct knet_skb_queue {
@@ -153,7 +146,6 @@ void knet_class_stats_init(struct knet_class_stats *s);
 /* Replaces the estimator from a TCA_RATE attribute, or the default one (4 s / 16 s) if NULL. */
 int knet_class_stats_estimator(struct knet_class_stats *s, struct nlattr *rate, bool replace);
 void knet_class_stats_kill_estimator(struct knet_class_stats *s);
-bool knet_class_stats_has_estimator(struct knet_class_stats *s);
 /* Basic, rate estimator, queue (qlen/backlog of `leaf` if any) and application stats. */
 int knet_class_stats_dump(struct gnet_dump *d, struct knet_class_stats *s, struct Qdisc *leaf,
 			  u32 drops, u32 overlimits, const void *xstats, int xstats_len);
@@ -165,8 +157,6 @@ struct nlattr *knet_tca_attr(struct nlattr **tca, int type);
 struct nlattr *knet_nla_nest_start(struct sk_buff *skb, int type);
 int knet_nla_nest_end(struct sk_buff *skb, struct nlattr *nest);
 void knet_nla_nest_cancel(struct sk_buff *skb, struct nlattr *nest);
-int knet_nla_put(struct sk_buff *skb, int type, int len, const void *data);
-int knet_nla_put_u64(struct sk_buff *skb, int type, u64 value, int padtype);
 void knet_tcmsg_set(struct tcmsg *tcm, u32 parent, u32 handle, u32 info);
 /* Sets the extack message to a copy of `msg` (NUL-terminated, truncated to fit). */
 void knet_extack_set(struct netlink_ext_ack *extack, const char *msg);

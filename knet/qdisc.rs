@@ -155,12 +155,6 @@ impl Locked<'_> {
         // destroy cancels it before the qdisc goes.
         unsafe { sys::knet_qdisc_schedule_work(self.sch) };
     }
-
-    /// Cancels the watchdog.
-    pub(crate) fn cancel_watchdog(&self) {
-        // SAFETY: as in `schedule_at`.
-        unsafe { sys::knet_qdisc_watchdog_cancel(self.sch) };
-    }
 }
 
 impl<'a> Control<'a> {
@@ -182,14 +176,6 @@ impl<'a> Control<'a> {
 
     pub(super) fn raw(&self) -> *mut sys::Qdisc {
         self.sch
-    }
-}
-
-impl TreeLock<'_> {
-    /// Tells the ancestors that `n` packets of `len` bytes left this qdisc without being sent.
-    pub(crate) fn reduce_backlog(&self, n: u32, len: u32) {
-        // SAFETY: the tree lock is held, as `qdisc_tree_reduce_backlog` requires.
-        unsafe { sys::knet_qdisc_tree_reduce_backlog(self.sch, n as c_int, len as c_int) };
     }
 }
 

@@ -65,7 +65,7 @@ impl Child {
     /// Makes the child visible to `tc qdisc show` (`qdisc_hash_add`).
     pub(crate) fn publish(&self, _sch: &Control<'_>) {
         // SAFETY: RTNL is held; `self.0` is a valid qdisc.
-        unsafe { sys::knet_qdisc_child_hash_add(self.0.as_ptr()) };
+        unsafe { sys::qdisc_hash_add(self.0.as_ptr(), true) };
     }
 
     /// The core's name for this qdisc.
@@ -119,12 +119,6 @@ impl Child {
         }
     }
 
-    /// Packets queued in the child (`q.qlen`, as sch_htb reads its leaves).
-    pub(crate) fn qlen(&self, _lock: &impl RootLock) -> u32 {
-        // SAFETY: the root lock is held, which guards the child's queue length.
-        unsafe { sys::knet_qdisc_child_qlen(self.0.as_ptr()) }
-    }
-
     /// Drops everything queued in the child, telling the ancestors (`qdisc_purge_queue`).
     pub(crate) fn purge(&self, _lock: &TreeLock<'_>) {
         // SAFETY: the tree lock is held, as qdisc_purge_queue requires.
@@ -134,14 +128,14 @@ impl Child {
     /// Resets the child (its parent is being reset).
     pub(crate) fn reset(&self, _lock: &Locked<'_>) {
         // SAFETY: the root lock is held, as qdisc_reset requires.
-        unsafe { sys::knet_qdisc_child_reset(self.0.as_ptr()) };
+        unsafe { sys::qdisc_reset(self.0.as_ptr()) };
     }
 }
 
 impl Drop for Child {
     fn drop(&mut self) {
         // SAFETY: we own one reference; see the type's documentation for the context.
-        unsafe { sys::knet_qdisc_child_put(self.0.as_ptr()) };
+        unsafe { sys::qdisc_put(self.0.as_ptr()) };
     }
 }
 
@@ -343,12 +337,6 @@ impl ClassStats {
         let nla = rate.map_or(core::ptr::null_mut(), |r| r.0);
         // SAFETY: RTNL is held; `nla` is NULL or the request's TCA_RATE attribute.
         to_result(unsafe { sys::knet_class_stats_estimator(self.raw.get(), nla, replace) })
-    }
-
-    /// Whether an estimator runs.
-    pub(crate) fn has_estimator(&self) -> bool {
-        // SAFETY: reads an RCU pointer.
-        unsafe { sys::knet_class_stats_has_estimator(self.raw.get()) }
     }
 
     /// Dumps counters, the estimated rate, the queue of `leaf`, `drops`, `overlimits` and the

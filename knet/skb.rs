@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Packets as a qdisc sees them: owned, handed on exactly once.
+//! Owned packets, handed on exactly once; what a qdisc (`knet_qdisc`) and the divert
+//! (`knet_divert`) read and write of them.
 
-use super::{
-    qdisc::{layout, load_u32},
-    sys,
-};
+#[cfg(knet_qdisc)]
+use super::qdisc::{layout, load_u32};
+use super::sys;
 use core::ptr::NonNull;
 use kernel::bindings;
 
@@ -36,12 +36,14 @@ impl Skb {
         p
     }
 
+    #[cfg(knet_qdisc)]
     pub(super) fn as_ptr(&self) -> *mut bindings::sk_buff {
         self.0.as_ptr()
     }
 
     /// Length the packet scheduler charges: a GSO packet counts whole, with the headers of
     /// every segment (`qdisc_pkt_len`).
+    #[cfg(knet_qdisc)]
     pub(crate) fn pkt_len(&self) -> u32 {
         // SAFETY: `self` owns a valid skb; the offset is that of `qdisc_skb_cb(skb)->pkt_len`,
         // set by the core before enqueue.
@@ -49,26 +51,112 @@ impl Skb {
     }
 
     /// `skb->priority` (for HTB: a class id, or the qdisc's handle for the direct queue).
+    #[cfg(knet_qdisc)]
     pub(crate) fn priority(&self) -> u32 {
         // SAFETY: `self` owns a valid skb.
         unsafe { load_u32(self.0.as_ptr().cast(), layout().skb_priority) }
     }
 }
 
-impl Drop for Skb {
-    fn drop(&mut self) {
-        // SAFETY: `self` owns the skb and nothing else refers to it.
-        unsafe { sys::knet_skb_free(self.0.as_ptr()) };
+#[cfg(knet_divert)]
+impl Skb {
+    /// The packet's identity while it lives (its address).
+    pub(crate) fn id(&self) -> usize {
+        self.0.as_ptr() as usize
+    }
+
+    /// The tag in bytes 40..47 of the control block (see [`tag_of`]).
+    pub(crate) fn tag(&self) -> (u32, u32) {
+        // SAFETY: `self` owns a valid skb.
+        unsafe { tag_of(self.0.as_ptr()) }
     }
 }
 
+impl Drop for Skb {
+    fn drop(&mut self) {
+        // SAFETY: `self` owns the skb and nothing else refers to it. `kfree_skb`: a drop, seen by
+        // the `kfree_skb` tracepoint.
+        unsafe {
+            bindings::sk_skb_reason_drop(
+                core::ptr::null_mut(),
+                self.0.as_ptr(),
+                bindings::skb_drop_reason_SKB_DROP_REASON_NOT_SPECIFIED,
+            )
+        };
+    }
+}
+
+/// Where a tag sits in `skb->cb`: bytes 40..47, after everything the packet scheduler keeps
+/// there (checked at build time in `net_helpers.c`).
+#[cfg(knet_divert)]
+const TAG_OFF: usize = sys::KNET_SKB_CB_FREE_OFF as usize;
+
+/// The tag (two native-endian words) in the control block of `skb`.
+///
+/// # Safety
+///
+/// `skb` is a valid packet the caller may read.
+#[cfg(knet_divert)]
+pub(crate) unsafe fn tag_of(skb: *const bindings::sk_buff) -> (u32, u32) {
+    // SAFETY: per the function's contract; the tag lies inside `cb` (build-time check).
+    let cb = unsafe { &(*skb).cb };
+    let word = |at: usize| {
+        let mut b = [0u8; 4];
+        b.copy_from_slice(&cb[at..at + 4]);
+        u32::from_ne_bytes(b)
+    };
+    (word(TAG_OFF), word(TAG_OFF + 4))
+}
+
+/// Writes the tag in the control block of `skb`.
+///
+/// # Safety
+///
+/// `skb` is a valid packet the caller may write (held by it, or lent to it by the chain).
+#[cfg(knet_divert)]
+pub(crate) unsafe fn set_tag_of(skb: *mut bindings::sk_buff, magic: u32, val: u32) {
+    // SAFETY: per the function's contract.
+    let cb = unsafe { &mut (*skb).cb };
+    cb[TAG_OFF..TAG_OFF + 4].copy_from_slice(&magic.to_ne_bytes());
+    cb[TAG_OFF + 4..TAG_OFF + 8].copy_from_slice(&val.to_ne_bytes());
+}
+
+/// The packet's header fields (`priority`, `mac_header`, the timestamp type...).
+///
+/// # Safety
+///
+/// `skb` is a valid packet the caller may read, for `'a`.
+#[cfg(knet_divert)]
+pub(crate) unsafe fn headers<'a>(
+    skb: *const bindings::sk_buff,
+) -> &'a bindings::sk_buff__bindgen_ty_4__bindgen_ty_1 {
+    // SAFETY: per the function's contract; the anonymous struct is the union member the
+    // fields are declared in (the other is the same struct group, `headers`).
+    unsafe { (*skb).__bindgen_anon_4.__bindgen_anon_1.as_ref() }
+}
+
+/// As [`headers`], for writing.
+///
+/// # Safety
+///
+/// `skb` is a valid packet the caller owns, for `'a`.
+#[cfg(knet_divert)]
+pub(crate) unsafe fn headers_mut<'a>(
+    skb: *mut bindings::sk_buff,
+) -> &'a mut bindings::sk_buff__bindgen_ty_4__bindgen_ty_1 {
+    // SAFETY: as in `headers`.
+    unsafe { (*skb).__bindgen_anon_4.__bindgen_anon_1.as_mut() }
+}
+
 /// The list of packets an enqueue drops, freed by the core once the qdisc lock is released.
+#[cfg(knet_qdisc)]
 pub(crate) struct ToFree<'a> {
     list: *mut *mut bindings::sk_buff,
     sch: *mut sys::Qdisc,
     _p: core::marker::PhantomData<&'a mut ()>,
 }
 
+#[cfg(knet_qdisc)]
 impl ToFree<'_> {
     /// # Safety
     ///
@@ -104,8 +192,10 @@ impl ToFree<'_> {
 
 /// The result of an enqueue (`NET_XMIT_*`, possibly with `__NET_XMIT_STOLEN/BYPASS`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg(knet_qdisc)]
 pub(crate) struct Xmit(pub(super) i32);
 
+#[cfg(knet_qdisc)]
 impl Xmit {
     /// Queued.
     pub(crate) const SUCCESS: Xmit = Xmit(sys::KNET_NET_XMIT_SUCCESS as i32);

@@ -13,6 +13,8 @@
     unreachable_pub,
     unsafe_op_in_unsafe_fn,
     clippy::all,
+    clippy::ptr_as_ptr,
+    clippy::cast_lossless,
     clippy::undocumented_unsafe_blocks,
     reason = "bindgen output"
 )]

@@ -1,1 +1,2 @@
 #include "../knet/shim.c"
+#include "../knet/probe.c"

@@ -11,6 +11,12 @@ pub mod imq {
     pub mod behavior;
 }
 
+/// From `knet/`: its kernel-independent data structures (over `kernel-model`).
+#[path = "../../../knet"]
+pub mod knet {
+    pub mod slots;
+}
+
 /// From `sch_htb_rs/`.
 #[path = "../../../sch_htb_rs"]
 pub mod sch_htb_rs {
@@ -48,6 +54,8 @@ mod htb_sched_cost;
 mod htb_sched_tests;
 #[cfg(test)]
 mod imq_behavior_tests;
+#[cfg(test)]
+mod knet_slots_tests;
 #[cfg(test)]
 mod toa_lb_tests;
 #[cfg(test)]

@@ -1,0 +1,339 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! imq's datapath: packets from netfilter through the qdisc of an imq device and back.
+//!
+//! - The `IMQ` target tags a packet (`skb->cb` bytes 40..47, which the packet scheduler leaves
+//!   alone): "divert at hook H to device N".
+//! - Our netfilter hook, in every network namespace at PREROUTING and POSTROUTING, takes tagged
+//!   packets: it keeps what the rest of the chain will need (the hook state, `skb->cb`, the
+//!   devices, timestamps...) in an [`Entry`] of a [`SlotTable`], writes the entry's id into the
+//!   tag, and queues the packet on the device.
+//! - The device hands what its qdisc releases to [`Divert::reinject`], which takes the entry
+//!   back and resumes the netfilter chain right after our hook.
+//! - Entries of packets a qdisc drops are released as the packet is freed (the `kfree_skb`
+//!   tracepoint); a sweep releases entries older than [`MAX_AGE_S`] (their packet freed unseen,
+//!   e.g. consumed by a leaf that segmented it).
+//!
+//! An entry belongs to whoever took it out of the table: a copy of a packet (whose tag names its
+//! original's entry) never gets it, since the table checks the packet's identity once the entry
+//! is out, and puts back what was not the caller's.
+
+use crate::knet::{
+    netdev::{Device, DeviceSet, DeviceTable, TxHandler},
+    netfilter::{
+        self, Hook, HookPacket, PernetHooks, SavedState, SkbMeta, TargetCheck, TargetRegistration,
+        Verdict,
+    },
+    skb::Skb,
+    skb_watch::{DropWatch, DropWatchRegistration},
+    slots::{Keyed, SlotTable, Taken},
+    timer::{Periodic, PeriodicTimer},
+};
+use crate::rule;
+use core::sync::atomic::{AtomicU64, Ordering};
+use kernel::{
+    c_str,
+    prelude::*,
+    sync::{rcu, Arc},
+};
+
+/// Entries older than this are presumed leaked (their packet freed untraced).
+const MAX_AGE_S: u32 = 120;
+/// How often the sweep runs.
+const SWEEP_EVERY_MS: u32 = 10_000;
+
+/// The target's tag ("divert at hook H to device N") and a queued packet's entry id.
+const TAG_TARGET: u32 = 0x494d_5100; // | hook number
+const TAG_ENTRY: u32 = 0x494d_51ff;
+
+/// Where the hooks sit and how many devices there are.
+pub(crate) struct Config {
+    /// Number of devices.
+    pub(crate) ndevs: u32,
+    /// Netfilter priority of the PREROUTING hook.
+    pub(crate) pre_priority: i32,
+    /// Netfilter priority of the POSTROUTING hook.
+    pub(crate) post_priority: i32,
+}
+
+/// Counters, summed over devices.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct Counters {
+    /// Packets taken to a device.
+    pub(crate) diverted: u64,
+    /// Packets that continued after the device's qdisc.
+    pub(crate) reinjected: u64,
+    /// Tagged for a device that is down: left alone.
+    pub(crate) passed_down: u64,
+    /// Could not keep their state: left alone.
+    pub(crate) no_state: u64,
+    /// Dequeued without valid state (a copy or segment made by the qdisc, or expired): dropped.
+    pub(crate) lost: u64,
+    /// Sent to a device by anything else (the stack's own packets): dropped.
+    pub(crate) foreign: u64,
+    /// Their network namespace, device or hook went away: dropped.
+    pub(crate) gone: u64,
+    /// Dropped inside the qdisc (state released as the packet was freed).
+    pub(crate) freed: u64,
+    /// State released by the age sweep, or at teardown without its packet.
+    pub(crate) expired: u64,
+    /// Entries alive now.
+    pub(crate) outstanding: u64,
+}
+
+#[derive(Default)]
+struct AtomicCounters {
+    diverted: AtomicU64,
+    reinjected: AtomicU64,
+    passed_down: AtomicU64,
+    no_state: AtomicU64,
+    lost: AtomicU64,
+    foreign: AtomicU64,
+    gone: AtomicU64,
+    freed: AtomicU64,
+    expired: AtomicU64,
+    outstanding: AtomicU64,
+}
+
+fn inc(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// What the rest of the chain needs of a diverted packet, kept while it is queued.
+struct Entry {
+    /// The packet this state belongs to (its identity: the table's key).
+    skb: usize,
+    born: usize,
+    /// The hook state, with references on its namespace and socket.
+    state: SavedState,
+    meta: SkbMeta,
+}
+
+impl Keyed for Entry {
+    fn key(&self) -> usize {
+        self.skb
+    }
+
+    fn born(&self) -> usize {
+        self.born
+    }
+}
+
+/// The state shared by the hooks, the devices, the target, the drop watch and the sweep.
+struct Divert {
+    numdevs: u32,
+    table: SlotTable<Entry>,
+    devices: Arc<DeviceTable>,
+    counters: AtomicCounters,
+}
+
+impl Divert {
+    fn release(&self, e: KBox<Entry>) {
+        self.counters.outstanding.fetch_sub(1, Ordering::Relaxed);
+        drop(e);
+    }
+
+    /// Takes entry `id` if it is packet `skb`'s.
+    fn take(&self, id: u32, skb: usize) -> Option<KBox<Entry>> {
+        match self.table.take(id, skb) {
+            Taken::Found(e) => Some(e),
+            Taken::Absent => None,
+            Taken::Displaced(e) => {
+                inc(&self.counters.expired);
+                self.release(e);
+                None
+            }
+        }
+    }
+
+    /// Keeps the state of `pkt`, going to `dev`, and returns its entry's id.
+    fn keep(&self, pkt: &HookPacket<'_>) -> Option<u32> {
+        let entry = Entry {
+            skb: pkt.id(),
+            born: netfilter::jiffies(),
+            state: pkt.save_state()?,
+            meta: pkt.meta(),
+        };
+        let entry = KBox::new(entry, GFP_ATOMIC).ok()?;
+        let id = self.table.insert(entry).ok()?;
+        self.counters.outstanding.fetch_add(1, Ordering::Relaxed);
+        Some(id)
+    }
+}
+
+impl Hook for Divert {
+    fn hook(&self, mut pkt: HookPacket<'_>) -> Verdict {
+        let (magic, devno) = pkt.tag();
+        if magic != TAG_TARGET | u32::from(pkt.hook()) {
+            return Verdict::Accept;
+        }
+        pkt.set_tag(0, 0);
+        let rcu = rcu::read_lock();
+        let Some(dev) = self.devices.get(devno, &rcu).filter(|d| d.running()) else {
+            // A device that is down (or deleted) lets packets pass unshaped, the chain going on.
+            inc(&self.counters.passed_down);
+            return Verdict::Accept;
+        };
+        let Some(id) = self.keep(&pkt) else {
+            inc(&self.counters.no_state);
+            return Verdict::Accept;
+        };
+        pkt.set_tag(TAG_ENTRY, id);
+        inc(&self.counters.diverted);
+        pkt.queue_on(dev)
+    }
+}
+
+impl TxHandler for Divert {
+    /// Softirq: the packet left the device's qdisc; send it on where it left netfilter.
+    fn reinject(&self, skb: Skb, dev: &Device<'_>) {
+        let (magic, id) = skb.tag();
+        if magic != TAG_ENTRY {
+            // Not diverted by us: the stack's own packets (IPv6 autoconfiguration, ...).
+            inc(&self.counters.foreign);
+            dev.count_tx_dropped();
+            return;
+        }
+        let Some(e) = self.take(id, skb.id()) else {
+            // A copy or segment made inside the qdisc, or state expired: no way back.
+            inc(&self.counters.lost);
+            return;
+        };
+        let Entry { state, meta, .. } = KBox::into_inner(e);
+        self.counters.outstanding.fetch_sub(1, Ordering::Relaxed);
+        match netfilter::resume(skb, state, meta) {
+            Ok(()) => inc(&self.counters.reinjected),
+            Err(()) => inc(&self.counters.gone),
+        }
+    }
+}
+
+impl DropWatch for Divert {
+    /// A diverted packet was dropped (by a qdisc, or on a purge).
+    fn dropped(&self, skb: usize, tag: (u32, u32)) {
+        if tag.0 != TAG_ENTRY {
+            return;
+        }
+        if let Some(e) = self.take(tag.1, skb) {
+            inc(&self.counters.freed);
+            self.release(e);
+        }
+    }
+}
+
+impl Periodic for Divert {
+    /// The age sweep.
+    fn tick(&self) {
+        let age = netfilter::msecs_to_jiffies(MAX_AGE_S * 1000);
+        self.table.take_older(netfilter::jiffies(), age, |e| {
+            inc(&self.counters.expired);
+            self.release(e);
+        });
+    }
+}
+
+impl TargetCheck for Divert {
+    fn check(&self, todev: u32, hook_mask: u32) -> Result {
+        rule::check(todev, self.numdevs, hook_mask).map_err(|why| {
+            // There is no extack for xtables: the kernel log it is.
+            pr_info!(
+                "rule refused (--todev {todev}, numdevs={}): {why}\n",
+                self.numdevs
+            );
+            EINVAL
+        })
+    }
+
+    fn tag(todev: u32, hook: u8) -> (u32, u32) {
+        (TAG_TARGET | u32::from(hook), todev)
+    }
+}
+
+/// The devices `imq0..`, the hooks, the `IMQ` target, the drop watch and the sweep.
+pub(crate) struct Datapath {
+    // Torn down in this order (see `teardown`).
+    target: Option<TargetRegistration<Divert>>,
+    devices: Option<DeviceSet<Divert>>,
+    hooks: Option<PernetHooks<Divert>>,
+    watch: Option<DropWatchRegistration<Divert>>,
+    sweep: Option<PeriodicTimer<Divert>>,
+    divert: Arc<Divert>,
+}
+
+impl Datapath {
+    /// Creates the devices, hooks and target of `config`, owned by `module`.
+    pub(crate) fn new(module: &'static ThisModule, config: &Config) -> Result<Self> {
+        let devices = DeviceTable::new(config.ndevs)?;
+        let divert = Arc::new(
+            Divert {
+                numdevs: config.ndevs,
+                table: SlotTable::new()?,
+                devices: devices.clone(),
+                counters: AtomicCounters::default(),
+            },
+            GFP_KERNEL,
+        )?;
+        let mut dp = Datapath {
+            target: None,
+            devices: None,
+            hooks: None,
+            watch: None,
+            sweep: None,
+            divert,
+        };
+        // Failing half-way, `dp` is dropped: `teardown` undoes what was done.
+        let d = &dp.divert;
+        dp.watch = Some(DropWatchRegistration::new(d.clone())?);
+        let (fmt, kind) = (c_str!("imq%d"), c_str!("imq"));
+        dp.devices = Some(DeviceSet::new(fmt, kind, &devices, d.clone())?);
+        let (pre, post) = (config.pre_priority, config.post_priority);
+        dp.hooks = Some(PernetHooks::new(pre, post, d.clone())?);
+        dp.target = Some(TargetRegistration::new(module, c_str!("IMQ"), d.clone())?);
+        dp.sweep = Some(PeriodicTimer::new(SWEEP_EVERY_MS, d.clone())?);
+        Ok(dp)
+    }
+
+    /// Tears everything down and returns the counters as they stand afterwards, including the
+    /// packets the devices' queues still held (dropped in the qdisc).
+    pub(crate) fn finish(mut self) -> Counters {
+        self.teardown();
+        let c = &self.divert.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        Counters {
+            diverted: get(&c.diverted),
+            reinjected: get(&c.reinjected),
+            passed_down: get(&c.passed_down),
+            no_state: get(&c.no_state),
+            lost: get(&c.lost),
+            foreign: get(&c.foreign),
+            gone: get(&c.gone),
+            freed: get(&c.freed),
+            expired: get(&c.expired),
+            outstanding: get(&c.outstanding),
+        }
+    }
+
+    /// No new tags, then no devices (their qdiscs drop what they hold, and the drop watch
+    /// releases its state; what their tasklets release meanwhile still finds our hooks and is
+    /// reinjected, not dropped as gone; tagged packets still on their way find no device and
+    /// pass), then no hooks, then no drop watch and no sweep; then what is left in the table
+    /// (state whose packet was freed unseen) is released as expired.
+    fn teardown(&mut self) {
+        drop(self.target.take());
+        drop(self.devices.take());
+        drop(self.hooks.take());
+        drop(self.watch.take());
+        drop(self.sweep.take());
+        let d = &*self.divert;
+        d.table.take_all(|e| {
+            inc(&d.counters.expired);
+            d.release(e);
+        });
+    }
+}
+
+impl Drop for Datapath {
+    fn drop(&mut self) {
+        self.teardown();
+    }
+}

@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Helpers for the divert datapath (imq): the static inlines and macros of netdevice.h,
+ * skbuff.h, netfilter.h, net_namespace.h and sock.h that Rust cannot call, as functions with
+ * the knet_ prefix (the kind of rust/helpers in the kernel tree). Exported functions are called from Rust
+ * directly; struct layouts come from bindgen.
+ */
+#ifndef KNET_NET_HELPERS_H
+#define KNET_NET_HELPERS_H
+
+#include <linux/netdevice.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter_ipv4.h>
+#include <linux/netfilter_ipv6.h>
+#include <linux/skbuff.h>
+#include <net/sock.h>
+
+enum {
+	/* The part of skb->cb that the packet scheduler leaves alone: bytes 40..47. */
+	KNET_SKB_CB_FREE_OFF = 40,
+	KNET_NF_ACCEPT = NF_ACCEPT,
+	KNET_NF_STOLEN = NF_STOLEN,
+	KNET_NETDEV_TX_OK = NETDEV_TX_OK,
+	KNET_NF_INET_PRE_ROUTING = NF_INET_PRE_ROUTING,
+	KNET_NF_INET_POST_ROUTING = NF_INET_POST_ROUTING,
+	KNET_NFPROTO_IPV4 = NFPROTO_IPV4,
+	KNET_NFPROTO_IPV6 = NFPROTO_IPV6,
+	KNET_NET_NAME_ENUM = NET_NAME_ENUM,
+};
+
+/* Hook priorities (signed: an enum of their own). */
+enum {
+	KNET_NF_IP_PRI_MANGLE = NF_IP_PRI_MANGLE,
+	KNET_NF_IP_PRI_NAT_DST = NF_IP_PRI_NAT_DST,
+	KNET_NF_IP_PRI_NAT_SRC = NF_IP_PRI_NAT_SRC,
+	KNET_NF_IP_PRI_LAST = NF_IP_PRI_LAST,
+	KNET_NF_IP6_PRI_MANGLE = NF_IP6_PRI_MANGLE,
+	KNET_NF_IP6_PRI_NAT_DST = NF_IP6_PRI_NAT_DST,
+	KNET_NF_IP6_PRI_NAT_SRC = NF_IP6_PRI_NAT_SRC,
+	KNET_NF_IP6_PRI_LAST = NF_IP6_PRI_LAST,
+};
+/* XT_CONTINUE, unsigned. */
+#define KNET_XT_CONTINUE 0xFFFFFFFFu
+
+/* net_device is opaque to kernel::bindings: what Rust reads or sets of it. */
+void *knet_netdev_priv(const struct net_device *dev);
+int knet_netdev_ifindex(const struct net_device *dev);
+void knet_netdev_setup_l3(struct net_device *dev, const struct net_device_ops *ops);
+void knet_netdev_set_link_ops(struct net_device *dev, const struct rtnl_link_ops *ops);
+
+bool knet_netif_running(const struct net_device *dev);
+void knet_netif_start_queue(struct net_device *dev);
+void knet_netif_stop_queue(struct net_device *dev);
+bool knet_netif_queue_stopped(const struct net_device *dev);
+void knet_netif_wake_queue(struct net_device *dev);
+bool knet_netif_tx_trylock(struct net_device *dev);
+void knet_netif_tx_unlock(struct net_device *dev);
+void knet_dev_stats_rx(struct net_device *dev, unsigned int len);
+void knet_dev_stats_tx(struct net_device *dev, unsigned int len);
+void knet_dev_stats_tx_dropped(struct net_device *dev);
+int knet_dev_queue_xmit(struct sk_buff *skb);
+
+void knet_skb_clear_tstamp(struct sk_buff *skb);
+void knet_skb_head_init(struct sk_buff_head *q);
+void knet_skb_head_tail(struct sk_buff_head *q, struct sk_buff *skb);
+struct sk_buff *knet_skb_head_dequeue(struct sk_buff_head *q);
+void knet_skb_head_splice_tail_init(struct sk_buff_head *from, struct sk_buff_head *to);
+
+void knet_tasklet_schedule(struct tasklet_struct *t);
+
+struct net *knet_maybe_get_net(struct net *net);
+void knet_put_net(struct net *net);
+bool knet_sock_hold_not_zero(struct sock *sk);
+
+struct nf_hook_entries *knet_nf_hook_entries(struct net *net, u8 pf, unsigned int hook);
+struct nf_hook_ops **knet_nf_hook_entries_ops(struct nf_hook_entries *e);
+unsigned int knet_nf_hook_entries_num(const struct nf_hook_entries *e);
+
+bool knet_irqs_disabled(void);
+void knet_tracepoint_synchronize_unregister(void);
+
+#endif

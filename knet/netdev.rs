@@ -1,0 +1,460 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Virtual layer-3 devices whose transmit hands each packet, from a tasklet, to a
+//! [`TxHandler`].
+//!
+//! A [`DeviceSet`] registers an rtnl link kind (so `ip -d link` names it, and `ip link add`
+//! is refused with a message) and its devices; dropping it unregisters the kind, which deletes
+//! the devices. The packet path finds them by number in a [`DeviceTable`]. The `net_device_ops` table is built here; its trampolines reach the handler
+//! through the device's private area, which holds a pointer to the device's [`DevQueue`].
+//!
+//! The device's xmit runs under its transmit lock: it only queues the packet and schedules
+//! the tasklet, which hands packets to the handler outside that lock (the handler sends them on
+//! through the stack, which may come back to the same device).
+
+use super::{skb::Skb, sys};
+use core::{
+    marker::PhantomData,
+    pin::Pin,
+    ptr::{self, NonNull},
+    sync::atomic::{AtomicBool, AtomicPtr, Ordering},
+};
+use kernel::{
+    bindings,
+    error::to_result,
+    ffi::c_void,
+    prelude::*,
+    str::CStrExt,
+    sync::{rcu, Arc},
+    types::Opaque,
+};
+
+/// Packets the reinjection queue holds before the device's queue is stopped.
+const RQ_MAX: u32 = 64;
+/// Packets handed on per tasklet run before yielding.
+const BUDGET: u32 = 64;
+
+/// A device, valid for `'a`.
+pub(crate) struct Device<'a> {
+    raw: NonNull<bindings::net_device>,
+    _p: PhantomData<&'a ()>,
+}
+
+impl Device<'_> {
+    /// # Safety
+    ///
+    /// `raw` is null or a device that stays valid for the returned lifetime.
+    pub(crate) unsafe fn from_raw<'a>(raw: *mut bindings::net_device) -> Option<Device<'a>> {
+        Some(Device {
+            raw: NonNull::new(raw)?,
+            _p: PhantomData,
+        })
+    }
+
+    pub(crate) fn as_ptr(&self) -> *mut bindings::net_device {
+        self.raw.as_ptr()
+    }
+
+    /// The device is up.
+    pub(crate) fn running(&self) -> bool {
+        // SAFETY: valid (type invariant).
+        unsafe { sys::knet_netif_running(self.raw.as_ptr().cast()) }
+    }
+
+    /// Counts a packet the device dropped on transmit (`ip -s link`).
+    pub(crate) fn count_tx_dropped(&self) {
+        // SAFETY: valid (type invariant).
+        unsafe { sys::knet_dev_stats_tx_dropped(self.raw.as_ptr().cast()) }
+    }
+}
+
+/// The devices of a set by number, for the packet path.
+///
+/// # Invariants
+///
+/// A non-null entry is a registered device of the set: the entry is cleared in `ndo_uninit`,
+/// before unregistration waits for an RCU grace period and frees the device.
+pub(crate) struct DeviceTable {
+    devs: KVec<AtomicPtr<bindings::net_device>>,
+}
+
+impl DeviceTable {
+    /// A table of `n` devices, none registered yet.
+    pub(crate) fn new(n: u32) -> Result<Arc<Self>> {
+        let mut devs = KVec::with_capacity(n as usize, GFP_KERNEL)?;
+        for _ in 0..n {
+            devs.push(AtomicPtr::new(ptr::null_mut()), GFP_KERNEL)?;
+        }
+        Ok(Arc::new(DeviceTable { devs }, GFP_KERNEL)?)
+    }
+
+    /// Device `index`, if it exists, valid while `rcu` is held.
+    pub(crate) fn get<'a>(&self, index: u32, _rcu: &'a rcu::Guard) -> Option<Device<'a>> {
+        let p = self.devs.get(index as usize)?.load(Ordering::Acquire);
+        // SAFETY: a non-null entry is a registered device (type invariant), which is freed only
+        // after an RCU grace period that `_rcu` holds off.
+        unsafe { Device::from_raw(p) }
+    }
+
+    fn set(&self, index: u32, dev: *mut bindings::net_device) {
+        if let Some(slot) = self.devs.get(index as usize) {
+            slot.store(dev, Ordering::Release);
+        }
+    }
+}
+
+/// Where the devices' packets go.
+pub(crate) trait TxHandler: Send + Sync + 'static {
+    /// A packet the device's qdisc released (softirq, outside the transmit lock).
+    fn reinject(&self, skb: Skb, dev: &Device<'_>);
+}
+
+/// The handler's function, reached from the non-generic trampolines.
+type ReinjectFn = unsafe fn(*const c_void, Skb, &Device<'_>);
+
+/// # Safety
+///
+/// `h` is the `H` of a live `DeviceSet<H>`.
+unsafe fn reinject<H: TxHandler>(h: *const c_void, skb: Skb, dev: &Device<'_>) {
+    // SAFETY: per the function's contract.
+    unsafe { &*h.cast::<H>() }.reinject(skb, dev)
+}
+
+/// One device's queue from its xmit to the tasklet.
+#[repr(C)]
+struct DevQueue {
+    /// First: the tasklet callback finds the queue from it.
+    tasklet: Opaque<bindings::tasklet_struct>,
+    /// From the qdisc, under the transmit lock.
+    rq: Opaque<bindings::sk_buff_head>,
+    /// Being handed on, tasklet only.
+    tq: Opaque<bindings::sk_buff_head>,
+    /// The tasklet is scheduled (changed under the transmit lock).
+    pending: AtomicBool,
+    dev: AtomicPtr<bindings::net_device>,
+    index: u32,
+    table: Arc<DeviceTable>,
+    /// INVARIANT: the handler of the set, which outlives the queue.
+    handler: *const c_void,
+    reinject: ReinjectFn,
+}
+
+// SAFETY: the queues are used under the transmit lock or from the tasklet; the handler is
+// `Sync`.
+unsafe impl Send for DevQueue {}
+// SAFETY: `&DevQueue` reaches the queues only through the kernel's own locking (transmit lock,
+// tasklet serialisation), the flags are atomics, and the handler is `Sync`.
+unsafe impl Sync for DevQueue {}
+
+impl DevQueue {
+    fn new(
+        index: u32,
+        table: Arc<DeviceTable>,
+        handler: *const c_void,
+        reinject: ReinjectFn,
+    ) -> Result<Pin<KBox<Self>>> {
+        let q = KBox::pin(
+            DevQueue {
+                // SAFETY: all-zero is an unused tasklet and empty queue heads, set up below
+                // before use.
+                tasklet: Opaque::new(unsafe { core::mem::zeroed() }),
+                // SAFETY: all-zero is a queue head, initialised below before use.
+                rq: Opaque::new(unsafe { core::mem::zeroed() }),
+                // SAFETY: all-zero is a queue head, initialised below before use.
+                tq: Opaque::new(unsafe { core::mem::zeroed() }),
+                pending: AtomicBool::new(false),
+                dev: AtomicPtr::new(ptr::null_mut()),
+                index,
+                table,
+                handler,
+                reinject,
+            },
+            GFP_KERNEL,
+        )?;
+        // SAFETY: pinned, not shared yet.
+        unsafe {
+            sys::knet_skb_head_init(q.rq.get());
+            sys::knet_skb_head_init(q.tq.get());
+            bindings::tasklet_setup(q.tasklet.get(), Some(tasklet_cb));
+        }
+        Ok(q)
+    }
+}
+
+impl Drop for DevQueue {
+    fn drop(&mut self) {
+        // SAFETY: set up in `new`; killed already if its device was unregistered (harmless).
+        unsafe { bindings::tasklet_kill(self.tasklet.get()) };
+    }
+}
+
+/// The queue of `dev`.
+///
+/// # Safety
+///
+/// `dev` is one of our devices (its private area holds the pointer), alive for the call.
+unsafe fn queue_of<'a>(dev: *mut bindings::net_device) -> &'a DevQueue {
+    // SAFETY: our devices' private area holds a pointer to their pinned queue, which outlives
+    // them (the set drops the queues after unregistering the devices).
+    unsafe { &**sys::knet_netdev_priv(dev.cast()).cast::<*const DevQueue>() }
+}
+
+/// # Safety
+///
+/// Called by the kernel for one of our devices, under its transmit lock, with a packet we own.
+unsafe extern "C" fn xmit_cb(
+    skb: *mut bindings::sk_buff,
+    dev: *mut bindings::net_device,
+) -> sys::netdev_tx_t {
+    // SAFETY: per the function's contract.
+    let q = unsafe { queue_of(dev) };
+    // SAFETY: the packet is ours; the queue is protected by the transmit lock we hold.
+    unsafe {
+        sys::knet_dev_stats_tx(dev.cast(), (*skb).len);
+        sys::knet_skb_head_tail(q.rq.get(), skb);
+        if (*q.rq.get()).qlen >= RQ_MAX {
+            sys::knet_netif_stop_queue(dev.cast());
+        }
+    }
+    if !q.pending.load(Ordering::Relaxed) {
+        q.pending.store(true, Ordering::Relaxed);
+        // SAFETY: set up in `DevQueue::new`.
+        unsafe { sys::knet_tasklet_schedule(q.tasklet.get()) };
+    }
+    sys::KNET_NETDEV_TX_OK as sys::netdev_tx_t
+}
+
+/// # Safety
+///
+/// Called by the tasklet core with the tasklet of a `DevQueue`.
+unsafe extern "C" fn tasklet_cb(t: *mut bindings::tasklet_struct) {
+    // SAFETY: the tasklet is the first field of a `repr(C)` `DevQueue`, pinned.
+    let q = unsafe { &*t.cast::<DevQueue>() };
+    let dev = q.dev.load(Ordering::Acquire);
+    let resched = || {
+        q.pending.store(true, Ordering::Relaxed);
+        // SAFETY: set up in `DevQueue::new`.
+        unsafe { sys::knet_tasklet_schedule(q.tasklet.get()) };
+    };
+    if dev.is_null() {
+        return;
+    }
+    // SAFETY: the device is alive while its tasklet can run (`uninit_cb` kills the tasklet
+    // before the device goes); `tq` is the tasklet's own; `rq` is taken under the transmit lock.
+    unsafe {
+        let dev_ref = Device::from_raw(dev).unwrap_unchecked();
+        if (*q.tq.get()).qlen == 0 {
+            if !sys::knet_netif_tx_trylock(dev.cast()) {
+                return resched();
+            }
+            sys::knet_skb_head_splice_tail_init(q.rq.get(), q.tq.get());
+            sys::knet_netif_tx_unlock(dev.cast());
+        }
+        for _ in 0..BUDGET {
+            let Some(skb) = NonNull::new(sys::knet_skb_head_dequeue(q.tq.get())) else {
+                break;
+            };
+            (q.reinject)(q.handler, Skb::from_raw(skb), &dev_ref);
+        }
+        if (*q.tq.get()).qlen != 0 {
+            return resched();
+        }
+        if sys::knet_netif_tx_trylock(dev.cast()) {
+            if (*q.rq.get()).qlen == 0 {
+                q.pending.store(false, Ordering::Relaxed);
+                if sys::knet_netif_queue_stopped(dev.cast()) {
+                    sys::knet_netif_wake_queue(dev.cast());
+                }
+                sys::knet_netif_tx_unlock(dev.cast());
+                return;
+            }
+            sys::knet_netif_tx_unlock(dev.cast());
+        }
+    }
+    resched()
+}
+
+/// # Safety
+///
+/// Called by the kernel for one of our devices.
+unsafe extern "C" fn open_cb(dev: *mut bindings::net_device) -> i32 {
+    // SAFETY: per the function's contract.
+    unsafe { sys::knet_netif_start_queue(dev.cast()) };
+    0
+}
+
+/// # Safety
+///
+/// Called by the kernel for one of our devices.
+unsafe extern "C" fn stop_cb(dev: *mut bindings::net_device) -> i32 {
+    // SAFETY: per the function's contract.
+    unsafe { sys::knet_netif_stop_queue(dev.cast()) };
+    0
+}
+
+/// Unregistration (the set dropped, or `ip link del`): forget the device, drop what it still
+/// holds.
+///
+/// # Safety
+///
+/// Called by the kernel for one of our devices, under RTNL.
+unsafe extern "C" fn uninit_cb(dev: *mut bindings::net_device) {
+    // SAFETY: per the function's contract.
+    let q = unsafe { queue_of(dev) };
+    q.dev.store(ptr::null_mut(), Ordering::Release);
+    // INVARIANT: out of the table before the grace period that precedes the free.
+    q.table.set(q.index, ptr::null_mut());
+    // SAFETY: set up in `DevQueue::new`; the queues are no longer reached by xmit (the device
+    // is down and being unregistered) or by the tasklet (killed first). `kfree_skb` (a drop),
+    // so that whoever watches drops sees them.
+    unsafe {
+        bindings::tasklet_kill(q.tasklet.get());
+        let reason = bindings::skb_drop_reason_SKB_DROP_REASON_DEV_READY;
+        bindings::skb_queue_purge_reason(q.rq.get(), reason);
+        bindings::skb_queue_purge_reason(q.tq.get(), reason);
+    }
+}
+
+/// A `net_device_ops` table (a plain table of function pointers the kernel reads).
+struct NetdevOps(sys::net_device_ops);
+// SAFETY: immutable, read by the kernel from any CPU.
+unsafe impl Sync for NetdevOps {}
+
+static NETDEV_OPS: NetdevOps = NetdevOps({
+    // SAFETY: all-zero is a table without callbacks.
+    let mut o: sys::net_device_ops = unsafe { core::mem::zeroed() };
+    o.ndo_open = Some(open_cb);
+    o.ndo_stop = Some(stop_cb);
+    o.ndo_start_xmit = Some(xmit_cb);
+    o.ndo_uninit = Some(uninit_cb);
+    o
+});
+
+/// # Safety
+///
+/// Called by `alloc_netdev_mqs` with a device being allocated.
+unsafe extern "C" fn setup_cb(dev: *mut bindings::net_device) {
+    // SAFETY: the device is being set up; the table is static.
+    unsafe { sys::knet_netdev_setup_l3(dev, &NETDEV_OPS.0) };
+}
+
+/// # Safety
+///
+/// Called by rtnetlink for `ip link add ... type KIND`.
+unsafe extern "C" fn validate_cb(
+    _tb: *mut *mut bindings::nlattr,
+    _data: *mut *mut bindings::nlattr,
+    extack: *mut bindings::netlink_ext_ack,
+) -> i32 {
+    if !extack.is_null() {
+        // SAFETY: `extack` is valid for the call; the message is static.
+        unsafe {
+            (*extack)._msg =
+                c"these devices are made by the module (its numdevs parameter)".as_char_ptr()
+        };
+    }
+    EOPNOTSUPP.to_errno()
+}
+
+struct LinkInner {
+    ops: Opaque<sys::rtnl_link_ops>,
+}
+
+/// A link kind and its devices.
+pub(crate) struct DeviceSet<H: TxHandler> {
+    link: Pin<KBox<LinkInner>>,
+    link_registered: bool,
+    queues: KVec<Pin<KBox<DevQueue>>>,
+    /// The queues point to it.
+    _handler: Arc<H>,
+}
+
+// SAFETY: `LinkInner` is the kernel's table, read by it from any CPU; Rust only reads `kind`.
+unsafe impl Send for LinkInner {}
+// SAFETY: as for `Send`: no Rust access after registration.
+unsafe impl Sync for LinkInner {}
+
+impl<H: TxHandler> DeviceSet<H> {
+    /// Registers link kind `kind` and one device per entry of `table`, named from `name_fmt`
+    /// (e.g. `imq%d`), whose packets go to `handler`.
+    pub(crate) fn new(
+        name_fmt: &'static CStr,
+        kind: &'static CStr,
+        table: &Arc<DeviceTable>,
+        handler: Arc<H>,
+    ) -> Result<Self> {
+        let n = table.devs.len();
+        let link = KBox::pin(
+            LinkInner {
+                // SAFETY: all-zero is a link kind without callbacks, filled in below.
+                ops: Opaque::new(unsafe { core::mem::zeroed() }),
+            },
+            GFP_KERNEL,
+        )?;
+        // SAFETY: not registered yet: ours to fill.
+        let o = unsafe { &mut *link.ops.get() };
+        o.kind = kind.as_char_ptr();
+        o.priv_size = core::mem::size_of::<*const DevQueue>();
+        o.setup = Some(setup_cb);
+        o.validate = Some(validate_cb);
+        let h = Arc::as_ptr(&handler).cast::<c_void>();
+        let mut set = DeviceSet {
+            link,
+            link_registered: false,
+            queues: KVec::with_capacity(n, GFP_KERNEL)?,
+            _handler: handler,
+        };
+        // SAFETY: pinned, unregistered in `drop`.
+        to_result(unsafe { sys::rtnl_link_register(set.link.ops.get()) })?;
+        set.link_registered = true;
+        for i in 0..n as u32 {
+            let q = DevQueue::new(i, table.clone(), h, reinject::<H>)?;
+            // SAFETY: `name_fmt` is a static NUL-terminated string; `setup_cb` fills the rest.
+            let dev = unsafe {
+                sys::alloc_netdev_mqs(
+                    core::mem::size_of::<*const DevQueue>() as i32,
+                    name_fmt.as_char_ptr(),
+                    sys::KNET_NET_NAME_ENUM as u8,
+                    Some(setup_cb),
+                    1,
+                    1,
+                )
+            };
+            if dev.is_null() {
+                return Err(ENOMEM);
+            }
+            let qp: *const DevQueue = &*q;
+            // SAFETY: a fresh device with room for the pointer in its private area; the queue
+            // is pinned and outlives the device (dropped after the kind is unregistered).
+            let err = unsafe {
+                *sys::knet_netdev_priv(dev).cast::<*const DevQueue>() = qp;
+                sys::knet_netdev_set_link_ops(dev, set.link.ops.get());
+                q.dev.store(dev.cast(), Ordering::Release);
+                sys::rtnl_lock();
+                let err = sys::register_netdevice(dev);
+                sys::rtnl_unlock();
+                if err != 0 {
+                    q.dev.store(ptr::null_mut(), Ordering::Release);
+                    sys::free_netdev(dev);
+                }
+                err
+            };
+            set.queues.push(q, GFP_KERNEL)?;
+            to_result(err)?;
+            // INVARIANT: registered; cleared again in `uninit_cb`.
+            table.set(i, dev.cast());
+        }
+        Ok(set)
+    }
+}
+
+impl<H: TxHandler> Drop for DeviceSet<H> {
+    fn drop(&mut self) {
+        if self.link_registered {
+            // SAFETY: registered in `new`; deletes every device of the kind (their `uninit`
+            // runs), waiting for RCU readers of them.
+            unsafe { sys::rtnl_link_unregister(self.link.ops.get()) };
+        }
+        // The queues go after their devices (field order does the rest).
+    }
+}

@@ -1,0 +1,637 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Netfilter: hooks in every network namespace, resuming a hook chain after one of them, and
+//! xtables targets.
+//!
+//! - [`PernetHooks`] registers one [`Hook`] at PREROUTING and POSTROUTING, IPv4 and IPv6, in
+//!   every namespace (pernet init and exit), and unregisters it in `Drop`.
+//! - A hook may keep a packet's hook state ([`SavedState`], holding references on the
+//!   namespace and the socket) and later [`resume`] the chain right after itself, as
+//!   `nf_reinject` does for NFQUEUE.
+//! - [`TargetRegistration`] registers an xtables target (IPv4 and IPv6, mangle table) whose
+//!   rule check is a [`TargetCheck`].
+
+use super::{netdev::Device, skb::Skb, sys};
+use core::{
+    pin::Pin,
+    ptr::{self, NonNull},
+    sync::atomic::{AtomicPtr, Ordering},
+};
+use kernel::{bindings, ffi::c_void, prelude::*, str::CStrExt, sync::Arc, types::Opaque};
+
+/// `NF_INET_PRE_ROUTING`.
+pub(crate) const PRE_ROUTING: u8 = sys::KNET_NF_INET_PRE_ROUTING as u8;
+/// `NF_INET_POST_ROUTING`.
+pub(crate) const POST_ROUTING: u8 = sys::KNET_NF_INET_POST_ROUTING as u8;
+
+/// Hook priorities of the IPv4 hooks (`NF_IP_PRI_*`); the IPv6 ones must be the same for the
+/// hooks registered in both families to sit at the same place.
+#[allow(
+    dead_code,
+    reason = "read by build-time checks, which the lint does not count"
+)]
+pub(crate) mod priority {
+    use super::sys;
+    /// `NF_IP_PRI_MANGLE`.
+    pub(crate) const MANGLE: i32 = sys::KNET_NF_IP_PRI_MANGLE;
+    /// `NF_IP_PRI_NAT_DST`.
+    pub(crate) const NAT_DST: i32 = sys::KNET_NF_IP_PRI_NAT_DST;
+    /// `NF_IP_PRI_NAT_SRC`.
+    pub(crate) const NAT_SRC: i32 = sys::KNET_NF_IP_PRI_NAT_SRC;
+    /// `NF_IP_PRI_LAST`.
+    pub(crate) const LAST: i32 = sys::KNET_NF_IP_PRI_LAST;
+    const _: () = {
+        assert!(MANGLE == sys::KNET_NF_IP6_PRI_MANGLE);
+        assert!(NAT_DST == sys::KNET_NF_IP6_PRI_NAT_DST);
+        assert!(NAT_SRC == sys::KNET_NF_IP6_PRI_NAT_SRC);
+        assert!(LAST == sys::KNET_NF_IP6_PRI_LAST);
+    };
+}
+
+/// The current time in jiffies.
+pub(crate) fn jiffies() -> usize {
+    // SAFETY: `jiffies` is a kernel variable updated by the timer interrupt; a volatile read of
+    // a naturally aligned word is what the C `jiffies` macro does.
+    unsafe { ptr::read_volatile(&raw const bindings::jiffies) as usize }
+}
+
+/// `ms` milliseconds in jiffies.
+pub(crate) fn msecs_to_jiffies(ms: u32) -> usize {
+    kernel::time::msecs_to_jiffies(ms) as usize
+}
+
+/// A hook's verdict. `Stolen` only comes from [`HookPacket::queue_on`], which took the packet.
+pub(crate) enum Verdict {
+    /// The packet goes on through the chain.
+    Accept,
+    /// The hook took the packet.
+    Stolen,
+}
+
+/// What runs at the hooks.
+pub(crate) trait Hook: Send + Sync + 'static {
+    /// Called for each packet at PREROUTING and POSTROUTING, under RCU, in softirq or with
+    /// bottom halves off.
+    fn hook(&self, pkt: HookPacket<'_>) -> Verdict;
+}
+
+/// A packet at one of our hooks: borrowed from the chain until the hook steals it.
+pub(crate) struct HookPacket<'a> {
+    skb: NonNull<bindings::sk_buff>,
+    state: &'a sys::nf_hook_state,
+    /// Our hook the packet is at (`resume` continues after it).
+    ops: *const sys::nf_hook_ops,
+}
+
+impl<'a> HookPacket<'a> {
+    /// The hook (`NF_INET_*`) the packet is at.
+    pub(crate) fn hook(&self) -> u8 {
+        self.state.hook
+    }
+
+    /// The packet's identity while it lives (its address).
+    pub(crate) fn id(&self) -> usize {
+        self.skb.as_ptr() as usize
+    }
+
+    /// The tag in the packet's control block.
+    pub(crate) fn tag(&self) -> (u32, u32) {
+        // SAFETY: the chain lends us the packet for the duration of the hook.
+        unsafe { super::skb::tag_of(self.skb.as_ptr()) }
+    }
+
+    /// Writes the tag in the packet's control block.
+    pub(crate) fn set_tag(&mut self, magic: u32, val: u32) {
+        // SAFETY: as in `tag`; the hook may write the control block of the packet it holds.
+        unsafe { super::skb::set_tag_of(self.skb.as_ptr(), magic, val) }
+    }
+
+    /// The hook state, with references on the namespace and the socket; `None` if either is
+    /// going away.
+    pub(crate) fn save_state(&self) -> Option<SavedState> {
+        let mut state = copy_state(self.state);
+        // SAFETY: `state.net` is the namespace the packet is in, alive during the hook.
+        if unsafe { sys::knet_maybe_get_net(state.net) }.is_null() {
+            return None;
+        }
+        // SAFETY: `state.sk`, if any, is a socket alive during the hook (the chain holds it).
+        if !state.sk.is_null() && !unsafe { sys::knet_sock_hold_not_zero(state.sk) } {
+            // SAFETY: the reference taken just above.
+            unsafe { sys::knet_put_net(state.net) };
+            return None;
+        }
+        // The devices are found again by index when the chain resumes: they may go meanwhile.
+        // SAFETY: `in_`/`out`, if set, are devices alive during the hook.
+        let ifindex = |d: *mut bindings::net_device| unsafe { ifindex_of(d.cast()) };
+        let in_ifindex = ifindex(state.in_);
+        let out_ifindex = ifindex(state.out);
+        state.in_ = ptr::null_mut();
+        state.out = ptr::null_mut();
+        Some(SavedState {
+            state,
+            ops: self.ops,
+            in_ifindex,
+            out_ifindex,
+        })
+    }
+
+    /// What of the packet the device's qdisc may change and the chain needs back.
+    pub(crate) fn meta(&self) -> SkbMeta {
+        let skb = self.skb.as_ptr();
+        // SAFETY: the chain lends us the packet for the duration of the hook.
+        let (s, h) = unsafe { (&*skb, super::skb::headers(skb)) };
+        // SAFETY: the union member the stack uses for the device.
+        let dev = unsafe { s.__bindgen_anon_1.__bindgen_anon_1.__bindgen_anon_1.dev };
+        // SAFETY: the union member with the destructor (the other is for TCP's own queues).
+        let destructor = unsafe { s.__bindgen_anon_3.__bindgen_anon_1.destructor };
+        let wmem_charged = !s.sk.is_null() && s.sk == self.state.sk && is_sock_wfree(destructor);
+        let cb = s.cb;
+        SkbMeta {
+            // SAFETY: the packet's device, if any, is alive during the hook.
+            dev_ifindex: unsafe { ifindex_of(dev) },
+            // SAFETY: both members of the union are the same 64-bit time.
+            tstamp: unsafe { s.__bindgen_anon_2.tstamp },
+            tstamp_type: h.tstamp_type(),
+            priority: h.priority,
+            mac_header: h.mac_header,
+            queue_mapping: s.queue_mapping,
+            wmem_charged,
+            cb,
+        }
+    }
+
+    /// Queues the packet on `dev` (`dev_queue_xmit`), counted as received by the device.
+    pub(crate) fn queue_on(self, dev: Device<'_>) -> Verdict {
+        let skb = self.skb.as_ptr();
+        // SAFETY: the packet is ours to steal; `dev` is alive during the hook.
+        unsafe {
+            // Receive timestamps mean departure times to fq and friends: not on ingress.
+            if self.state.hook == PRE_ROUTING {
+                sys::knet_skb_clear_tstamp(skb);
+            }
+            sys::knet_dev_stats_rx(dev.as_ptr().cast(), (*skb).len);
+            (*skb)
+                .__bindgen_anon_1
+                .__bindgen_anon_1
+                .__bindgen_anon_1
+                .dev = dev.as_ptr();
+            // The device's qdisc owns it now, drops included.
+            sys::knet_dev_queue_xmit(skb);
+        }
+        Verdict::Stolen
+    }
+}
+
+/// The destructor is `sock_wfree` (the packet holds a share of its socket's send buffer).
+fn is_sock_wfree(d: Option<unsafe extern "C" fn(*mut bindings::sk_buff)>) -> bool {
+    // An exported C function: one address, the one the destructor was set from.
+    d.is_some_and(|d| core::ptr::fn_addr_eq(d, sys::sock_wfree as unsafe extern "C" fn(_)))
+}
+
+/// A copy of a hook state (bindgen does not derive `Copy` for it).
+fn copy_state(s: &sys::nf_hook_state) -> sys::nf_hook_state {
+    sys::nf_hook_state {
+        hook: s.hook,
+        pf: s.pf,
+        in_: s.in_,
+        out: s.out,
+        sk: s.sk,
+        net: s.net,
+        okfn: s.okfn,
+    }
+}
+
+/// # Safety
+///
+/// `dev` is null or a device alive for the call.
+unsafe fn ifindex_of(dev: *mut bindings::net_device) -> i32 {
+    if dev.is_null() {
+        return 0;
+    }
+    // SAFETY: alive, per the function's contract.
+    unsafe { sys::knet_netdev_ifindex(dev.cast()) }
+}
+
+/// A packet's fields that its stay in a qdisc may change, and that the chain needs back.
+pub(crate) struct SkbMeta {
+    dev_ifindex: i32,
+    tstamp: i64,
+    tstamp_type: u8,
+    priority: u32,
+    mac_header: u16,
+    queue_mapping: u16,
+    /// `skb->sk`'s send buffer was charged for the packet (`sock_wfree`).
+    wmem_charged: bool,
+    cb: [u8; 48],
+}
+
+/// A hook state kept while its packet is away, with references on its namespace and socket.
+pub(crate) struct SavedState {
+    /// `in_` and `out` are null: see the indexes.
+    state: sys::nf_hook_state,
+    ops: *const sys::nf_hook_ops,
+    in_ifindex: i32,
+    out_ifindex: i32,
+}
+
+// SAFETY: the references it holds may be put from any CPU; `ops` is only compared.
+unsafe impl Send for SavedState {}
+
+impl Drop for SavedState {
+    fn drop(&mut self) {
+        // SAFETY: the references taken in `save_state`, put once.
+        unsafe {
+            if !self.state.sk.is_null() {
+                sys::sock_gen_put(self.state.sk);
+            }
+            sys::knet_put_net(self.state.net);
+        }
+    }
+}
+
+/// The hook chain the packet left and the index after our hook in it, looked up now (hooks
+/// may have come and gone meanwhile); `None` if our hook is gone. Under RCU.
+fn chain(s: &SavedState) -> Option<(*mut bindings::nf_hook_entries, u32)> {
+    // SAFETY: `net` is referenced by `s`; the caller holds RCU.
+    let hooks = unsafe { sys::knet_nf_hook_entries(s.state.net, s.state.pf, s.state.hook.into()) };
+    if hooks.is_null() {
+        return None;
+    }
+    // SAFETY: a live chain, under RCU: its count and its ops array.
+    let (n, ops) = unsafe {
+        (
+            sys::knet_nf_hook_entries_num(hooks),
+            sys::knet_nf_hook_entries_ops(hooks),
+        )
+    };
+    (0..n)
+        // SAFETY: `ops` has `n` entries.
+        .find(|&i| unsafe { *ops.add(i as usize) }.cast_const() == s.ops)
+        .map(|i| (hooks.cast(), i + 1))
+}
+
+/// Sends `skb` on through the chain it left at our hook, with the state and fields it had
+/// there. `Err` if its namespace's chain, our hook, or one of its devices is gone: the packet
+/// is dropped.
+pub(crate) fn resume(skb: Skb, saved: SavedState, meta: SkbMeta) -> Result<(), ()> {
+    let _rcu = kernel::sync::rcu::read_lock();
+    let mut state = copy_state(&saved.state);
+    let net = state.net;
+    let find = |ifindex: i32| -> *mut bindings::net_device {
+        if ifindex == 0 {
+            return ptr::null_mut();
+        }
+        // SAFETY: `net` is referenced by `saved`; RCU is held.
+        unsafe { sys::dev_get_by_index_rcu(net, ifindex) }
+    };
+    state.in_ = find(saved.in_ifindex);
+    state.out = find(saved.out_ifindex);
+    // Mostly the device the packet came in on (PREROUTING) or goes out of (POSTROUTING).
+    let dev = if meta.dev_ifindex == saved.in_ifindex {
+        state.in_
+    } else if meta.dev_ifindex == saved.out_ifindex {
+        state.out
+    } else {
+        find(meta.dev_ifindex)
+    };
+    let hooks = chain(&saved);
+    let (Some((hooks, next)), false, false, false) = (
+        hooks,
+        dev.is_null(),
+        saved.in_ifindex != 0 && state.in_.is_null(),
+        saved.out_ifindex != 0 && state.out.is_null(),
+    ) else {
+        drop(skb);
+        return Err(());
+    };
+    let skb = skb.into_raw();
+    // SAFETY: we own `skb`; the devices were found under RCU, which is held until the chain
+    // and `okfn` are done, as on the stack's own path (netif_receive_skb, ip_local_out: `okfn`
+    // reads RCU-protected state such as routes).
+    unsafe {
+        let s = &mut *skb;
+        s.cb = meta.cb;
+        s.__bindgen_anon_1.__bindgen_anon_1.__bindgen_anon_1.dev = dev.cast();
+        s.__bindgen_anon_2.tstamp = meta.tstamp;
+        s.queue_mapping = meta.queue_mapping;
+        let h = super::skb::headers_mut(skb);
+        h.set_tstamp_type(meta.tstamp_type);
+        h.priority = meta.priority;
+        h.mac_header = meta.mac_header;
+        recharge(skb, &saved, meta.wmem_charged);
+        let ret = sys::nf_hook_slow(skb, &mut state, hooks, next);
+        if ret == 1 {
+            if let Some(okfn) = state.okfn {
+                okfn(state.net, state.sk, skb);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A qdisc may trade a packet's send-buffer charge for a plain socket reference: netem with a
+/// delay does (`skb_orphan_partial`: `sock_wfree` becomes `sock_efree`). Behind a NIC that is
+/// harmless. Behind imq the qdisc runs before IP fragmentation, whose fast path
+/// (`ip_do_fragment`, `ip6_fragment`) makes the fragments of a packet with a socket `sock_wfree`
+/// owners of their share of its charge, as if it still held it: the socket's wmem count then
+/// underflows. So the charge goes back before the packet does. The saved state's own reference
+/// keeps the socket alive across the swap.
+///
+/// # Safety
+///
+/// `skb` is owned by the caller.
+unsafe fn recharge(skb: *mut bindings::sk_buff, saved: &SavedState, charged: bool) {
+    // SAFETY: owned by the caller.
+    let s = unsafe { &*skb };
+    // SAFETY: the union member with the destructor.
+    let destructor = unsafe { s.__bindgen_anon_3.__bindgen_anon_1.destructor };
+    if charged && s.sk == saved.state.sk && !is_sock_wfree(destructor) {
+        // SAFETY: the socket is referenced by `saved`; `skb` is owned.
+        unsafe { sys::skb_set_owner_w(skb, saved.state.sk) };
+    }
+}
+
+/// An empty hook (filled in before registration).
+const fn zeroed_hook_ops() -> sys::nf_hook_ops {
+    // SAFETY: all-zero is a valid `nf_hook_ops`: null pointers, no callback.
+    unsafe { core::mem::zeroed() }
+}
+
+/// An empty xtables target (filled in before registration).
+const fn zeroed_target() -> sys::xt_target {
+    // SAFETY: all-zero is a valid `xt_target`: null pointers, no callbacks.
+    unsafe { core::mem::zeroed() }
+}
+
+/// Hook registrations in every namespace; only one per module (pernet callbacks carry no
+/// pointer of their own).
+static PERNET: AtomicPtr<c_void> = AtomicPtr::new(ptr::null_mut());
+
+/// A hook at PREROUTING and POSTROUTING, IPv4 and IPv6, in every network namespace.
+pub(crate) struct PernetHooks<H: Hook> {
+    inner: Pin<KBox<PernetInner>>,
+    /// The hooks point to it.
+    _handler: Arc<H>,
+}
+
+#[repr(C)]
+struct PernetInner {
+    ops: [Opaque<sys::nf_hook_ops>; 4],
+    pernet: Opaque<bindings::pernet_operations>,
+}
+
+// SAFETY: the tables are read by the kernel from any CPU; Rust never touches them after
+// registration.
+unsafe impl Send for PernetInner {}
+// SAFETY: `&PernetInner` gives no access Rust uses after registration; the kernel reads the
+// tables concurrently, which it does for every hook.
+unsafe impl Sync for PernetInner {}
+
+impl<H: Hook> PernetHooks<H> {
+    /// Registers `handler` at PREROUTING (priority `pre`) and POSTROUTING (`post`).
+    pub(crate) fn new(pre: i32, post: i32, handler: Arc<H>) -> Result<Self> {
+        let inner = KBox::pin(
+            PernetInner {
+                ops: [const { Opaque::new(zeroed_hook_ops()) }; 4],
+                // SAFETY: all-zero is a valid `pernet_operations` (no callbacks), filled in
+                // below before the kernel sees it.
+                pernet: Opaque::new(unsafe { core::mem::zeroed() }),
+            },
+            GFP_KERNEL,
+        )?;
+        let places = [
+            (sys::KNET_NFPROTO_IPV4, PRE_ROUTING, pre),
+            (sys::KNET_NFPROTO_IPV4, POST_ROUTING, post),
+            (sys::KNET_NFPROTO_IPV6, PRE_ROUTING, pre),
+            (sys::KNET_NFPROTO_IPV6, POST_ROUTING, post),
+        ];
+        for (o, (pf, hook, prio)) in inner.ops.iter().zip(places) {
+            // SAFETY: not registered yet: ours to fill.
+            let o = unsafe { &mut *o.get() };
+            o.hook = Some(Self::hook_cb);
+            // INVARIANT: the registration holds `handler` until the hooks are gone.
+            o.priv_ = Arc::as_ptr(&handler).cast_mut().cast();
+            o.pf = pf as u8;
+            o.hooknum = hook.into();
+            o.priority = prio;
+        }
+        // SAFETY: not registered yet: ours to fill.
+        let p = unsafe { &mut *inner.pernet.get() };
+        p.init = Some(Self::net_init);
+        p.exit = Some(Self::net_exit);
+        let raw = core::ptr::from_ref::<PernetInner>(&inner).cast_mut().cast();
+        if PERNET
+            .compare_exchange(ptr::null_mut(), raw, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            return Err(EBUSY);
+        }
+        // SAFETY: the table is pinned and outlives the registration (unregistered in `drop`);
+        // `PERNET` points to it for the callbacks.
+        let err = unsafe { bindings::register_pernet_subsys(inner.pernet.get()) };
+        if err != 0 {
+            PERNET.store(ptr::null_mut(), Ordering::Release);
+            return Err(Error::from_errno(err));
+        }
+        Ok(PernetHooks {
+            inner,
+            _handler: handler,
+        })
+    }
+
+    fn instance() -> *mut PernetInner {
+        PERNET.load(Ordering::Acquire).cast()
+    }
+
+    /// # Safety
+    ///
+    /// Called by the pernet core with a namespace being set up, while we are registered.
+    unsafe extern "C" fn net_init(net: *mut bindings::net) -> i32 {
+        let inner = Self::instance();
+        // SAFETY: `PERNET` is set while the pernet operations are registered.
+        let ops = unsafe { (*inner).ops.as_ptr() };
+        // SAFETY: `net` is being set up; the ops are pinned and valid until unregistered.
+        unsafe { sys::nf_register_net_hooks(net, Opaque::cast_into(ops), 4) }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the pernet core with a namespace going away (or at unregistration).
+    unsafe extern "C" fn net_exit(net: *mut bindings::net) {
+        let inner = Self::instance();
+        // SAFETY: as in `net_init`.
+        let ops = unsafe { (*inner).ops.as_ptr() };
+        // SAFETY: registered in this namespace by `net_init`.
+        unsafe { sys::nf_unregister_net_hooks(net, Opaque::cast_into(ops), 4) };
+    }
+
+    /// # Safety
+    ///
+    /// Called by netfilter for one of our hooks, under RCU, with a packet and its state.
+    unsafe extern "C" fn hook_cb(
+        priv_: *mut c_void,
+        skb: *mut bindings::sk_buff,
+        state: *const sys::nf_hook_state,
+    ) -> u32 {
+        // SAFETY: `priv_` is the handler, which the registration keeps alive while the hooks
+        // exist (see `new`).
+        let handler = unsafe { &*priv_.cast::<H>() };
+        // SAFETY: `state` is valid for the call.
+        let state = unsafe { &*state };
+        let inner = Self::instance();
+        let v6 = state.pf == sys::KNET_NFPROTO_IPV6 as u8;
+        let post = state.hook == POST_ROUTING;
+        let idx = usize::from(v6) * 2 + usize::from(post);
+        // SAFETY: registered, so `PERNET` is set; `idx` < 4.
+        let ops = unsafe { (*inner).ops[idx].get() };
+        let Some(skb) = NonNull::new(skb) else {
+            return sys::KNET_NF_ACCEPT;
+        };
+        match handler.hook(HookPacket {
+            skb,
+            state,
+            ops: ops.cast_const(),
+        }) {
+            Verdict::Accept => sys::KNET_NF_ACCEPT,
+            Verdict::Stolen => sys::KNET_NF_STOLEN,
+        }
+    }
+}
+
+impl<H: Hook> Drop for PernetHooks<H> {
+    fn drop(&mut self) {
+        // SAFETY: registered in `new`; this unregisters the hooks in every namespace (and waits
+        // for the packets in them, `synchronize_net`).
+        unsafe { bindings::unregister_pernet_subsys(self.inner.pernet.get()) };
+        PERNET.store(ptr::null_mut(), Ordering::Release);
+    }
+}
+
+/// The rule check of an xtables target with one `u32` argument (`--todev N`).
+pub(crate) trait TargetCheck: Send + Sync + 'static {
+    /// Whether a rule with argument `arg` in the hooks `hook_mask` is accepted.
+    fn check(&self, arg: u32, hook_mask: u32) -> Result;
+    /// The tag the target writes for a packet at hook `hook`.
+    fn tag(arg: u32, hook: u8) -> (u32, u32);
+}
+
+/// An xtables target for IPv4 and IPv6 in the mangle table, at PREROUTING and POSTROUTING:
+/// it tags the packet (see [`TargetCheck::tag`]) and the chain continues.
+pub(crate) struct TargetRegistration<C: TargetCheck> {
+    inner: Pin<KBox<TargetInner>>,
+    /// The targets point to it.
+    _check: Arc<C>,
+}
+
+#[repr(C)]
+struct TargetInner {
+    targets: [Opaque<sys::xt_target>; 2],
+    check: *const c_void,
+}
+
+// SAFETY: read by the kernel from any CPU; `check` points to a `Sync` checker.
+unsafe impl Send for TargetInner {}
+// SAFETY: after registration Rust only reads `check`, a pointer to a `Sync` checker.
+unsafe impl Sync for TargetInner {}
+
+impl<C: TargetCheck> TargetRegistration<C> {
+    /// Registers target `name` (revision 0) owned by `module`, whose rules `check` judges.
+    pub(crate) fn new(
+        module: &'static ThisModule,
+        name: &'static CStr,
+        check: Arc<C>,
+    ) -> Result<Self> {
+        let inner = KBox::pin(
+            TargetInner {
+                targets: [const { Opaque::new(zeroed_target()) }; 2],
+                // INVARIANT: the registration holds `check` until the targets are gone.
+                check: Arc::as_ptr(&check).cast(),
+            },
+            GFP_KERNEL,
+        )?;
+        let bytes = name.to_bytes();
+        for (t, family) in inner
+            .targets
+            .iter()
+            .zip([sys::KNET_NFPROTO_IPV4, sys::KNET_NFPROTO_IPV6])
+        {
+            // SAFETY: not registered yet: ours to fill.
+            let t = unsafe { &mut *t.get() };
+            if bytes.len() >= t.name.len() {
+                return Err(EINVAL);
+            }
+            t.name[..bytes.len()].copy_from_slice(bytes);
+            t.revision = 0;
+            t.family = family as u16;
+            t.target = Some(Self::target_cb);
+            t.checkentry = Some(Self::check_cb);
+            t.targetsize = core::mem::size_of::<u32>() as u32;
+            t.table = c"mangle".as_char_ptr();
+            t.hooks = (1 << PRE_ROUTING) | (1 << POST_ROUTING);
+            t.me = module.as_ptr();
+        }
+        // SAFETY: the targets are pinned and stay registered until `drop`.
+        let err = unsafe { sys::xt_register_targets(Opaque::cast_into(inner.targets.as_ptr()), 2) };
+        if err != 0 {
+            return Err(Error::from_errno(err));
+        }
+        Ok(TargetRegistration {
+            inner,
+            _check: check,
+        })
+    }
+
+    /// # Safety
+    ///
+    /// Called by xtables for a packet matching a rule with this target.
+    unsafe extern "C" fn target_cb(
+        skb: *mut bindings::sk_buff,
+        par: *const sys::xt_action_param,
+    ) -> u32 {
+        // SAFETY: `par` is valid for the call; `targinfo` is the rule's `u32` (targetsize) and
+        // `state` the hook state.
+        let (arg, hook) = unsafe {
+            let par = &*par;
+            (
+                *par.__bindgen_anon_2.targinfo.cast::<u32>(),
+                (*par.state).hook,
+            )
+        };
+        let (magic, val) = C::tag(arg, hook);
+        // SAFETY: the chain lends us the packet for the call.
+        unsafe { super::skb::set_tag_of(skb, magic, val) };
+        sys::KNET_XT_CONTINUE
+    }
+
+    /// # Safety
+    ///
+    /// Called by xtables when a rule with this target is added.
+    unsafe extern "C" fn check_cb(par: *const sys::xt_tgchk_param) -> i32 {
+        // SAFETY: valid for the call; `target` is one of our pinned targets, the first field
+        // of a `TargetInner` is the array (repr(C)), and the target's own family says which
+        // element (the rule's may differ under nft's compat layer).
+        let (arg, mask, inner) = unsafe {
+            let par = &*par;
+            let idx = usize::from((*par.target).family == sys::KNET_NFPROTO_IPV6 as u16);
+            let first = par.target.cast::<Opaque<sys::xt_target>>().sub(idx);
+            (
+                *par.targinfo.cast::<u32>(),
+                par.hook_mask,
+                &*first.cast::<TargetInner>(),
+            )
+        };
+        // SAFETY: the registration keeps the checker alive while the targets exist (see `new`).
+        let check = unsafe { &*inner.check.cast::<C>() };
+        match check.check(arg, mask) {
+            Ok(()) => 0,
+            Err(e) => e.to_errno(),
+        }
+    }
+}
+
+impl<C: TargetCheck> Drop for TargetRegistration<C> {
+    fn drop(&mut self) {
+        // SAFETY: registered in `new`.
+        unsafe { sys::xt_unregister_targets(Opaque::cast_into(self.inner.targets.as_ptr()), 2) };
+    }
+}
