@@ -6,6 +6,8 @@
 #include <linux/netdevice.h>
 #include <linux/skbuff.h>
 #include <linux/netfilter.h>
+#include <linux/netfilter_ipv4.h>
+#include <linux/netfilter_ipv6.h>
 #include <linux/netfilter/x_tables.h>
 #include <net/rtnetlink.h>
 #include <net/sch_generic.h>

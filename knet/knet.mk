@@ -22,16 +22,19 @@ knet_skip_c_flags := -mno-fp-ret-in-387 -mpreferred-stack-boundary=% -mskip-rax-
 	-fpatchable-function-entry=% -fmerge-constants -Wp,-MMD,%
 
 # Scheduler types Rust only points to (or embeds whole, never looking inside).
-knet_opaque_net := Qdisc|gnet_dump|qdisc_walker|tcf_block|tcf_proto|tcmsg|gnet_stats_basic_sync|net_rate_estimator|knet_qdisc_kind
+knet_opaque_net := Qdisc|gnet_dump|qdisc_walker|tcf_block|tcf_proto|tcmsg|gnet_stats_basic_sync|net_rate_estimator|qdisc_watchdog
 
 # Netfilter, xtables and netdevice types whose tables Rust builds (imq's divert). kernel::bindings
 # lacks them; what their function pointers mention only by pointer is made opaque.
 knet_net_types := net_device_ops|nf_hook_ops|nf_hook_state|xt_target|xt_action_param|xt_tgchk_param|rtnl_link_ops
 knet_net_alias := netdev_tx|netdev_tx_t|nf_hookfn|nf_hook_ops_type|tc_setup_type
-knet_net_ptr_only := ifla_vf_guid|ifla_vf_info|ifla_vf_stats|ip_tunnel_parm_kern|ndmsg|neigh_parms|net_device_path|net_device_path_ctx|net_device_stats|net_shaper_ops|netdev_bpf|netdev_fcoe_hbainfo|netdev_hw_addr_list|netdev_phys_item_id|rtnl_link_stats64|rtnl_newlink_params|xdp_buff|xt_match|xt_tgdtor_param|xsk_buff_pool
+knet_net_ptr_only := netdev_queue|ifla_vf_guid|ifla_vf_info|ifla_vf_stats|ip_tunnel_parm_kern|ndmsg|neigh_parms|net_device_path|net_device_path_ctx|net_device_stats|net_shaper_ops|netdev_bpf|netdev_fcoe_hbainfo|netdev_hw_addr_list|netdev_phys_item_id|rtnl_link_stats64|rtnl_newlink_params|xdp_buff|xt_match|xt_tgdtor_param|xsk_buff_pool
 # Exported functions the divert calls that kernel::bindings does not declare.
+# Kernel constants the divert uses (macros and enums).
+knet_net_vars := NF_ACCEPT|NF_STOLEN|NET_NAME_ENUM|XT_CONTINUE|NFPROTO_IPV4|NFPROTO_IPV6
+knet_net_enums := nf_inet_hooks|nf_ip_hook_priorities|nf_ip6_hook_priorities
 # Exported qdisc functions the qdisc parts call directly.
-knet_qdisc_functions := qdisc_reset|qdisc_put|qdisc_hash_add
+knet_qdisc_functions := qdisc_reset|qdisc_put|qdisc_hash_add|register_qdisc|unregister_qdisc|qdisc_watchdog_init|qdisc_watchdog_cancel|qdisc_watchdog_schedule_range_ns
 knet_net_functions := nf_register_net_hooks|nf_unregister_net_hooks|nf_hook_slow|xt_register_targets|xt_unregister_targets|rtnl_link_register|rtnl_link_unregister|alloc_netdev_mqs|register_netdevice|free_netdev|dev_get_by_index_rcu|sock_gen_put|skb_set_owner_w|sock_wfree|rtnl_lock|rtnl_unlock
 
 knet_bindgen_flags := --rust-target 1.85 --use-core --with-derive-default \
@@ -42,10 +45,11 @@ knet_bindgen_flags := --rust-target 1.85 --use-core --with-derive-default \
 	--allowlist-type 'knet_fprobe|knet_probe_call|knet_stats|knet_sk_tracepoint' \
 	--opaque-type 'knet_fprobe|knet_probe_call|knet_stats|knet_sk_tracepoint' \
 	--allowlist-type 'knet_fprobe_entry_t|knet_fprobe_exit_t|knet_sk_tracepoint_cb_t' \
-	--allowlist-type 'knet_qdisc_cbs|knet_qdisc_layout|knet_skb_queue|knet_filters|knet_class_stats' \
+	--allowlist-type 'Qdisc_ops|Qdisc_class_ops|knet_qdisc_layout|knet_skb_queue|knet_filters|knet_class_stats' \
 	--allowlist-type '$(knet_net_types)|$(knet_net_alias)' \
 	--allowlist-type '$(knet_net_ptr_only)' --opaque-type '$(knet_net_ptr_only)' \
 	--allowlist-function '$(knet_net_functions)|$(knet_qdisc_functions)' \
+	--allowlist-var '$(knet_net_vars)' --allowlist-type '$(knet_net_enums)' \
 	--allowlist-type '$(knet_opaque_net)' --opaque-type '$(knet_opaque_net)' \
 	--blocklist-type '($(knet_opaque_net))__bindgen_.*'
 

@@ -2,45 +2,19 @@
 /*
  * Helpers for the divert datapath (imq): the static inlines and macros of netdevice.h,
  * skbuff.h, netfilter.h, net_namespace.h and sock.h that Rust cannot call, as functions with
- * the knet_ prefix (the kind of rust/helpers in the kernel tree). Exported functions are called from Rust
- * directly; struct layouts come from bindgen.
+ * the knet_ prefix (the kind of rust/helpers in the kernel tree). Exported functions are
+ * called from Rust directly; struct layouts and constants come from bindgen.
  */
 #ifndef KNET_NET_HELPERS_H
 #define KNET_NET_HELPERS_H
 
 #include <linux/netdevice.h>
 #include <linux/netfilter.h>
-#include <linux/netfilter_ipv4.h>
-#include <linux/netfilter_ipv6.h>
 #include <linux/skbuff.h>
 #include <net/sock.h>
 
-enum {
-	/* The part of skb->cb that the packet scheduler leaves alone: bytes 40..47. */
-	KNET_SKB_CB_FREE_OFF = 40,
-	KNET_NF_ACCEPT = NF_ACCEPT,
-	KNET_NF_STOLEN = NF_STOLEN,
-	KNET_NETDEV_TX_OK = NETDEV_TX_OK,
-	KNET_NF_INET_PRE_ROUTING = NF_INET_PRE_ROUTING,
-	KNET_NF_INET_POST_ROUTING = NF_INET_POST_ROUTING,
-	KNET_NFPROTO_IPV4 = NFPROTO_IPV4,
-	KNET_NFPROTO_IPV6 = NFPROTO_IPV6,
-	KNET_NET_NAME_ENUM = NET_NAME_ENUM,
-};
-
-/* Hook priorities (signed: an enum of their own). */
-enum {
-	KNET_NF_IP_PRI_MANGLE = NF_IP_PRI_MANGLE,
-	KNET_NF_IP_PRI_NAT_DST = NF_IP_PRI_NAT_DST,
-	KNET_NF_IP_PRI_NAT_SRC = NF_IP_PRI_NAT_SRC,
-	KNET_NF_IP_PRI_LAST = NF_IP_PRI_LAST,
-	KNET_NF_IP6_PRI_MANGLE = NF_IP6_PRI_MANGLE,
-	KNET_NF_IP6_PRI_NAT_DST = NF_IP6_PRI_NAT_DST,
-	KNET_NF_IP6_PRI_NAT_SRC = NF_IP6_PRI_NAT_SRC,
-	KNET_NF_IP6_PRI_LAST = NF_IP6_PRI_LAST,
-};
-/* XT_CONTINUE, unsigned. */
-#define KNET_XT_CONTINUE 0xFFFFFFFFu
+/* The part of skb->cb that the packet scheduler leaves alone: bytes 40..47. */
+enum { KNET_SKB_CB_FREE_OFF = 40 };
 
 /* net_device is opaque to kernel::bindings: what Rust reads or sets of it. */
 void *knet_netdev_priv(const struct net_device *dev);

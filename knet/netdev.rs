@@ -221,7 +221,7 @@ unsafe extern "C" fn xmit_cb(
         // SAFETY: set up in `DevQueue::new`.
         unsafe { sys::knet_tasklet_schedule(q.tasklet.get()) };
     }
-    sys::KNET_NETDEV_TX_OK as sys::netdev_tx_t
+    sys::netdev_tx_NETDEV_TX_OK
 }
 
 /// # Safety
@@ -414,7 +414,7 @@ impl<H: TxHandler> DeviceSet<H> {
                 sys::alloc_netdev_mqs(
                     core::mem::size_of::<*const DevQueue>() as i32,
                     name_fmt.as_char_ptr(),
-                    sys::KNET_NET_NAME_ENUM as u8,
+                    sys::NET_NAME_ENUM as u8,
                     Some(setup_cb),
                     1,
                     1,

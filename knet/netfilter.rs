@@ -20,9 +20,9 @@ use core::{
 use kernel::{bindings, ffi::c_void, prelude::*, str::CStrExt, sync::Arc, types::Opaque};
 
 /// `NF_INET_PRE_ROUTING`.
-pub(crate) const PRE_ROUTING: u8 = sys::KNET_NF_INET_PRE_ROUTING as u8;
+pub(crate) const PRE_ROUTING: u8 = sys::nf_inet_hooks_NF_INET_PRE_ROUTING as u8;
 /// `NF_INET_POST_ROUTING`.
-pub(crate) const POST_ROUTING: u8 = sys::KNET_NF_INET_POST_ROUTING as u8;
+pub(crate) const POST_ROUTING: u8 = sys::nf_inet_hooks_NF_INET_POST_ROUTING as u8;
 
 /// Hook priorities of the IPv4 hooks (`NF_IP_PRI_*`); the IPv6 ones must be the same for the
 /// hooks registered in both families to sit at the same place.
@@ -33,18 +33,18 @@ pub(crate) const POST_ROUTING: u8 = sys::KNET_NF_INET_POST_ROUTING as u8;
 pub(crate) mod priority {
     use super::sys;
     /// `NF_IP_PRI_MANGLE`.
-    pub(crate) const MANGLE: i32 = sys::KNET_NF_IP_PRI_MANGLE;
+    pub(crate) const MANGLE: i32 = sys::nf_ip_hook_priorities_NF_IP_PRI_MANGLE;
     /// `NF_IP_PRI_NAT_DST`.
-    pub(crate) const NAT_DST: i32 = sys::KNET_NF_IP_PRI_NAT_DST;
+    pub(crate) const NAT_DST: i32 = sys::nf_ip_hook_priorities_NF_IP_PRI_NAT_DST;
     /// `NF_IP_PRI_NAT_SRC`.
-    pub(crate) const NAT_SRC: i32 = sys::KNET_NF_IP_PRI_NAT_SRC;
+    pub(crate) const NAT_SRC: i32 = sys::nf_ip_hook_priorities_NF_IP_PRI_NAT_SRC;
     /// `NF_IP_PRI_LAST`.
-    pub(crate) const LAST: i32 = sys::KNET_NF_IP_PRI_LAST;
+    pub(crate) const LAST: i32 = sys::nf_ip_hook_priorities_NF_IP_PRI_LAST;
     const _: () = {
-        assert!(MANGLE == sys::KNET_NF_IP6_PRI_MANGLE);
-        assert!(NAT_DST == sys::KNET_NF_IP6_PRI_NAT_DST);
-        assert!(NAT_SRC == sys::KNET_NF_IP6_PRI_NAT_SRC);
-        assert!(LAST == sys::KNET_NF_IP6_PRI_LAST);
+        assert!(MANGLE == sys::nf_ip6_hook_priorities_NF_IP6_PRI_MANGLE);
+        assert!(NAT_DST == sys::nf_ip6_hook_priorities_NF_IP6_PRI_NAT_DST);
+        assert!(NAT_SRC == sys::nf_ip6_hook_priorities_NF_IP6_PRI_NAT_SRC);
+        assert!(LAST == sys::nf_ip6_hook_priorities_NF_IP6_PRI_LAST);
     };
 }
 
@@ -400,10 +400,10 @@ impl<H: Hook> PernetHooks<H> {
             GFP_KERNEL,
         )?;
         let places = [
-            (sys::KNET_NFPROTO_IPV4, PRE_ROUTING, pre),
-            (sys::KNET_NFPROTO_IPV4, POST_ROUTING, post),
-            (sys::KNET_NFPROTO_IPV6, PRE_ROUTING, pre),
-            (sys::KNET_NFPROTO_IPV6, POST_ROUTING, post),
+            (sys::NFPROTO_IPV4, PRE_ROUTING, pre),
+            (sys::NFPROTO_IPV4, POST_ROUTING, post),
+            (sys::NFPROTO_IPV6, PRE_ROUTING, pre),
+            (sys::NFPROTO_IPV6, POST_ROUTING, post),
         ];
         for (o, (pf, hook, prio)) in inner.ops.iter().zip(places) {
             // SAFETY: not registered yet: ours to fill.
@@ -479,21 +479,21 @@ impl<H: Hook> PernetHooks<H> {
         // SAFETY: `state` is valid for the call.
         let state = unsafe { &*state };
         let inner = Self::instance();
-        let v6 = state.pf == sys::KNET_NFPROTO_IPV6 as u8;
+        let v6 = state.pf == sys::NFPROTO_IPV6 as u8;
         let post = state.hook == POST_ROUTING;
         let idx = usize::from(v6) * 2 + usize::from(post);
         // SAFETY: registered, so `PERNET` is set; `idx` < 4.
         let ops = unsafe { (*inner).ops[idx].get() };
         let Some(skb) = NonNull::new(skb) else {
-            return sys::KNET_NF_ACCEPT;
+            return sys::NF_ACCEPT;
         };
         match handler.hook(HookPacket {
             skb,
             state,
             ops: ops.cast_const(),
         }) {
-            Verdict::Accept => sys::KNET_NF_ACCEPT,
-            Verdict::Stolen => sys::KNET_NF_STOLEN,
+            Verdict::Accept => sys::NF_ACCEPT,
+            Verdict::Stolen => sys::NF_STOLEN,
         }
     }
 }
@@ -553,7 +553,7 @@ impl<C: TargetCheck> TargetRegistration<C> {
         for (t, family) in inner
             .targets
             .iter()
-            .zip([sys::KNET_NFPROTO_IPV4, sys::KNET_NFPROTO_IPV6])
+            .zip([sys::NFPROTO_IPV4, sys::NFPROTO_IPV6])
         {
             // SAFETY: not registered yet: ours to fill.
             let t = unsafe { &mut *t.get() };
@@ -600,7 +600,7 @@ impl<C: TargetCheck> TargetRegistration<C> {
         let (magic, val) = C::tag(arg, hook);
         // SAFETY: the chain lends us the packet for the call.
         unsafe { super::skb::set_tag_of(skb, magic, val) };
-        sys::KNET_XT_CONTINUE
+        sys::XT_CONTINUE
     }
 
     /// # Safety
@@ -612,7 +612,7 @@ impl<C: TargetCheck> TargetRegistration<C> {
         // element (the rule's may differ under nft's compat layer).
         let (arg, mask, inner) = unsafe {
             let par = &*par;
-            let idx = usize::from((*par.target).family == sys::KNET_NFPROTO_IPV6 as u16);
+            let idx = usize::from((*par.target).family == sys::NFPROTO_IPV6 as u16);
             let first = par.target.cast::<Opaque<sys::xt_target>>().sub(idx);
             (
                 *par.targinfo.cast::<u32>(),

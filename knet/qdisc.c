@@ -8,23 +8,8 @@
 #include <linux/timekeeping.h>
 #include "qdisc.h"
 
-struct knet_qdisc_kind {
-	struct Qdisc_ops ops;
-	struct Qdisc_class_ops cl_ops;
-	struct knet_qdisc_cbs cbs;
-};
-
-/* What every qdisc of a knet kind keeps in its private area. */
-struct knet_qdisc_priv {
-	struct qdisc_watchdog watchdog;
-	/* Runs the qdisc again as soon as possible, from process context (sch_htb's work). */
-	struct work_struct work;
-	/* The Rust state, from cbs.init; NULL until init succeeded. */
-	void *state;
-};
-
 const struct knet_qdisc_layout knet_qdisc_layout = {
-	.state = offsetof(struct Qdisc, privdata) + offsetof(struct knet_qdisc_priv, state),
+	.privdata = offsetof(struct Qdisc, privdata),
 	.qlen = offsetof(struct Qdisc, q.qlen),
 	.handle = offsetof(struct Qdisc, handle),
 	.skb_priority = offsetof(struct sk_buff, priority),
@@ -44,105 +29,19 @@ static_assert(sizeof(((struct Qdisc *)0)->handle) == sizeof(u32));
 static_assert(sizeof(((struct sk_buff *)0)->priority) == sizeof(u32));
 static_assert(sizeof(((struct qdisc_skb_cb *)0)->pkt_len) == sizeof(u32));
 
-static const struct knet_qdisc_cbs *knet_cbs(const struct Qdisc *sch)
+struct sk_buff *knet_qdisc_peek_dequeued(struct Qdisc *sch)
 {
-	return &container_of(sch->ops, struct knet_qdisc_kind, ops)->cbs;
+	return qdisc_peek_dequeued(sch);
 }
 
-static void knet_qdisc_work(struct work_struct *work)
+void knet_qdisc_schedule_root(struct Qdisc *sch)
 {
-	struct knet_qdisc_priv *p = container_of(work, struct knet_qdisc_priv, work);
-
-	rcu_read_lock();
-	__netif_schedule(qdisc_root(p->watchdog.qdisc));
-	rcu_read_unlock();
+	__netif_schedule(qdisc_root(sch));
 }
 
-static int knet_qdisc_init(struct Qdisc *sch, struct nlattr *opt, struct netlink_ext_ack *extack)
+void knet_schedule_work(struct work_struct *work)
 {
-	struct knet_qdisc_priv *p = qdisc_priv(sch);
-	void *state;
-
-	/* The core calls ->destroy even when ->init fails: set up what destroy tears down first. */
-	qdisc_watchdog_init(&p->watchdog, sch);
-	INIT_WORK(&p->work, knet_qdisc_work);
-	state = knet_cbs(sch)->init(sch, opt, extack);
-	if (IS_ERR(state))
-		return PTR_ERR(state);
-	p->state = state;
-	return 0;
-}
-
-static void knet_qdisc_reset(struct Qdisc *sch)
-{
-	struct knet_qdisc_priv *p = qdisc_priv(sch);
-
-	if (p->state)
-		knet_cbs(sch)->reset(sch);
-	qdisc_watchdog_cancel(&p->watchdog);
-}
-
-static void knet_qdisc_destroy(struct Qdisc *sch)
-{
-	struct knet_qdisc_priv *p = qdisc_priv(sch);
-
-	cancel_work_sync(&p->work);
-	qdisc_watchdog_cancel(&p->watchdog);
-	if (p->state)
-		knet_cbs(sch)->destroy(sch);
-	p->state = NULL;
-}
-
-struct knet_qdisc_kind *knet_qdisc_register(const char *id, const struct knet_qdisc_cbs *cbs,
-					    struct module *owner)
-{
-	struct knet_qdisc_kind *k;
-	int err;
-
-	if (strlen(id) >= IFNAMSIZ)
-		return ERR_PTR(-EINVAL);
-	k = kzalloc(sizeof(*k), GFP_KERNEL);
-	if (!k)
-		return ERR_PTR(-ENOMEM);
-	k->cbs = *cbs;
-	strscpy(k->ops.id, id, IFNAMSIZ);
-	k->ops.priv_size = sizeof(struct knet_qdisc_priv);
-	k->ops.enqueue = cbs->enqueue;
-	k->ops.dequeue = cbs->dequeue;
-	k->ops.peek = qdisc_peek_dequeued;
-	k->ops.init = knet_qdisc_init;
-	k->ops.reset = knet_qdisc_reset;
-	k->ops.destroy = knet_qdisc_destroy;
-	k->ops.change = cbs->change;
-	k->ops.dump = cbs->dump;
-	k->ops.owner = owner;
-	if (cbs->find) {
-		k->cl_ops.graft = cbs->graft;
-		k->cl_ops.leaf = cbs->leaf;
-		k->cl_ops.qlen_notify = cbs->qlen_notify;
-		k->cl_ops.find = cbs->find;
-		k->cl_ops.change = cbs->cl_change;
-		k->cl_ops.delete = cbs->cl_delete;
-		k->cl_ops.walk = cbs->walk;
-		k->cl_ops.tcf_block = cbs->tcf_block;
-		k->cl_ops.bind_tcf = cbs->bind_tcf;
-		k->cl_ops.unbind_tcf = cbs->unbind_tcf;
-		k->cl_ops.dump = cbs->cl_dump;
-		k->cl_ops.dump_stats = cbs->cl_dump_stats;
-		k->ops.cl_ops = &k->cl_ops;
-	}
-	err = register_qdisc(&k->ops);
-	if (err) {
-		kfree(k);
-		return ERR_PTR(err);
-	}
-	return k;
-}
-
-void knet_qdisc_unregister(struct knet_qdisc_kind *k)
-{
-	unregister_qdisc(&k->ops);
-	kfree(k);
+	schedule_work(work);
 }
 
 unsigned int knet_qdisc_tx_queue_len(const struct Qdisc *sch)
@@ -158,20 +57,6 @@ void knet_qdisc_tree_lock(struct Qdisc *sch)
 void knet_qdisc_tree_unlock(struct Qdisc *sch)
 {
 	sch_tree_unlock(sch);
-}
-
-void knet_qdisc_watchdog_schedule(struct Qdisc *sch, u64 expires)
-{
-	struct knet_qdisc_priv *p = qdisc_priv(sch);
-
-	qdisc_watchdog_schedule_ns(&p->watchdog, expires);
-}
-
-void knet_qdisc_schedule_work(struct Qdisc *sch)
-{
-	struct knet_qdisc_priv *p = qdisc_priv(sch);
-
-	schedule_work(&p->work);
 }
 
 void knet_qdisc_count_enqueue(struct Qdisc *sch, unsigned int len)

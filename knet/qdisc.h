@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * knet qdisc shim: a qdisc kind whose callbacks are Rust functions, and the static inlines of
- * the packet scheduler API that Rust cannot call directly. The ops tables, the watchdog and the
- * pointer to the Rust state live in C, so Rust depends on no scheduler struct's layout.
+ * knet qdisc shim: the static inlines of the packet scheduler API that Rust cannot call
+ * directly, and the offsets of the few fields of scheduler structs the packet path reads (the
+ * ops tables and the qdisc's private area are built in Rust, knet/qdisc.rs).
  */
 #ifndef KNET_QDISC_H
 #define KNET_QDISC_H
@@ -12,38 +12,6 @@
 #include <net/pkt_sched.h>
 #include <net/pkt_cls.h>
 #include <net/gen_stats.h>
-
-/*
- * The Rust callbacks of a qdisc kind. init/reset/destroy are wrapped by C (watchdog set-up and
- * tear-down, "the Rust state exists" check); the others go straight into Qdisc_ops and
- * Qdisc_class_ops. A NULL class callback makes the kind classless.
- */
-struct knet_qdisc_cbs {
-	int (*enqueue)(struct sk_buff *skb, struct Qdisc *sch, struct sk_buff **to_free);
-	struct sk_buff *(*dequeue)(struct Qdisc *sch);
-	/* Returns the Rust state (non-NULL) or an ERR_PTR. */
-	void *(*init)(struct Qdisc *sch, struct nlattr *opt, struct netlink_ext_ack *extack);
-	void (*reset)(struct Qdisc *sch);
-	void (*destroy)(struct Qdisc *sch);
-	int (*change)(struct Qdisc *sch, struct nlattr *opt, struct netlink_ext_ack *extack);
-	int (*dump)(struct Qdisc *sch, struct sk_buff *skb);
-	/* Class operations. */
-	int (*graft)(struct Qdisc *sch, unsigned long cl, struct Qdisc *new, struct Qdisc **old,
-		     struct netlink_ext_ack *extack);
-	struct Qdisc *(*leaf)(struct Qdisc *sch, unsigned long cl);
-	void (*qlen_notify)(struct Qdisc *sch, unsigned long cl);
-	unsigned long (*find)(struct Qdisc *sch, u32 classid);
-	int (*cl_change)(struct Qdisc *sch, u32 classid, u32 parentid, struct nlattr **tca,
-			 unsigned long *arg, struct netlink_ext_ack *extack);
-	int (*cl_delete)(struct Qdisc *sch, unsigned long cl, struct netlink_ext_ack *extack);
-	void (*walk)(struct Qdisc *sch, struct qdisc_walker *walker);
-	struct tcf_block *(*tcf_block)(struct Qdisc *sch, unsigned long cl,
-				       struct netlink_ext_ack *extack);
-	unsigned long (*bind_tcf)(struct Qdisc *sch, unsigned long parent, u32 classid);
-	void (*unbind_tcf)(struct Qdisc *sch, unsigned long cl);
-	int (*cl_dump)(struct Qdisc *sch, unsigned long cl, struct sk_buff *skb, struct tcmsg *tcm);
-	int (*cl_dump_stats)(struct Qdisc *sch, unsigned long cl, struct gnet_dump *d);
-};
 
 /* Values Rust needs from macros and anonymous enums. */
 enum {
@@ -55,21 +23,15 @@ enum {
 	KNET_TCA_RATE = TCA_RATE,
 };
 
-struct knet_qdisc_kind;
-/* Registers kind `id` (owner: the calling module). ERR_PTR on failure. */
-struct knet_qdisc_kind *knet_qdisc_register(const char *id, const struct knet_qdisc_cbs *cbs,
-					    struct module *owner);
-void knet_qdisc_unregister(struct knet_qdisc_kind *kind);
+/* The static inlines a qdisc kind's ops need as functions. */
+struct sk_buff *knet_qdisc_peek_dequeued(struct Qdisc *sch);
+/* Runs the root qdisc of `sch` again (__netif_schedule). Under RCU. */
+void knet_qdisc_schedule_root(struct Qdisc *sch);
+void knet_schedule_work(struct work_struct *work);
 
-/* The Rust state of a qdisc of a knet kind (NULL before init succeeded). */
 unsigned int knet_qdisc_tx_queue_len(const struct Qdisc *sch);
 void knet_qdisc_tree_lock(struct Qdisc *sch);
 void knet_qdisc_tree_unlock(struct Qdisc *sch);
-/* The watchdog of a knet qdisc: reschedule the qdisc at `expires` (ns, monotonic). */
-void knet_qdisc_watchdog_schedule(struct Qdisc *sch, u64 expires);
-/* Runs the qdisc again soon, from a work item: for work that is due now, where a watchdog
- * armed in the past would fire at once, again and again, from interrupt context. */
-void knet_qdisc_schedule_work(struct Qdisc *sch);
 
 /* Accounting of a qdisc's own queue length, backlog and counters. */
 void knet_qdisc_count_enqueue(struct Qdisc *sch, unsigned int len);
@@ -122,7 +84,7 @@ int knet_filters_classify(struct sk_buff *skb, struct knet_filters *f, u32 *clas
  * build time: Rust loads them directly, as the static inline accessors compile to in C, instead
  * of calling a function per field. */
 struct knet_qdisc_layout {
-	size_t state;		/* the Rust state pointer, in the qdisc's private area */
+	size_t privdata;	/* the qdisc's private area (qdisc_priv) */
 	size_t qlen;		/* sch->q.qlen, u32 */
 	size_t handle;		/* sch->handle, u32 */
 	size_t skb_priority;	/* skb->priority, u32 */

@@ -3,8 +3,10 @@
 //! Qdisc kinds in Rust: a `#[vtable]` trait, `Adapter<T>` trampolines, a `Registration` that
 //! unregisters in `Drop`.
 //!
-//! The ops tables, the watchdog and the pointer to the Rust state live in C (`knet/qdisc.c`).
-//! Each callback gets the qdisc's state (`&T::Data`) and a context token saying which lock is
+//! The ops tables (`Qdisc_ops`, `Qdisc_class_ops`) are built here and registered with
+//! `register_qdisc`; every qdisc of the kind keeps its watchdog, a work item and the pointer to
+//! its Rust state in its private area ([`Priv`]). C (`knet/qdisc.c`) is left for the scheduler's
+//! static inlines and the offsets of the fields the packet path reads. Each callback gets the qdisc's state (`&T::Data`) and a context token saying which lock is
 //! held: [`Locked`] (the root qdisc lock: enqueue, dequeue, reset, qlen_notify) or [`Control`]
 //! (RTNL: configuration and dumps). State the packet path mutates sits in a [`QdiscCell`],
 //! borrowed with proof of the root lock; control code gets that proof from
@@ -26,10 +28,11 @@ use core::{
 };
 use kernel::{
     bindings,
-    error::{from_err_ptr, Error},
+    error::to_result as to_c_result,
     ffi::{c_int, c_ulong, c_void},
     prelude::*,
     str::CStrExt,
+    types::Opaque,
 };
 
 /// The qdisc a callback runs for, while its root lock is held (packet path, or a tree lock).
@@ -143,17 +146,21 @@ impl Locked<'_> {
 
     /// Runs the qdisc again at `at_ns` (monotonic ns): the hrtimer watchdog.
     pub(crate) fn schedule_at(&self, at_ns: u64) {
-        // SAFETY: the watchdog was set up by the C init wrapper before any callback ran.
-        unsafe { sys::knet_qdisc_watchdog_schedule(self.sch, at_ns) };
+        // SAFETY: the watchdog was set up by `init_cb` before any other callback ran; the root
+        // lock is held, as `qdisc_watchdog_schedule_ns` requires.
+        unsafe {
+            let p = priv_of(self.sch);
+            sys::qdisc_watchdog_schedule_range_ns((*p).watchdog.get(), at_ns, 0)
+        };
     }
 
     /// Runs the qdisc again as soon as possible, from process context: for work that is due
     /// already (sch_htb's `schedule_work`), where a watchdog armed for now would fire at once
     /// from interrupt context and, if the qdisc still found nothing to send, again and again.
     pub(crate) fn schedule_soon(&self) {
-        // SAFETY: the work item was set up by the C init wrapper before any callback ran, and
-        // destroy cancels it before the qdisc goes.
-        unsafe { sys::knet_qdisc_schedule_work(self.sch) };
+        // SAFETY: the work item was set up by `init_cb` before any other callback ran, and
+        // `destroy_cb` cancels it before the qdisc goes.
+        unsafe { sys::knet_schedule_work((*priv_of(self.sch)).work.get()) };
     }
 }
 
@@ -559,20 +566,43 @@ pub(super) unsafe fn add_u64(base: *mut u8, offset: usize, v: u64) {
     }
 }
 
+/// What every qdisc of a knet kind keeps in its private area (`qdisc_priv`).
+///
+/// # Invariants
+///
+/// Set up by `init_cb` before anything else can use it (the core zeroes the area before);
+/// `state` is null or the leaked `Pin<KBox<T::Data>>` of a successful init, until `destroy_cb`
+/// drops it.
+#[repr(C)]
+struct Priv {
+    watchdog: Opaque<sys::qdisc_watchdog>,
+    /// Runs the qdisc again soon from process context (sch_htb's `work`).
+    work: Opaque<bindings::work_struct>,
+    /// The qdisc, for the work item.
+    sch: *mut sys::Qdisc,
+    state: *mut c_void,
+}
+
+/// The private area of `sch`.
+///
+/// # Safety
+///
+/// `sch` is a live qdisc of a knet kind.
+unsafe fn priv_of(sch: *mut sys::Qdisc) -> *mut Priv {
+    // SAFETY: the offset is that of `privdata`, the qdisc's private area of `priv_size`
+    // (`size_of::<Priv>()`) bytes, cache-line aligned.
+    unsafe { sch.cast::<u8>().add(layout().privdata).cast::<Priv>() }
+}
+
 /// The Rust state pointer a qdisc of a knet kind keeps in its private area.
 ///
 /// # Safety
 ///
 /// `sch` is a live qdisc of a knet kind.
 unsafe fn state_ptr(sch: *mut sys::Qdisc) -> *mut c_void {
-    // SAFETY: the offset is that of the pointer field of the kind's private area, written by
-    // the C wrappers of init and destroy (under RTNL, before and after any packet path call).
-    unsafe {
-        sch.cast::<u8>()
-            .add(layout().state)
-            .cast::<*mut c_void>()
-            .read()
-    }
+    // SAFETY: written by `init_cb` and `destroy_cb` (under RTNL, before and after any packet
+    // path call).
+    unsafe { (*priv_of(sch)).state }
 }
 
 /// The C-callable trampolines of a [`QdiscOps`] kind.
@@ -669,14 +699,32 @@ impl<T: QdiscOps> Adapter<T> {
         sch: *mut sys::Qdisc,
         opt: *mut bindings::nlattr,
         extack: *mut bindings::netlink_ext_ack,
-    ) -> *mut c_void {
+    ) -> c_int {
+        // SAFETY: `sch` is being initialised, its private area zeroed. The core calls destroy
+        // even when init fails, so what destroy tears down is set up first.
+        let p = unsafe {
+            let p = priv_of(sch);
+            sys::qdisc_watchdog_init((*p).watchdog.get(), sch);
+            bindings::init_work_with_key(
+                (*p).work.get(),
+                Some(work_cb),
+                false,
+                c"knet_qdisc_work".as_char_ptr(),
+                kernel::static_lock_class!().as_ptr(),
+            );
+            (*p).sch = sch;
+            p
+        };
         // SAFETY: init runs under RTNL with the request's extack.
         let mut extack = unsafe { ExtAck::from_raw(extack) };
         match T::init(&Self::control(sch), Self::payload(opt), &mut extack) {
-            // SAFETY: the box is never moved: it is turned back into a `Pin<KBox>` and
-            // dropped in place by `destroy_cb`.
-            Ok(b) => KBox::into_raw(unsafe { Pin::into_inner_unchecked(b) }).cast(),
-            Err(e) => e.to_ptr(),
+            Ok(b) => {
+                // SAFETY: the box is never moved: it is turned back into a `Pin<KBox>` and
+                // dropped in place by `destroy_cb`. INVARIANT: the state of this init.
+                unsafe { (*p).state = KBox::into_raw(Pin::into_inner_unchecked(b)).cast() };
+                0
+            }
+            Err(e) => e.to_errno(),
         }
     }
 
@@ -685,8 +733,14 @@ impl<T: QdiscOps> Adapter<T> {
     /// Called only by the packet scheduler core through the ops table, as its `reset`
     /// callback, with that callback's arguments and locking.
     unsafe extern "C" fn reset_cb(sch: *mut sys::Qdisc) {
-        // SAFETY: the C wrapper calls this with the root lock held, only once init succeeded.
-        unsafe { T::reset(Self::data(sch), &Self::locked(sch)) };
+        // SAFETY: reset runs with the root lock held; the state is used only if init succeeded;
+        // the watchdog was set up by `init_cb`.
+        unsafe {
+            if !state_ptr(sch).is_null() {
+                T::reset(Self::data(sch), &Self::locked(sch));
+            }
+            sys::qdisc_watchdog_cancel((*priv_of(sch)).watchdog.get());
+        }
     }
 
     /// # Safety
@@ -695,11 +749,22 @@ impl<T: QdiscOps> Adapter<T> {
     /// callback, with that callback's arguments and locking.
     unsafe extern "C" fn destroy_cb(sch: *mut sys::Qdisc) {
         let ctl = Self::control(sch);
-        // SAFETY: the C wrapper calls this under RTNL once, only once init succeeded.
-        unsafe { T::destroy(Self::data(sch), &ctl) };
-        // SAFETY: the pointer came from `KBox::into_raw` in `init_cb`; the C wrapper forgets it
-        // when this returns, and no callback runs for this qdisc any more.
-        drop(unsafe { Pin::new_unchecked(KBox::from_raw(state_ptr(sch).cast::<T::Data>())) });
+        // SAFETY: destroy runs under RTNL, once, after `init_cb` (which set up the watchdog and
+        // the work item whatever it returned); nothing runs the qdisc any more.
+        unsafe {
+            let p = priv_of(sch);
+            bindings::cancel_work_sync((*p).work.get());
+            sys::qdisc_watchdog_cancel((*p).watchdog.get());
+            if (*p).state.is_null() {
+                return;
+            }
+            T::destroy(Self::data(sch), &ctl);
+            // The pointer came from `KBox::into_raw` in `init_cb`. INVARIANT: forgotten here.
+            drop(Pin::new_unchecked(KBox::from_raw(
+                (*p).state.cast::<T::Data>(),
+            )));
+            (*p).state = core::ptr::null_mut();
+        }
     }
 
     /// # Safety
@@ -1016,79 +1081,53 @@ impl<T: QdiscOps> Adapter<T> {
         }
     }
 
-    const CBS: sys::knet_qdisc_cbs = sys::knet_qdisc_cbs {
-        enqueue: Some(Self::enqueue_cb),
-        dequeue: Some(Self::dequeue_cb),
-        init: Some(Self::init_cb),
-        reset: Some(Self::reset_cb),
-        destroy: Some(Self::destroy_cb),
-        change: if T::HAS_CHANGE {
-            Some(Self::change_cb)
-        } else {
-            None
-        },
-        dump: Some(Self::dump_cb),
-        graft: if T::HAS_FIND {
-            Some(Self::graft_cb)
-        } else {
-            None
-        },
-        leaf: if T::HAS_FIND {
-            Some(Self::leaf_cb)
-        } else {
-            None
-        },
-        qlen_notify: if T::HAS_FIND {
-            Some(Self::qlen_notify_cb)
-        } else {
-            None
-        },
-        find: if T::HAS_FIND {
-            Some(Self::find_cb)
-        } else {
-            None
-        },
-        cl_change: if T::HAS_FIND {
-            Some(Self::cl_change_cb)
-        } else {
-            None
-        },
-        cl_delete: if T::HAS_FIND {
-            Some(Self::cl_delete_cb)
-        } else {
-            None
-        },
-        walk: if T::HAS_FIND {
-            Some(Self::walk_cb)
-        } else {
-            None
-        },
-        tcf_block: if T::HAS_FIND {
-            Some(Self::tcf_block_cb)
-        } else {
-            None
-        },
-        bind_tcf: if T::HAS_FIND {
-            Some(Self::bind_tcf_cb)
-        } else {
-            None
-        },
-        unbind_tcf: if T::HAS_FIND {
-            Some(Self::unbind_tcf_cb)
-        } else {
-            None
-        },
-        cl_dump: if T::HAS_FIND {
-            Some(Self::cl_dump_cb)
-        } else {
-            None
-        },
-        cl_dump_stats: if T::HAS_FIND {
-            Some(Self::cl_dump_stats_cb)
-        } else {
-            None
-        },
-    };
+    /// Fills the kind's ops tables.
+    fn fill(ops: &mut sys::Qdisc_ops, cl_ops: &mut sys::Qdisc_class_ops) {
+        ops.priv_size = core::mem::size_of::<Priv>() as c_int;
+        ops.enqueue = Some(Self::enqueue_cb);
+        ops.dequeue = Some(Self::dequeue_cb);
+        ops.peek = Some(sys::knet_qdisc_peek_dequeued);
+        ops.init = Some(Self::init_cb);
+        ops.reset = Some(Self::reset_cb);
+        ops.destroy = Some(Self::destroy_cb);
+        if T::HAS_CHANGE {
+            ops.change = Some(Self::change_cb);
+        }
+        ops.dump = Some(Self::dump_cb);
+        if T::HAS_FIND {
+            cl_ops.graft = Some(Self::graft_cb);
+            cl_ops.leaf = Some(Self::leaf_cb);
+            cl_ops.qlen_notify = Some(Self::qlen_notify_cb);
+            cl_ops.find = Some(Self::find_cb);
+            cl_ops.change = Some(Self::cl_change_cb);
+            cl_ops.delete = Some(Self::cl_delete_cb);
+            cl_ops.walk = Some(Self::walk_cb);
+            cl_ops.tcf_block = Some(Self::tcf_block_cb);
+            cl_ops.bind_tcf = Some(Self::bind_tcf_cb);
+            cl_ops.unbind_tcf = Some(Self::unbind_tcf_cb);
+            cl_ops.dump = Some(Self::cl_dump_cb);
+            cl_ops.dump_stats = Some(Self::cl_dump_stats_cb);
+        }
+    }
+}
+
+/// The work item of a qdisc (`Locked::schedule_soon`): runs its root qdisc again.
+///
+/// # Safety
+///
+/// Called by the workqueue with the work item of a knet qdisc's `Priv`, which `destroy_cb`
+/// cancels (and waits for) before the qdisc goes.
+unsafe extern "C" fn work_cb(work: *mut bindings::work_struct) {
+    let _rcu = kernel::sync::rcu::read_lock();
+    // SAFETY: `work` is the `work` field of a live `Priv` (repr(C)); its `sch` was set in
+    // `init_cb` before the work item could be queued; RCU is held, as `qdisc_root` requires.
+    unsafe {
+        let p = work
+            .cast::<u8>()
+            .sub(core::mem::offset_of!(Priv, work))
+            .cast::<Priv>();
+        sys::knet_qdisc_schedule_root((*p).sch);
+    }
 }
 
 fn to_c(r: Result) -> c_int {
@@ -1098,29 +1137,58 @@ fn to_c(r: Result) -> c_int {
     }
 }
 
-/// A registered qdisc kind; unregistered on drop.
-pub(crate) struct Registration<T: QdiscOps> {
-    kind: NonNull<sys::knet_qdisc_kind>,
-    _p: PhantomData<T>,
+/// The ops tables of a kind, which the core points to while it is registered.
+#[repr(C)]
+struct KindTables {
+    ops: Opaque<sys::Qdisc_ops>,
+    cl_ops: Opaque<sys::Qdisc_class_ops>,
 }
 
-// SAFETY: the registration only holds the C kind, which the core uses under its own locks.
-unsafe impl<T: QdiscOps> Send for Registration<T> {}
-// SAFETY: `&self` gives no access to anything.
-unsafe impl<T: QdiscOps> Sync for Registration<T> {}
+// SAFETY: read by the kernel from any CPU; Rust does not touch the tables after registration.
+unsafe impl Send for KindTables {}
+// SAFETY: `&KindTables` gives Rust no access; the kernel only reads them.
+unsafe impl Sync for KindTables {}
+
+/// An empty table (filled in before registration).
+const fn zeroed<U>() -> U {
+    // SAFETY: used for `Qdisc_ops` and `Qdisc_class_ops` only, where all-zero bytes are null
+    // pointers and absent callbacks.
+    unsafe { core::mem::zeroed() }
+}
+
+/// A registered qdisc kind; unregistered on drop.
+pub(crate) struct Registration<T: QdiscOps> {
+    tables: Pin<KBox<KindTables>>,
+    _p: PhantomData<T>,
+}
 
 impl<T: QdiscOps> Registration<T> {
     /// Registers kind `T::ID`, owned by `module` (which then cannot unload while a qdisc of
     /// this kind exists).
     pub(crate) fn new(module: &'static ThisModule) -> Result<Self> {
-        let cbs = Adapter::<T>::CBS;
-        // SAFETY: `ID` is a static NUL-terminated string; the C side copies `cbs`; `module` is
-        // this module.
-        let kind = unsafe { sys::knet_qdisc_register(T::ID.as_char_ptr(), &cbs, module.as_ptr()) };
-        let kind = from_err_ptr(kind)?;
-        let kind = NonNull::new(kind).ok_or(Error::from_errno(-(bindings::ENOMEM as i32)))?;
+        let tables = KBox::pin(
+            KindTables {
+                ops: Opaque::new(zeroed()),
+                cl_ops: Opaque::new(zeroed()),
+            },
+            GFP_KERNEL,
+        )?;
+        // SAFETY: not registered yet: ours to fill.
+        let (ops, cl_ops) = unsafe { (&mut *tables.ops.get(), &mut *tables.cl_ops.get()) };
+        let id = T::ID.to_bytes();
+        if id.len() >= ops.id.len() {
+            return Err(EINVAL);
+        }
+        ops.id[..id.len()].copy_from_slice(id);
+        Adapter::<T>::fill(ops, cl_ops);
+        if T::HAS_FIND {
+            ops.cl_ops = tables.cl_ops.get();
+        }
+        ops.owner = module.as_ptr();
+        // SAFETY: the tables are pinned and stay registered until `drop`.
+        to_c_result(unsafe { sys::register_qdisc(tables.ops.get()) })?;
         Ok(Registration {
-            kind,
+            tables,
             _p: PhantomData,
         })
     }
@@ -1130,6 +1198,6 @@ impl<T: QdiscOps> Drop for Registration<T> {
     fn drop(&mut self) {
         // SAFETY: registered by `new`; the module reference held by every qdisc of the kind
         // means none exists any more when the module (and this) goes away.
-        unsafe { sys::knet_qdisc_unregister(self.kind.as_ptr()) };
+        unsafe { sys::unregister_qdisc(self.tables.ops.get()) };
     }
 }
