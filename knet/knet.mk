@@ -42,9 +42,9 @@ knet_bindgen_flags := --rust-target 1.85 --use-core --with-derive-default \
 	--enable-function-attribute-detection --no-recursive-allowlist \
 	--blocklist-type '__kernel_s?size_t' --blocklist-type __kernel_ptrdiff_t \
 	--allowlist-function 'knet_.*' --allowlist-var 'KNET_.*|knet_qdisc_layout' \
-	--allowlist-type 'knet_fprobe|knet_probe_call|knet_stats|knet_sk_tracepoint' \
-	--opaque-type 'knet_fprobe|knet_probe_call|knet_stats|knet_sk_tracepoint' \
-	--allowlist-type 'knet_fprobe_entry_t|knet_fprobe_exit_t|knet_sk_tracepoint_cb_t' \
+	--allowlist-type 'knet_stats|fprobe_hlist' --opaque-type 'knet_stats|ftrace_regs|fprobe_hlist' \
+	--allowlist-type 'fprobe|fprobe_entry_cb|fprobe_exit_cb|ftrace_regs' \
+	--allowlist-function 'register_fprobe_syms|unregister_fprobe' \
 	--allowlist-type 'Qdisc_ops|Qdisc_class_ops|knet_qdisc_layout|knet_skb_queue|knet_filters|knet_class_stats' \
 	--allowlist-type '$(knet_net_types)|$(knet_net_alias)' \
 	--allowlist-type '$(knet_net_ptr_only)' --opaque-type '$(knet_net_ptr_only)' \

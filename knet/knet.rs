@@ -23,7 +23,7 @@ mod probe;
 pub(crate) mod qdisc;
 #[cfg(knet_qdisc)]
 pub(crate) mod qdisc_parts;
-#[cfg(any(knet_qdisc, knet_divert))]
+#[cfg(any(knet_qdisc, knet_divert, knet_probe))]
 pub(crate) mod skb;
 #[cfg(knet_divert)]
 pub(crate) mod skb_watch;

@@ -189,8 +189,3 @@ bool knet_irqs_disabled(void)
 {
 	return in_hardirq() || irqs_disabled();
 }
-
-void knet_tracepoint_synchronize_unregister(void)
-{
-	tracepoint_synchronize_unregister();
-}

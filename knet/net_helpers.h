@@ -51,6 +51,5 @@ struct nf_hook_ops **knet_nf_hook_entries_ops(struct nf_hook_entries *e);
 unsigned int knet_nf_hook_entries_num(const struct nf_hook_entries *e);
 
 bool knet_irqs_disabled(void);
-void knet_tracepoint_synchronize_unregister(void);
 
 #endif

@@ -371,7 +371,7 @@ pub(crate) struct DeviceSet<H: TxHandler> {
 
 // SAFETY: `LinkInner` is the kernel's table, read by it from any CPU; Rust only reads `kind`.
 unsafe impl Send for LinkInner {}
-// SAFETY: as for `Send`: no Rust access after registration.
+// SAFETY: `&LinkInner` gives Rust no access after registration; the kernel only reads it.
 unsafe impl Sync for LinkInner {}
 
 impl<H: TxHandler> DeviceSet<H> {

@@ -20,101 +20,17 @@
 /* ---- probes ---- */
 
 /*
- * All probes are fprobes. With an exit handler: ftrace entry + function-graph return, far
- * cheaper per call than kretprobes, and no maxactive limit. Without one: a plain ftrace
- * callback that saves only the argument registers (a kprobe on ftrace saves them all). The
- * Rust handlers see the registers as a pt_regs: on x86-64 the ftrace_regs of an fprobe hold
- * the argument registers, and the return value at exit, in one.
+ * The fprobes and tracepoint probes are built in Rust (knet/probe.rs). It reads an fprobe
+ * handler's registers as the pt_regs at the start of its ftrace_regs (arch_ftrace_regs), and the
+ * missed-hit counter as a word.
  */
-struct knet_probe_call {
-	void *ctx;
-	void *data;
-};
-
-struct knet_fprobe {
-	struct fprobe fp;
-	const char *symbol;
-	knet_fprobe_entry_t entry;
-	knet_fprobe_exit_t exit;
-	void *ctx;
-};
-
-static int knet_fprobe_on_entry(struct fprobe *fp, unsigned long entry_ip, unsigned long ret_ip,
-				  struct ftrace_regs *fregs, void *data)
-{
-	struct knet_fprobe *k = container_of(fp, struct knet_fprobe, fp);
-	struct knet_probe_call call = { .ctx = k->ctx, .data = data };
-
-	/* Non-zero skips the return handler of this call. */
-	return k->entry(&call, &arch_ftrace_regs(fregs)->regs);
-}
-
-static void knet_fprobe_on_exit(struct fprobe *fp, unsigned long entry_ip, unsigned long ret_ip,
-				  struct ftrace_regs *fregs, void *data)
-{
-	struct knet_fprobe *k = container_of(fp, struct knet_fprobe, fp);
-	struct knet_probe_call call = { .ctx = k->ctx, .data = data };
-
-	k->exit(&call, &arch_ftrace_regs(fregs)->regs);
-}
-
-struct knet_fprobe *knet_fprobe_new(const char *symbol, knet_fprobe_entry_t entry,
-					knet_fprobe_exit_t exit, size_t data_size, void *ctx)
-{
-	struct knet_fprobe *k = kzalloc(sizeof(*k), GFP_KERNEL);
-
-	if (!k)
-		return NULL;
-	k->symbol = symbol;
-	k->entry = entry;
-	k->exit = exit;
-	k->ctx = ctx;
-	k->fp.entry_handler = knet_fprobe_on_entry;
-	/* Without an exit handler, an fprobe is a plain ftrace callback: no function graph. */
-	if (exit) {
-		k->fp.exit_handler = knet_fprobe_on_exit;
-		k->fp.entry_data_size = data_size;
-	}
-	return k;
-}
-
-int knet_fprobe_register(struct knet_fprobe *k)
-{
-	return register_fprobe_syms(&k->fp, &k->symbol, 1);
-}
-
-/* After this returns no handler runs any more (unregister_fprobe waits for them). */
-void knet_fprobe_unregister_free(struct knet_fprobe *k)
-{
-	unregister_fprobe(&k->fp);
-	kfree(k);
-}
-
-/* For a probe whose registration failed. */
-void knet_fprobe_free(struct knet_fprobe *k)
-{
-	kfree(k);
-}
-
-const unsigned long *knet_fprobe_nmissed_counter(const struct knet_fprobe *k)
-{
-	return &k->fp.nmissed;
-}
+static_assert(offsetof(struct __arch_ftrace_regs, regs) == 0);
+static_assert(sizeof_field(struct fprobe, nmissed) == sizeof(unsigned long));
 
 /* A probe's missed-hit counter, which fprobe updates as it goes. */
 s64 knet_probe_nmissed(const unsigned long *counter)
 {
 	return READ_ONCE(*counter);
-}
-
-void *knet_probe_call_ctx(struct knet_probe_call *call)
-{
-	return call->ctx;
-}
-
-void *knet_probe_call_data(struct knet_probe_call *call)
-{
-	return call->data;
 }
 
 unsigned long knet_regs_arg(struct pt_regs *regs, unsigned int n)
@@ -125,64 +41,6 @@ unsigned long knet_regs_arg(struct pt_regs *regs, unsigned int n)
 unsigned long knet_regs_return(struct pt_regs *regs)
 {
 	return regs_return_value(regs);
-}
-
-struct knet_sk_tracepoint {
-	const char *name;
-	struct tracepoint *tp;
-	knet_sk_tracepoint_cb_t cb;
-	void *ctx;
-};
-
-static void knet_sk_tracepoint_find(struct tracepoint *tp, void *priv)
-{
-	struct knet_sk_tracepoint *t = priv;
-
-	if (!t->tp && !strcmp(tp->name, t->name))
-		t->tp = tp;
-}
-
-/* The probe has the tracepoint's prototype with the probe's data pointer first. */
-static void knet_sk_tracepoint_probe(void *data, struct sock *sk)
-{
-	struct knet_sk_tracepoint *t = data;
-
-	t->cb(t->ctx, sk);
-}
-
-struct knet_sk_tracepoint *knet_sk_tracepoint_new(const char *name, knet_sk_tracepoint_cb_t cb,
-						  void *ctx)
-{
-	struct knet_sk_tracepoint *t = kzalloc(sizeof(*t), GFP_KERNEL);
-
-	if (!t)
-		return NULL;
-	t->name = name;
-	t->cb = cb;
-	t->ctx = ctx;
-	return t;
-}
-
-int knet_sk_tracepoint_register(struct knet_sk_tracepoint *t)
-{
-	for_each_kernel_tracepoint(knet_sk_tracepoint_find, t);
-	if (!t->tp)
-		return -ENOENT;
-	return tracepoint_probe_register(t->tp, (void *)knet_sk_tracepoint_probe, t);
-}
-
-/* After this returns no probe call runs any more. */
-void knet_sk_tracepoint_unregister_free(struct knet_sk_tracepoint *t)
-{
-	tracepoint_probe_unregister(t->tp, (void *)knet_sk_tracepoint_probe, t);
-	tracepoint_synchronize_unregister();
-	kfree(t);
-}
-
-/* For a probe whose registration failed. */
-void knet_sk_tracepoint_free(struct knet_sk_tracepoint *t)
-{
-	kfree(t);
 }
 
 /* ---- sockets and packets ---- */
@@ -196,93 +54,6 @@ bool knet_sk_is_tcp(const struct sock *sk)
 {
 	return sk && sk->sk_type == SOCK_STREAM && sk->sk_protocol == IPPROTO_TCP &&
 	       (sk->sk_family == AF_INET || sk->sk_family == AF_INET6);
-}
-
-/*
- * Copies the TCP header at skb's transport header, options included, into buf (at most size
- * bytes). Returns the bytes copied; 0 if there is no whole TCP header in the linear data. On the
- * receive path TCP has pulled the header and its options into the linear data already.
- */
-unsigned int knet_skb_tcp_header(const struct sk_buff *skb, u8 *buf, unsigned int size)
-{
-	const u8 *th, *tail = skb_tail_pointer(skb);
-	unsigned int len;
-
-	if (!skb_transport_header_was_set(skb))
-		return 0;
-	th = skb_transport_header(skb);
-	if (th < skb->head || th + sizeof(struct tcphdr) > tail)
-		return 0;
-	len = ((const struct tcphdr *)th)->doff * 4;
-	if (len < sizeof(struct tcphdr) || th + len > tail)
-		len = sizeof(struct tcphdr);
-	len = min(len, size);
-	memcpy(buf, th, len);
-	return len;
-}
-
-/* The packet's source address into addr (4 or 16 bytes); returns 4, 6, or 0 if neither. */
-int knet_skb_saddr(const struct sk_buff *skb, u8 *addr)
-{
-	const u8 *nh = skb_network_header(skb), *tail = skb_tail_pointer(skb);
-
-	if (nh < skb->head)
-		return 0;
-	switch (skb->protocol) {
-	case htons(ETH_P_IP):
-		if (nh + sizeof(struct iphdr) > tail)
-			return 0;
-		memcpy(addr, &((const struct iphdr *)nh)->saddr, 4);
-		return 4;
-	case htons(ETH_P_IPV6):
-		if (nh + sizeof(struct ipv6hdr) > tail)
-			return 0;
-		memcpy(addr, &((const struct ipv6hdr *)nh)->saddr, 16);
-		return 6;
-	}
-	return 0;
-}
-
-/*
- * What a getname call left in uaddr: the address (4 bytes for AF_INET, 16 for AF_INET6) and the
- * port, network order. Returns 4, 6, or 0 for another family.
- */
-int knet_sockaddr_get(const struct sockaddr *uaddr, u8 *addr, __be16 *port)
-{
-	if (uaddr->sa_family == AF_INET) {
-		const struct sockaddr_in *sin = (const struct sockaddr_in *)uaddr;
-
-		memcpy(addr, &sin->sin_addr, 4);
-		*port = sin->sin_port;
-		return 4;
-	}
-	if (uaddr->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)uaddr;
-
-		memcpy(addr, &sin6->sin6_addr, 16);
-		*port = sin6->sin6_port;
-		return 6;
-	}
-	return 0;
-}
-
-/*
- * Overwrites address and port in uaddr, keeping its family: addr16 is an IPv6 address, or a
- * v4-mapped one whose last 4 bytes go into an AF_INET sockaddr.
- */
-void knet_sockaddr_set(struct sockaddr *uaddr, const u8 *addr16, __be16 port)
-{
-	if (uaddr->sa_family == AF_INET) {
-		struct sockaddr_in *sin = (struct sockaddr_in *)uaddr;
-
-		memcpy(&sin->sin_addr, addr16 + 12, 4);
-		sin->sin_port = port;
-	} else if (uaddr->sa_family == AF_INET6) {
-		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)uaddr;
-
-		memcpy(&sin6->sin6_addr, addr16, 16);
-		sin6->sin6_port = port;
-	}
 }
 
 /* ---- per-CPU counters in /proc/net ---- */

@@ -3,20 +3,21 @@
 //! Entry and return probes (fprobes) on kernel functions, by symbol name, and probes on
 //! tracepoints, by name.
 //!
-//! The probe structs are allocated and owned by the C shim; a registration keeps the handler
-//! context (an `Arc`) alive for as long as the probe is registered and unregisters in `Drop`,
-//! after which no handler runs any more. Handlers run in whatever context the probed function
+//! The probe structs (`struct fprobe`, the tracepoint's data) are Rust objects, pinned for as
+//! long as they are registered; a registration keeps the handler context (an `Arc`) alive and
+//! unregisters in `Drop`, after which no handler runs any more. Handlers run in whatever context the probed function
 //! runs in, with preemption disabled: they must not sleep.
 
 use super::sys;
-use core::{marker::PhantomData, ptr::NonNull};
+use core::{marker::PhantomData, pin::Pin, ptr};
 use kernel::{
     bindings,
     error::to_result,
-    ffi::{c_int, c_void},
+    ffi::{c_int, c_ulong, c_void},
     prelude::*,
     str::CStrExt,
-    sync::Arc, //
+    sync::Arc,
+    types::Opaque,
 };
 
 /// The registers of a probed call: its arguments on entry, its return value on return.
@@ -38,7 +39,8 @@ impl Regs {
             3 => r.cx,
             4 => r.r8,
             5 => r.r9,
-            // SAFETY: as above; the shim reads stack arguments within the probed frame.
+            // SAFETY: `self.0` is the handler's register set (see above); the helper reads stack
+            // arguments within the probed frame, which is live during the handler.
             _ => unsafe { sys::knet_regs_arg(self.0, n) },
         };
         word as usize
@@ -62,12 +64,13 @@ impl Regs {
 /// A registered probe whose missed hits can be shown (see `ProcStats::watch`).
 pub(super) trait Watched {
     /// The probe's missed-hit counter, valid while the probe is registered.
-    fn nmissed_counter(&self) -> *const kernel::ffi::c_ulong;
+    fn nmissed_counter(&self) -> *const c_ulong;
 
     /// Hits of the probe that were missed (recursion, or a full return stack).
     fn missed(&self) -> i64 {
-        // SAFETY: the counter is valid while `self` (the registration) exists.
-        unsafe { sys::knet_probe_nmissed(self.nmissed_counter()) }
+        // SAFETY: the counter is valid while `self` (the registration) exists; fprobe updates it
+        // as it goes, so it is read once, whole (`READ_ONCE`).
+        unsafe { ptr::read_volatile(self.nmissed_counter()) as i64 }
     }
 }
 
@@ -83,61 +86,107 @@ pub(super) trait RetProbe {
     fn exit(ctx: &Self::Ctx, regs: &Regs, data: Self::Data);
 }
 
+/// The registers of a call as an fprobe handler gets them.
+///
+/// # Safety
+///
+/// `fregs` is the `ftrace_regs` fprobe passed to the handler.
+unsafe fn regs_of(fregs: *mut sys::ftrace_regs) -> Regs {
+    // On x86-64 the ftrace_regs of an fprobe are a `struct __arch_ftrace_regs` whose first and
+    // only field is a pt_regs holding the argument registers, and the return value at exit
+    // (`arch_ftrace_regs(fregs)->regs`; the offset is checked at build time in probe.c).
+    Regs(fregs.cast())
+}
+
+/// An fprobe and the context its handlers see.
+///
+/// # Invariants
+///
+/// `ctx` points to the `C` of the `Arc` held by the `Fprobe` that owns this, for as long as
+/// the probe is registered.
+#[repr(C)]
+struct FprobeInner {
+    /// First: the handlers find `ctx` from it.
+    fp: Opaque<sys::fprobe>,
+    ctx: *const c_void,
+}
+
 /// A registered fprobe and the context its handlers see; unregistered (waiting for running
-/// handlers) and freed on drop.
+/// handlers) on drop.
 struct Fprobe<C> {
-    rp: NonNull<sys::knet_fprobe>,
+    inner: Pin<KBox<FprobeInner>>,
     _ctx: Arc<C>,
 }
 
-// SAFETY: the C probe is used through ftrace's own locking, the context is `Send + Sync`.
+// SAFETY: the probe is used through ftrace's own locking, the context is `Send + Sync`.
 unsafe impl<C: Send + Sync> Send for Fprobe<C> {}
-// SAFETY: as above; `&self` methods only read the missed-hit counter.
+// SAFETY: `&Fprobe` only reads the missed-hit counter (an atomic word fprobe updates).
 unsafe impl<C: Send + Sync> Sync for Fprobe<C> {}
 
 impl<C: Send + Sync> Fprobe<C> {
     /// Probes `symbol` with `entry` and, if given, `exit` (then a return probe, whose entry
-    /// handler keeps `data_size` bytes for it).
+    /// handler keeps `data_size` bytes for it). Without an exit handler, an fprobe is a plain
+    /// ftrace callback: no function graph.
     ///
     /// # Safety
     ///
-    /// The handlers must read the call's context as a `C`, and `exit` at most `data_size` bytes
-    /// of entry data, written by `entry` before it returns 0.
+    /// The handlers must read the context (see [`ctx_of`]) as a `C`, and `exit` at most
+    /// `data_size` bytes of entry data, written by `entry` before it returns 0.
     unsafe fn new(
         symbol: &'static CStr,
         ctx: Arc<C>,
-        entry: sys::knet_fprobe_entry_t,
-        exit: sys::knet_fprobe_exit_t,
+        entry: sys::fprobe_entry_cb,
+        exit: sys::fprobe_exit_cb,
         data_size: usize,
     ) -> Result<Self> {
-        let raw_ctx = Arc::as_ptr(&ctx).cast::<c_void>().cast_mut();
-        // SAFETY: `symbol` is a static NUL-terminated string; the handlers have the shim's
-        // signatures and read the context as the caller promises; `raw_ctx` stays valid while
-        // `self` (which holds the `Arc`) exists.
-        let rp =
-            unsafe { sys::knet_fprobe_new(symbol.as_char_ptr(), entry, exit, data_size, raw_ctx) };
-        let rp = NonNull::new(rp).ok_or(ENOMEM)?;
-        // SAFETY: `rp` was just allocated by the shim and is not registered yet.
-        if let Err(e) = to_result(unsafe { sys::knet_fprobe_register(rp.as_ptr()) }) {
-            // SAFETY: registration failed, so nothing refers to `rp`; free it once.
-            unsafe { sys::knet_fprobe_free(rp.as_ptr()) };
-            return Err(e);
+        let inner = KBox::pin(
+            FprobeInner {
+                // SAFETY: all-zero is an fprobe without handlers, filled in below.
+                fp: Opaque::new(unsafe { core::mem::zeroed() }),
+                // INVARIANT: `_ctx` below holds it.
+                ctx: Arc::as_ptr(&ctx).cast(),
+            },
+            GFP_KERNEL,
+        )?;
+        // SAFETY: not registered yet: ours to fill.
+        let fp = unsafe { &mut *inner.fp.get() };
+        fp.entry_handler = entry;
+        if exit.is_some() {
+            fp.exit_handler = exit;
+            fp.entry_data_size = data_size;
         }
-        Ok(Self { rp, _ctx: ctx })
+        let mut syms = [symbol.as_char_ptr()];
+        // SAFETY: the fprobe is pinned and stays registered until `drop`; `syms` is read during
+        // the call only (the symbol is resolved then).
+        to_result(unsafe { sys::register_fprobe_syms(inner.fp.get(), syms.as_mut_ptr(), 1) })?;
+        Ok(Self { inner, _ctx: ctx })
     }
 }
 
+/// The context of the fprobe `fp`.
+///
+/// # Safety
+///
+/// `fp` is the `fp` of a registered `FprobeInner` whose `Fprobe<C>` is alive (it is, while a
+/// handler of it runs).
+unsafe fn ctx_of<'a, C>(fp: *mut sys::fprobe) -> &'a C {
+    // SAFETY: `fp` is the first field of a `repr(C)` `FprobeInner`, whose `ctx` is the `C` of
+    // the registration (type invariant).
+    unsafe { &*(*fp.cast::<FprobeInner>()).ctx.cast::<C>() }
+}
+
 impl<C> Watched for Fprobe<C> {
-    fn nmissed_counter(&self) -> *const kernel::ffi::c_ulong {
-        // SAFETY: `rp` is registered and valid until `drop`.
-        unsafe { sys::knet_fprobe_nmissed_counter(self.rp.as_ptr()) }
+    fn nmissed_counter(&self) -> *const c_ulong {
+        // SAFETY: the fprobe is pinned and valid until `drop`.
+        unsafe { &raw const (*self.inner.fp.get()).nmissed }
     }
 }
 
 impl<C> Drop for Fprobe<C> {
     fn drop(&mut self) {
-        // SAFETY: `rp` is registered; after this no handler runs, and `rp` is not used again.
-        unsafe { sys::knet_fprobe_unregister_free(self.rp.as_ptr()) };
+        // SAFETY: registered in `new`; `unregister_fprobe` returns once no handler runs any
+        // more, so the memory (and the context) may go after it.
+        unsafe { sys::unregister_fprobe(self.inner.fp.get()) };
     }
 }
 
@@ -169,48 +218,48 @@ impl<P: RetProbe> RetProbeRegistration<P> {
 
     /// # Safety
     ///
-    /// Called by the shim's fprobe entry handler for a probe created by [`Self::new`].
+    /// Called by fprobe on entry to the probed function, for a probe made by [`Self::new`].
     unsafe extern "C" fn entry_cb(
-        call: *mut sys::knet_probe_call,
-        regs: *mut bindings::pt_regs,
+        fp: *mut sys::fprobe,
+        _entry_ip: c_ulong,
+        _ret_ip: c_ulong,
+        fregs: *mut sys::ftrace_regs,
+        data: *mut c_void,
     ) -> c_int {
-        // SAFETY: the call's context pointer is the `Arc<P::Ctx>` the registration holds; it is
-        // alive while any handler of the probe can run.
-        let ctx = unsafe { &*sys::knet_probe_call_ctx(call).cast::<P::Ctx>() };
-        match P::entry(ctx, &Regs(regs)) {
-            Some(data) => {
+        // SAFETY: a handler of a registered probe of this type, with its registers.
+        let (ctx, regs) = unsafe { (ctx_of::<P::Ctx>(fp), regs_of(fregs)) };
+        match P::entry(ctx, &regs) {
+            Some(d) => {
                 // SAFETY: the call has `size_of::<P::Data>()` bytes of entry data
                 // (`entry_data_size`), possibly unaligned; written before the exit reads it.
-                unsafe {
-                    sys::knet_probe_call_data(call)
-                        .cast::<P::Data>()
-                        .write_unaligned(data)
-                };
+                unsafe { data.cast::<P::Data>().write_unaligned(d) };
                 0
             }
+            // Non-zero skips the return handler of this call.
             None => 1,
         }
     }
 
     /// # Safety
     ///
-    /// Called by the shim's fprobe exit handler on return of a call whose entry handler
-    /// returned 0.
-    unsafe extern "C" fn exit_cb(call: *mut sys::knet_probe_call, regs: *mut bindings::pt_regs) {
-        // SAFETY: as in `entry_cb`.
-        let ctx = unsafe { &*sys::knet_probe_call_ctx(call).cast::<P::Ctx>() };
+    /// Called by fprobe on return of a call whose entry handler returned 0.
+    unsafe extern "C" fn exit_cb(
+        fp: *mut sys::fprobe,
+        _entry_ip: c_ulong,
+        _ret_ip: c_ulong,
+        fregs: *mut sys::ftrace_regs,
+        data: *mut c_void,
+    ) {
+        // SAFETY: a handler of a registered probe of this type, with its registers.
+        let (ctx, regs) = unsafe { (ctx_of::<P::Ctx>(fp), regs_of(fregs)) };
         // SAFETY: the entry handler of this call wrote a `P::Data` into the entry data.
-        let data = unsafe {
-            sys::knet_probe_call_data(call)
-                .cast::<P::Data>()
-                .read_unaligned()
-        };
-        P::exit(ctx, &Regs(regs), data);
+        let d = unsafe { data.cast::<P::Data>().read_unaligned() };
+        P::exit(ctx, &regs, d);
     }
 }
 
 impl<P: RetProbe> Watched for RetProbeRegistration<P> {
-    fn nmissed_counter(&self) -> *const kernel::ffi::c_ulong {
+    fn nmissed_counter(&self) -> *const c_ulong {
         self.probe.nmissed_counter()
     }
 }
@@ -244,22 +293,24 @@ impl<P: EntryProbe> EntryProbeRegistration<P> {
 
     /// # Safety
     ///
-    /// Called by the shim's fprobe entry handler for a probe created by [`Self::new`].
+    /// Called by fprobe on entry to the probed function, for a probe made by [`Self::new`].
     unsafe extern "C" fn entry_cb(
-        call: *mut sys::knet_probe_call,
-        regs: *mut bindings::pt_regs,
+        fp: *mut sys::fprobe,
+        _entry_ip: c_ulong,
+        _ret_ip: c_ulong,
+        fregs: *mut sys::ftrace_regs,
+        _data: *mut c_void,
     ) -> c_int {
-        // SAFETY: the call's context pointer is the `Arc<P::Ctx>` the registration holds; it is
-        // alive while any handler of the probe can run.
-        let ctx = unsafe { &*sys::knet_probe_call_ctx(call).cast::<P::Ctx>() };
-        P::hit(ctx, &Regs(regs));
+        // SAFETY: a handler of a registered probe of this type, with its registers.
+        let (ctx, regs) = unsafe { (ctx_of::<P::Ctx>(fp), regs_of(fregs)) };
+        P::hit(ctx, &regs);
         // Ignored without an exit handler.
         1
     }
 }
 
 impl<P: EntryProbe> Watched for EntryProbeRegistration<P> {
-    fn nmissed_counter(&self) -> *const kernel::ffi::c_ulong {
+    fn nmissed_counter(&self) -> *const c_ulong {
         self.probe.nmissed_counter()
     }
 }
@@ -272,35 +323,59 @@ pub(super) trait SockTracepoint {
     fn hit(ctx: &Self::Ctx, sk: usize);
 }
 
+/// A tracepoint being probed and the context its probe sees.
+///
+/// # Invariants
+///
+/// `ctx` points to the context of the `Arc` held by the registration that owns this.
+#[repr(C)]
+struct TracepointInner {
+    name: &'static CStr,
+    tp: *mut bindings::tracepoint,
+    ctx: *const c_void,
+}
+
 /// A registered probe on a tracepoint: a direct call from the traced code, far cheaper than a
-/// kprobe; found by name among the core kernel's tracepoints.
+/// kprobe; found by name among the core kernel's tracepoints (`for_each_kernel_tracepoint`:
+/// tracepoints need no export to be watched this way).
 pub(super) struct SockTracepointRegistration<P: SockTracepoint> {
-    tp: NonNull<sys::knet_sk_tracepoint>,
+    inner: Pin<KBox<TracepointInner>>,
     _ctx: Arc<P::Ctx>,
     _p: PhantomData<P>,
 }
 
-// SAFETY: as for `Fprobe`.
+// SAFETY: the probe is used through the tracepoint core's own locking; the context is
+// `Send + Sync`.
 unsafe impl<P: SockTracepoint> Send for SockTracepointRegistration<P> {}
-// SAFETY: as for `Fprobe`.
+// SAFETY: `&SockTracepointRegistration` allows nothing.
 unsafe impl<P: SockTracepoint> Sync for SockTracepointRegistration<P> {}
 
 impl<P: SockTracepoint> SockTracepointRegistration<P> {
     /// Probes tracepoint `name`, which must have the prototype `(struct sock *sk)`.
     pub(super) fn new(name: &'static CStr, ctx: Arc<P::Ctx>) -> Result<Self> {
-        let raw_ctx = Arc::as_ptr(&ctx).cast::<c_void>().cast_mut();
-        // SAFETY: as in `Fprobe::new`; the callback has the shim's signature.
-        let tp =
-            unsafe { sys::knet_sk_tracepoint_new(name.as_char_ptr(), Some(Self::cb), raw_ctx) };
-        let tp = NonNull::new(tp).ok_or(ENOMEM)?;
-        // SAFETY: `tp` was just allocated by the shim and is not registered yet.
-        if let Err(e) = to_result(unsafe { sys::knet_sk_tracepoint_register(tp.as_ptr()) }) {
-            // SAFETY: registration failed, so nothing refers to `tp`; free it once.
-            unsafe { sys::knet_sk_tracepoint_free(tp.as_ptr()) };
-            return Err(e);
+        let mut inner = KBox::pin(
+            TracepointInner {
+                name,
+                tp: ptr::null_mut(),
+                // INVARIANT: `_ctx` below holds it.
+                ctx: Arc::as_ptr(&ctx).cast(),
+            },
+            GFP_KERNEL,
+        )?;
+        let raw: *mut TracepointInner = &mut *inner;
+        // SAFETY: `find_cb` reads `raw` as a `TracepointInner` for the duration of the call.
+        unsafe { bindings::for_each_kernel_tracepoint(Some(Self::find_cb), raw.cast()) };
+        if inner.tp.is_null() {
+            return Err(ENOENT);
         }
+        // SAFETY: `probe_cb` has the tracepoint's prototype with the probe's data pointer first
+        // (`(void *data, struct sock *sk)`, as the caller promises for `name`); `inner` is
+        // pinned and stays registered until `drop`.
+        to_result(unsafe {
+            bindings::tracepoint_probe_register(inner.tp, Self::probe_cb as *mut c_void, raw.cast())
+        })?;
         Ok(Self {
-            tp,
+            inner,
             _ctx: ctx,
             _p: PhantomData,
         })
@@ -308,18 +383,41 @@ impl<P: SockTracepoint> SockTracepointRegistration<P> {
 
     /// # Safety
     ///
-    /// Called by the shim's tracepoint probe for a registration created by [`Self::new`].
-    unsafe extern "C" fn cb(ctx: *mut c_void, sk: *mut bindings::sock) {
-        // SAFETY: the context pointer is the `Arc<P::Ctx>` the registration holds, alive while
-        // the probe is registered.
-        let ctx = unsafe { &*ctx.cast::<P::Ctx>() };
+    /// Called by `for_each_kernel_tracepoint` with a tracepoint and the `TracepointInner` of
+    /// `new`.
+    unsafe extern "C" fn find_cb(tp: *mut bindings::tracepoint, priv_: *mut c_void) {
+        // SAFETY: per the function's contract; tracepoint names are static strings.
+        unsafe {
+            let t = &mut *priv_.cast::<TracepointInner>();
+            if t.tp.is_null() && CStr::from_char_ptr((*tp).name) == t.name {
+                t.tp = tp;
+            }
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the tracepoint with the data given at registration.
+    unsafe extern "C" fn probe_cb(data: *mut c_void, sk: *mut bindings::sock) {
+        // SAFETY: the data is the registration's `TracepointInner`, whose context the
+        // registration holds while the probe is registered.
+        let ctx = unsafe { &*(*data.cast::<TracepointInner>()).ctx.cast::<P::Ctx>() };
         P::hit(ctx, sk as usize);
     }
 }
 
 impl<P: SockTracepoint> Drop for SockTracepointRegistration<P> {
     fn drop(&mut self) {
-        // SAFETY: `tp` is registered; after this no probe call runs, and `tp` is not used again.
-        unsafe { sys::knet_sk_tracepoint_unregister_free(self.tp.as_ptr()) };
+        let raw: *const TracepointInner = &*self.inner;
+        // SAFETY: registered in `new` with the same probe and data; afterwards, wait until no
+        // CPU still runs the probe, so the memory and the context may go.
+        unsafe {
+            bindings::tracepoint_probe_unregister(
+                self.inner.tp,
+                Self::probe_cb as *mut c_void,
+                raw.cast_mut().cast(),
+            );
+            sys::knet_tracepoint_synchronize_unregister();
+        }
     }
 }

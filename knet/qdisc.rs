@@ -202,7 +202,8 @@ impl QdiscInfo for Locked<'_> {
 
 impl QdiscInfo for Control<'_> {
     fn handle(&self) -> u32 {
-        // SAFETY: as above.
+        // SAFETY: the qdisc is live for the token's lifetime; its handle is set at creation
+        // and never changes.
         unsafe { load_u32(self.sch.cast(), layout().handle) }
     }
 }
@@ -371,7 +372,7 @@ impl<C> Copy for ClassPtr<C> {}
 
 // SAFETY: a cookie is only an address handed to the core; the class it names is `Sync`.
 unsafe impl<C: Sync> Send for ClassPtr<C> {}
-// SAFETY: as above.
+// SAFETY: sharing a cookie shares only an address; the class it names is `Sync`.
 unsafe impl<C: Sync> Sync for ClassPtr<C> {}
 
 impl<C> ClassPtr<C> {

@@ -170,7 +170,7 @@ impl SkbQueue {
     pub(crate) fn pop(&mut self) -> Option<Skb> {
         // SAFETY: the queue is ours; a returned skb is handed over.
         let skb = unsafe { sys::knet_skb_queue_head(&mut self.0) };
-        // SAFETY: as above.
+        // SAFETY: a packet taken off our own queue: its reference is ours to hand over.
         NonNull::new(skb).map(|s| unsafe { Skb::from_raw(s) })
     }
 
@@ -209,7 +209,8 @@ pub(crate) struct Filters {
 
 // SAFETY: the block is used under RTNL and, for classification, under RCU (BH) by any CPU.
 unsafe impl Send for Filters {}
-// SAFETY: as above.
+// SAFETY: `&Filters` classifies under RCU (BH), which the block supports from any CPU; changes
+// need `&mut` or RTNL.
 unsafe impl Sync for Filters {}
 
 impl Filters {
@@ -299,7 +300,8 @@ pub(crate) struct ClassStats {
 // SAFETY: counters are updated under the root lock; the estimator timer reads them with the
 // seqcount the kernel uses for that.
 unsafe impl Send for ClassStats {}
-// SAFETY: as above.
+// SAFETY: through `&ClassStats` the counters are only read (dumps, under RTNL, with the
+// kernel's seqcount) or updated with proof of the root lock.
 unsafe impl Sync for ClassStats {}
 
 impl ClassStats {

@@ -5,9 +5,15 @@
  * private to that .ko).
  */
 #include <generated/utsrelease.h>
+#include <linux/tracepoint.h>
 #include "shim.h"
 
 const char *knet_uts_release(void)
 {
 	return UTS_RELEASE;
+}
+
+void knet_tracepoint_synchronize_unregister(void)
+{
+	tracepoint_synchronize_unregister();
 }

@@ -5,7 +5,9 @@
 
 #[cfg(knet_qdisc)]
 use super::qdisc::{layout, load_u32};
+#[cfg(any(knet_qdisc, knet_divert))]
 use super::sys;
+#[cfg(any(knet_qdisc, knet_divert))]
 use core::ptr::NonNull;
 use kernel::bindings;
 
@@ -13,12 +15,15 @@ use kernel::bindings;
 ///
 /// Dropping an `Skb` frees the packet (`kfree_skb`); the packet path hands packets on instead,
 /// or drops them through [`ToFree`] so they are freed after the qdisc lock is released.
+#[cfg(any(knet_qdisc, knet_divert))]
 #[must_use = "a packet must be queued, returned or dropped"]
 pub(crate) struct Skb(NonNull<bindings::sk_buff>);
 
+#[cfg(any(knet_qdisc, knet_divert))]
 // SAFETY: an owned skb may be handed to another CPU; the kernel does so all the time.
 unsafe impl Send for Skb {}
 
+#[cfg(any(knet_qdisc, knet_divert))]
 impl Skb {
     /// Takes ownership of `skb`.
     ///
@@ -72,6 +77,7 @@ impl Skb {
     }
 }
 
+#[cfg(any(knet_qdisc, knet_divert))]
 impl Drop for Skb {
     fn drop(&mut self) {
         // SAFETY: `self` owns the skb and nothing else refers to it. `kfree_skb`: a drop, seen by
@@ -126,7 +132,7 @@ pub(crate) unsafe fn set_tag_of(skb: *mut bindings::sk_buff, magic: u32, val: u3
 /// # Safety
 ///
 /// `skb` is a valid packet the caller may read, for `'a`.
-#[cfg(knet_divert)]
+#[cfg(any(knet_divert, knet_probe))]
 pub(crate) unsafe fn headers<'a>(
     skb: *const bindings::sk_buff,
 ) -> &'a bindings::sk_buff__bindgen_ty_4__bindgen_ty_1 {

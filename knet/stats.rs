@@ -18,7 +18,8 @@ pub(crate) struct ProcStats {
 // SAFETY: the counters are per-CPU and updated with this_cpu ops; the proc file has its own
 // locking; nothing else is shared.
 unsafe impl Send for ProcStats {}
-// SAFETY: as above.
+// SAFETY: `&ProcStats` adds to this CPU's counters (this_cpu ops) or reads their sum; the proc
+// file reads them under its own locking.
 unsafe impl Sync for ProcStats {}
 
 impl ProcStats {

@@ -49,22 +49,55 @@ pub(crate) const TCP_MAX_HEADER: usize = 60;
 impl Segment<'_> {
     /// Copies the TCP header, options included, into `buf`; returns the copied part (empty if
     /// the segment has none).
+    /// The segment's linear data from `offset` (from `skb->head`) up to its tail; `None` if the
+    /// header is not set (`offset` is `u16::MAX`).
+    fn linear_from(&self, offset: u16) -> Option<&[u8]> {
+        if offset == u16::MAX {
+            return None;
+        }
+        // SAFETY: `skb` is the live segment being processed by the probed call, not changed
+        // while the handler runs; `head..head + tail` is its linear data (`skb_tail_pointer`
+        // with offsets, as on 64-bit).
+        unsafe {
+            let s = self.skb.as_ptr();
+            let len = ((*s).tail as usize).checked_sub(offset.into())?;
+            Some(core::slice::from_raw_parts(
+                (*s).head.add(offset.into()),
+                len,
+            ))
+        }
+    }
+
+    /// Copies the TCP header, options included, into `buf`; returns the copied part (empty if
+    /// the linear data holds no whole TCP header). On the receive path TCP has pulled the header
+    /// and its options into the linear data already.
     pub(crate) fn tcp_header<'b>(&self, buf: &'b mut [u8; TCP_MAX_HEADER]) -> &'b [u8] {
-        // SAFETY: `skb` is the live segment being processed by the probed call; the shim bounds
-        // the copy by `buf`'s size and by what the packet holds.
-        let n = unsafe {
-            sys::knet_skb_tcp_header(self.skb.as_ptr(), buf.as_mut_ptr(), buf.len() as u32)
+        // SAFETY: the live segment (see `linear_from`).
+        let th = unsafe { super::skb::headers(self.skb.as_ptr()) }.transport_header;
+        let Some(data) = self.linear_from(th).filter(|d| d.len() >= 20) else {
+            return &buf[..0];
         };
-        &buf[..(n as usize).min(buf.len())]
+        // Data offset: the header's length in 32-bit words, options included.
+        let doff = usize::from(data[12] >> 4) * 4;
+        let len = if doff < 20 || doff > data.len() {
+            20
+        } else {
+            doff
+        }
+        .min(buf.len());
+        buf[..len].copy_from_slice(&data[..len]);
+        &buf[..len]
     }
 
     /// The segment's source address.
     pub(crate) fn source(&self) -> Option<InetAddr> {
-        let mut a = [0u8; 16];
-        // SAFETY: as in `tcp_header`; the shim writes at most 16 bytes.
-        match unsafe { sys::knet_skb_saddr(self.skb.as_ptr(), a.as_mut_ptr()) } {
-            4 => Some(InetAddr::V4([a[0], a[1], a[2], a[3]])),
-            6 => Some(InetAddr::V6(a)),
+        // SAFETY: the live segment (see `linear_from`).
+        let h = unsafe { super::skb::headers(self.skb.as_ptr()) };
+        let nh = self.linear_from(h.network_header)?;
+        match u32::from(u16::from_be(h.protocol)) {
+            // IPv4: the source address at bytes 12..16; IPv6: at 8..24.
+            bindings::ETH_P_IP => Some(InetAddr::V4(nh.get(12..16)?.try_into().ok()?)),
+            bindings::ETH_P_IPV6 => Some(InetAddr::V6(nh.get(8..24)?.try_into().ok()?)),
             _ => None,
         }
     }
@@ -79,17 +112,24 @@ pub(crate) struct PeerName<'a> {
 impl PeerName<'_> {
     /// The address and port (host order) the kernel filled in.
     pub(crate) fn get(&self) -> Option<(InetAddr, u16)> {
-        let mut a = [0u8; 16];
-        let mut port: bindings::__be16 = 0;
-        // SAFETY: `uaddr` is the sockaddr the probed call just filled in, in its caller's frame
-        // which is live during the return handler; the shim writes at most 16 bytes into `a`.
-        let family =
-            unsafe { sys::knet_sockaddr_get(self.uaddr.as_ptr(), a.as_mut_ptr(), &mut port) };
-        let port = u16::from_be(port);
-        match family {
-            4 => Some((InetAddr::V4([a[0], a[1], a[2], a[3]]), port)),
-            6 => Some((InetAddr::V6(a), port)),
-            _ => None,
+        let sa = self.uaddr.as_ptr();
+        // SAFETY: `uaddr` is the sockaddr the probed call just filled in (a `sockaddr_storage`
+        // in its caller's frame, live during the return handler): its family says which
+        // sockaddr it holds.
+        unsafe {
+            match u32::from((*sa).sa_family) {
+                bindings::AF_INET => {
+                    let sin = &*sa.cast::<bindings::sockaddr_in>();
+                    let a = sin.sin_addr.s_addr.to_ne_bytes();
+                    Some((InetAddr::V4(a), u16::from_be(sin.sin_port)))
+                }
+                bindings::AF_INET6 => {
+                    let sin6 = &*sa.cast::<bindings::sockaddr_in6>();
+                    let a = sin6.sin6_addr.in6_u.u6_addr8;
+                    Some((InetAddr::V6(a), u16::from_be(sin6.sin6_port)))
+                }
+                _ => None,
+            }
         }
     }
 
@@ -109,8 +149,25 @@ impl PeerName<'_> {
             (InetAddr::V6(a), true) => a,
             (InetAddr::V6(_), false) => return false,
         };
-        // SAFETY: as in `get`; the shim keeps the sockaddr's family and size.
-        unsafe { sys::knet_sockaddr_set(self.uaddr.as_ptr(), a16.as_ptr(), port.to_be()) };
+        let sa = self.uaddr.as_ptr();
+        // SAFETY: as in `get`; the family, and so the sockaddr's size, stays.
+        unsafe {
+            match u32::from((*sa).sa_family) {
+                bindings::AF_INET => {
+                    let sin = &mut *sa.cast::<bindings::sockaddr_in>();
+                    let mut v4 = [0u8; 4];
+                    v4.copy_from_slice(&a16[12..]);
+                    sin.sin_addr.s_addr = u32::from_ne_bytes(v4);
+                    sin.sin_port = port.to_be();
+                }
+                bindings::AF_INET6 => {
+                    let sin6 = &mut *sa.cast::<bindings::sockaddr_in6>();
+                    sin6.sin6_addr.in6_u.u6_addr8 = a16;
+                    sin6.sin6_port = port.to_be();
+                }
+                _ => return false,
+            }
+        }
         true
     }
 }
