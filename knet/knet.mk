@@ -22,7 +22,7 @@ knet_skip_c_flags := -mno-fp-ret-in-387 -mpreferred-stack-boundary=% -mskip-rax-
 	-fpatchable-function-entry=% -fmerge-constants -Wp,-MMD,%
 
 # Scheduler types Rust only points to (or embeds whole, never looking inside).
-knet_opaque_net := Qdisc|gnet_dump|qdisc_walker|tcf_block|tcf_proto|tcmsg|gnet_stats_basic_sync|net_rate_estimator|qdisc_watchdog
+knet_opaque_net := Qdisc|gnet_dump|qdisc_walker|tcf_block|tcf_proto|gnet_stats_basic_sync|net_rate_estimator|qdisc_watchdog
 
 # Netfilter, xtables and netdevice types whose tables Rust builds (imq's divert). kernel::bindings
 # lacks them; what their function pointers mention only by pointer is made opaque.
@@ -34,7 +34,7 @@ knet_net_ptr_only := netdev_queue|ifla_vf_guid|ifla_vf_info|ifla_vf_stats|ip_tun
 knet_net_vars := NF_ACCEPT|NF_STOLEN|NET_NAME_ENUM|XT_CONTINUE|NFPROTO_IPV4|NFPROTO_IPV6
 knet_net_enums := nf_inet_hooks|nf_ip_hook_priorities|nf_ip6_hook_priorities
 # Exported qdisc functions the qdisc parts call directly.
-knet_qdisc_functions := qdisc_reset|qdisc_put|qdisc_hash_add|register_qdisc|unregister_qdisc|qdisc_watchdog_init|qdisc_watchdog_cancel|qdisc_watchdog_schedule_range_ns
+knet_qdisc_functions := tcf_block_get|tcf_block_put|gen_kill_estimator|qdisc_reset|qdisc_put|qdisc_hash_add|register_qdisc|unregister_qdisc|qdisc_watchdog_init|qdisc_watchdog_cancel|qdisc_watchdog_schedule_range_ns
 knet_net_functions := nf_register_net_hooks|nf_unregister_net_hooks|nf_hook_slow|xt_register_targets|xt_unregister_targets|rtnl_link_register|rtnl_link_unregister|alloc_netdev_mqs|register_netdevice|free_netdev|dev_get_by_index_rcu|sock_gen_put|skb_set_owner_w|sock_wfree|rtnl_lock|rtnl_unlock
 
 knet_bindgen_flags := --rust-target 1.85 --use-core --with-derive-default \
@@ -45,7 +45,7 @@ knet_bindgen_flags := --rust-target 1.85 --use-core --with-derive-default \
 	--allowlist-type 'knet_stats|fprobe_hlist' --opaque-type 'knet_stats|ftrace_regs|fprobe_hlist' \
 	--allowlist-type 'fprobe|fprobe_entry_cb|fprobe_exit_cb|ftrace_regs' \
 	--allowlist-function 'register_fprobe_syms|unregister_fprobe' \
-	--allowlist-type 'Qdisc_ops|Qdisc_class_ops|knet_qdisc_layout|knet_skb_queue|knet_filters|knet_class_stats' \
+	--allowlist-type 'Qdisc_ops|Qdisc_class_ops|knet_qdisc_layout|knet_filters|knet_class_stats|tcmsg' \
 	--allowlist-type '$(knet_net_types)|$(knet_net_alias)' \
 	--allowlist-type '$(knet_net_ptr_only)' --opaque-type '$(knet_net_ptr_only)' \
 	--allowlist-function '$(knet_net_functions)|$(knet_qdisc_functions)' \

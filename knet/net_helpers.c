@@ -120,26 +120,6 @@ void knet_skb_clear_tstamp(struct sk_buff *skb)
 	skb_clear_tstamp(skb);
 }
 
-void knet_skb_head_init(struct sk_buff_head *q)
-{
-	__skb_queue_head_init(q);
-}
-
-void knet_skb_head_tail(struct sk_buff_head *q, struct sk_buff *skb)
-{
-	__skb_queue_tail(q, skb);
-}
-
-struct sk_buff *knet_skb_head_dequeue(struct sk_buff_head *q)
-{
-	return __skb_dequeue(q);
-}
-
-void knet_skb_head_splice_tail_init(struct sk_buff_head *from, struct sk_buff_head *to)
-{
-	skb_queue_splice_tail_init(from, to);
-}
-
 void knet_tasklet_schedule(struct tasklet_struct *t)
 {
 	tasklet_schedule(t);

@@ -35,10 +35,6 @@ void knet_dev_stats_tx_dropped(struct net_device *dev);
 int knet_dev_queue_xmit(struct sk_buff *skb);
 
 void knet_skb_clear_tstamp(struct sk_buff *skb);
-void knet_skb_head_init(struct sk_buff_head *q);
-void knet_skb_head_tail(struct sk_buff_head *q, struct sk_buff *skb);
-struct sk_buff *knet_skb_head_dequeue(struct sk_buff_head *q);
-void knet_skb_head_splice_tail_init(struct sk_buff_head *from, struct sk_buff_head *to);
 
 void knet_tasklet_schedule(struct tasklet_struct *t);
 

@@ -12,8 +12,12 @@
 //! the tasklet, which hands packets to the handler outside that lock (the handler sends them on
 //! through the stack, which may come back to the same device).
 
-use super::{skb::Skb, sys};
+use super::{
+    skb::{Skb, SkbQueue},
+    sys,
+};
 use core::{
+    cell::UnsafeCell,
     marker::PhantomData,
     pin::Pin,
     ptr::{self, NonNull},
@@ -126,9 +130,9 @@ struct DevQueue {
     /// First: the tasklet callback finds the queue from it.
     tasklet: Opaque<bindings::tasklet_struct>,
     /// From the qdisc, under the transmit lock.
-    rq: Opaque<bindings::sk_buff_head>,
-    /// Being handed on, tasklet only.
-    tq: Opaque<bindings::sk_buff_head>,
+    rq: UnsafeCell<SkbQueue>,
+    /// Being handed on, tasklet only (the tasklet runs on one CPU at a time).
+    tq: UnsafeCell<SkbQueue>,
     /// The tasklet is scheduled (changed under the transmit lock).
     pending: AtomicBool,
     dev: AtomicPtr<bindings::net_device>,
@@ -155,13 +159,10 @@ impl DevQueue {
     ) -> Result<Pin<KBox<Self>>> {
         let q = KBox::pin(
             DevQueue {
-                // SAFETY: all-zero is an unused tasklet and empty queue heads, set up below
-                // before use.
+                // SAFETY: all-zero is an unused tasklet, set up below before use.
                 tasklet: Opaque::new(unsafe { core::mem::zeroed() }),
-                // SAFETY: all-zero is a queue head, initialised below before use.
-                rq: Opaque::new(unsafe { core::mem::zeroed() }),
-                // SAFETY: all-zero is a queue head, initialised below before use.
-                tq: Opaque::new(unsafe { core::mem::zeroed() }),
+                rq: UnsafeCell::new(SkbQueue::new()),
+                tq: UnsafeCell::new(SkbQueue::new()),
                 pending: AtomicBool::new(false),
                 dev: AtomicPtr::new(ptr::null_mut()),
                 index,
@@ -172,11 +173,7 @@ impl DevQueue {
             GFP_KERNEL,
         )?;
         // SAFETY: pinned, not shared yet.
-        unsafe {
-            sys::knet_skb_head_init(q.rq.get());
-            sys::knet_skb_head_init(q.tq.get());
-            bindings::tasklet_setup(q.tasklet.get(), Some(tasklet_cb));
-        }
+        unsafe { bindings::tasklet_setup(q.tasklet.get(), Some(tasklet_cb)) };
         Ok(q)
     }
 }
@@ -211,8 +208,9 @@ unsafe extern "C" fn xmit_cb(
     // SAFETY: the packet is ours; the queue is protected by the transmit lock we hold.
     unsafe {
         sys::knet_dev_stats_tx(dev.cast(), (*skb).len);
-        sys::knet_skb_head_tail(q.rq.get(), skb);
-        if (*q.rq.get()).qlen >= RQ_MAX {
+        let rq = &mut *q.rq.get();
+        rq.push(Skb::from_raw(NonNull::new_unchecked(skb)));
+        if rq.len() >= RQ_MAX {
             sys::knet_netif_stop_queue(dev.cast());
         }
     }
@@ -240,27 +238,29 @@ unsafe extern "C" fn tasklet_cb(t: *mut bindings::tasklet_struct) {
         return;
     }
     // SAFETY: the device is alive while its tasklet can run (`uninit_cb` kills the tasklet
-    // before the device goes); `tq` is the tasklet's own; `rq` is taken under the transmit lock.
+    // before the device goes); `tq` is the tasklet's own; `rq` is used under the transmit lock.
+    // Each borrow of a queue is short: none is held across `reinject`, which may send a packet
+    // back to this device (its xmit takes `rq`, under the lock).
     unsafe {
         let dev_ref = Device::from_raw(dev).unwrap_unchecked();
-        if (*q.tq.get()).qlen == 0 {
+        if (*q.tq.get()).len() == 0 {
             if !sys::knet_netif_tx_trylock(dev.cast()) {
                 return resched();
             }
-            sys::knet_skb_head_splice_tail_init(q.rq.get(), q.tq.get());
+            (*q.tq.get()).append(&mut *q.rq.get());
             sys::knet_netif_tx_unlock(dev.cast());
         }
         for _ in 0..BUDGET {
-            let Some(skb) = NonNull::new(sys::knet_skb_head_dequeue(q.tq.get())) else {
+            let Some(skb) = (*q.tq.get()).pop() else {
                 break;
             };
-            (q.reinject)(q.handler, Skb::from_raw(skb), &dev_ref);
+            (q.reinject)(q.handler, skb, &dev_ref);
         }
-        if (*q.tq.get()).qlen != 0 {
+        if (*q.tq.get()).len() != 0 {
             return resched();
         }
         if sys::knet_netif_tx_trylock(dev.cast()) {
-            if (*q.rq.get()).qlen == 0 {
+            if (*q.rq.get()).len() == 0 {
                 q.pending.store(false, Ordering::Relaxed);
                 if sys::knet_netif_queue_stopped(dev.cast()) {
                     sys::knet_netif_wake_queue(dev.cast());
@@ -310,8 +310,8 @@ unsafe extern "C" fn uninit_cb(dev: *mut bindings::net_device) {
     unsafe {
         bindings::tasklet_kill(q.tasklet.get());
         let reason = bindings::skb_drop_reason_SKB_DROP_REASON_DEV_READY;
-        bindings::skb_queue_purge_reason(q.rq.get(), reason);
-        bindings::skb_queue_purge_reason(q.tq.get(), reason);
+        (*q.rq.get()).purge_reason(reason);
+        (*q.tq.get()).purge_reason(reason);
     }
 }
 

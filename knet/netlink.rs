@@ -138,8 +138,11 @@ impl ClassHeader<'_> {
 
     /// Sets parent and handle (class ids) and info (the leaf qdisc's handle, or 0).
     pub(crate) fn set(&mut self, parent: u32, handle: u32, info: u32) {
-        // SAFETY: `self.0` is the dump's header (see `from_raw`).
-        unsafe { sys::knet_tcmsg_set(self.0, parent, handle, info) };
+        // SAFETY: `self.0` is the dump's header (see `from_raw`), ours to fill.
+        let tcm = unsafe { &mut *self.0 };
+        tcm.tcm_parent = parent;
+        tcm.tcm_handle = handle;
+        tcm.tcm_info = info;
     }
 }
 

@@ -143,52 +143,6 @@ u32 knet_qdisc_child_handle(const struct Qdisc *child)
 }
 
 
-void knet_skb_queue_tail(struct knet_skb_queue *q, struct sk_buff *skb)
-{
-	skb->next = NULL;
-	if (q->tail)
-		q->tail->next = skb;
-	else
-		q->head = skb;
-	q->tail = skb;
-	q->qlen++;
-}
-
-struct sk_buff *knet_skb_queue_head(struct knet_skb_queue *q)
-{
-	struct sk_buff *skb = q->head;
-
-	if (skb) {
-		q->head = skb->next;
-		if (!q->head)
-			q->tail = NULL;
-		skb->next = NULL;
-		q->qlen--;
-	}
-	return skb;
-}
-
-void knet_skb_queue_purge(struct knet_skb_queue *q)
-{
-	/* kfree_skb_list, not rtnl_kfree_skbs: the caller may hold the qdisc lock, not RTNL. */
-	kfree_skb_list(q->head);
-	q->head = NULL;
-	q->tail = NULL;
-	q->qlen = 0;
-}
-
-int knet_filters_get(struct knet_filters *f, struct Qdisc *sch, struct netlink_ext_ack *extack)
-{
-	return tcf_block_get(&f->block, &f->chain, sch, extack);
-}
-
-void knet_filters_put(struct knet_filters *f)
-{
-	if (f->block)
-		tcf_block_put(f->block);
-	f->block = NULL;
-}
-
 int knet_filters_classify(struct sk_buff *skb, struct knet_filters *f, u32 *classid)
 {
 	struct tcf_proto *tp = rcu_dereference_bh(f->chain);
@@ -226,11 +180,6 @@ int knet_class_stats_estimator(struct knet_class_stats *s, struct nlattr *rate, 
 	return gen_new_estimator(&s->bstats, NULL, &s->rate_est, NULL, true, opt);
 }
 
-void knet_class_stats_kill_estimator(struct knet_class_stats *s)
-{
-	gen_kill_estimator(&s->rate_est);
-}
-
 int knet_class_stats_dump(struct gnet_dump *d, struct knet_class_stats *s, struct Qdisc *leaf,
 			  u32 drops, u32 overlimits, const void *xstats, int xstats_len)
 {
@@ -256,11 +205,6 @@ int knet_nla_len(const struct nlattr *nla)
 	return nla_len(nla);
 }
 
-struct nlattr *knet_tca_attr(struct nlattr **tca, int type)
-{
-	return tca[type];
-}
-
 struct nlattr *knet_nla_nest_start(struct sk_buff *skb, int type)
 {
 	return nla_nest_start_noflag(skb, type);
@@ -274,13 +218,6 @@ int knet_nla_nest_end(struct sk_buff *skb, struct nlattr *nest)
 void knet_nla_nest_cancel(struct sk_buff *skb, struct nlattr *nest)
 {
 	nla_nest_cancel(skb, nest);
-}
-
-void knet_tcmsg_set(struct tcmsg *tcm, u32 parent, u32 handle, u32 info)
-{
-	tcm->tcm_parent = parent;
-	tcm->tcm_handle = handle;
-	tcm->tcm_info = info;
 }
 
 void knet_extack_set(struct netlink_ext_ack *extack, const char *msg)

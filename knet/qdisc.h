@@ -60,23 +60,11 @@ void knet_qdisc_child_purge(struct Qdisc *child);
 void knet_qdisc_child_get(struct Qdisc *child);
 u32 knet_qdisc_child_handle(const struct Qdisc *child);
 
-/* A queue of packets without a qdisc of its own (HTB's direct queue). */
-struct knet_skb_queue {
-	struct sk_buff *head;
-	struct sk_buff *tail;
-	u32 qlen;
-};
-void knet_skb_queue_tail(struct knet_skb_queue *q, struct sk_buff *skb);
-struct sk_buff *knet_skb_queue_head(struct knet_skb_queue *q);
-void knet_skb_queue_purge(struct knet_skb_queue *q);
-
 /* Filters attached to a qdisc or a class. */
 struct knet_filters {
 	struct tcf_block *block;
 	struct tcf_proto __rcu *chain;
 };
-int knet_filters_get(struct knet_filters *f, struct Qdisc *sch, struct netlink_ext_ack *extack);
-void knet_filters_put(struct knet_filters *f);
 /* TC_ACT_* verdict, or -1 if no filter matched; on a match *classid is set. */
 int knet_filters_classify(struct sk_buff *skb, struct knet_filters *f, u32 *classid);
 
@@ -107,7 +95,6 @@ struct knet_class_stats {
 void knet_class_stats_init(struct knet_class_stats *s);
 /* Replaces the estimator from a TCA_RATE attribute, or the default one (4 s / 16 s) if NULL. */
 int knet_class_stats_estimator(struct knet_class_stats *s, struct nlattr *rate, bool replace);
-void knet_class_stats_kill_estimator(struct knet_class_stats *s);
 /* Basic, rate estimator, queue (qlen/backlog of `leaf` if any) and application stats. */
 int knet_class_stats_dump(struct gnet_dump *d, struct knet_class_stats *s, struct Qdisc *leaf,
 			  u32 drops, u32 overlimits, const void *xstats, int xstats_len);
@@ -115,11 +102,9 @@ int knet_class_stats_dump(struct gnet_dump *d, struct knet_class_stats *s, struc
 /* Netlink. */
 const void *knet_nla_data(const struct nlattr *nla);
 int knet_nla_len(const struct nlattr *nla);
-struct nlattr *knet_tca_attr(struct nlattr **tca, int type);
 struct nlattr *knet_nla_nest_start(struct sk_buff *skb, int type);
 int knet_nla_nest_end(struct sk_buff *skb, struct nlattr *nest);
 void knet_nla_nest_cancel(struct sk_buff *skb, struct nlattr *nest);
-void knet_tcmsg_set(struct tcmsg *tcm, u32 parent, u32 handle, u32 info);
 /* Sets the extack message to a copy of `msg` (NUL-terminated, truncated to fit). */
 void knet_extack_set(struct netlink_ext_ack *extack, const char *msg);
 

@@ -906,8 +906,8 @@ impl<T: QdiscOps> Adapter<T> {
         // `*arg` 0 or a live class cookie, written back with the class changed or made.
         unsafe {
             let mut extack = ExtAck::from_raw(extack);
-            let opt = Self::payload(sys::knet_tca_attr(tca, sys::KNET_TCA_OPTIONS as c_int));
-            let rate = sys::knet_tca_attr(tca, sys::KNET_TCA_RATE as c_int);
+            let opt = Self::payload(*tca.add(sys::KNET_TCA_OPTIONS as usize));
+            let rate = *tca.add(sys::KNET_TCA_RATE as usize);
             let rate = if rate.is_null() {
                 None
             } else {

@@ -139,54 +139,6 @@ impl Drop for Child {
     }
 }
 
-/// Packets queued without a qdisc of their own (HTB's direct queue); freed on drop.
-pub(crate) struct SkbQueue(sys::knet_skb_queue);
-
-// SAFETY: owned packets may move between CPUs.
-unsafe impl Send for SkbQueue {}
-
-impl SkbQueue {
-    /// An empty queue.
-    pub(crate) const fn new() -> Self {
-        SkbQueue(sys::knet_skb_queue {
-            head: core::ptr::null_mut(),
-            tail: core::ptr::null_mut(),
-            qlen: 0,
-        })
-    }
-
-    /// Packets queued.
-    pub(crate) fn len(&self) -> u32 {
-        self.0.qlen
-    }
-
-    /// Appends `skb`.
-    pub(crate) fn push(&mut self, skb: Skb) {
-        // SAFETY: the queue is ours; the skb is handed over.
-        unsafe { sys::knet_skb_queue_tail(&mut self.0, skb.into_raw()) };
-    }
-
-    /// Takes the first packet.
-    pub(crate) fn pop(&mut self) -> Option<Skb> {
-        // SAFETY: the queue is ours; a returned skb is handed over.
-        let skb = unsafe { sys::knet_skb_queue_head(&mut self.0) };
-        // SAFETY: a packet taken off our own queue: its reference is ours to hand over.
-        NonNull::new(skb).map(|s| unsafe { Skb::from_raw(s) })
-    }
-
-    /// Frees every packet.
-    pub(crate) fn purge(&mut self) {
-        // SAFETY: the queue is ours, and so are its packets.
-        unsafe { sys::knet_skb_queue_purge(&mut self.0) };
-    }
-}
-
-impl Drop for SkbQueue {
-    fn drop(&mut self) {
-        self.purge();
-    }
-}
-
 /// Where a filter sent a packet.
 pub(crate) enum Classified {
     /// No filter matched.
@@ -223,7 +175,12 @@ impl Filters {
             // `q` and `ext` valid); the block stays pinned until put.
             raw <- Opaque::try_ffi_init(move |p: *mut sys::knet_filters| unsafe {
                 core::ptr::write_bytes(p, 0, 1);
-                to_result(sys::knet_filters_get(p, q, ext))
+                to_result(sys::tcf_block_get(
+                    &raw mut (*p).block,
+                    &raw mut (*p).chain,
+                    q,
+                    ext,
+                ))
             }),
         }? Error)
     }
@@ -262,17 +219,31 @@ impl Filters {
 
     /// Releases the block now (filters go away and unbind their classes); idempotent.
     pub(crate) fn put(&self, _sch: &Control<'_>) {
-        // SAFETY: RTNL is held; `knet_filters_put` clears the block it puts.
-        unsafe { sys::knet_filters_put(self.raw.get()) };
+        // SAFETY: RTNL is held (the token says so).
+        unsafe { self.put_raw() };
+    }
+
+    /// # Safety
+    ///
+    /// RTNL is held.
+    unsafe fn put_raw(&self) {
+        // SAFETY: `raw` was initialised by `new`; the block, if not put yet, is ours to put
+        // under RTNL, and is cleared so that it is put once.
+        unsafe {
+            let f = self.raw.get();
+            if !(*f).block.is_null() {
+                sys::tcf_block_put((*f).block);
+                (*f).block = core::ptr::null_mut();
+            }
+        }
     }
 }
 
 #[pinned_drop]
 impl PinnedDrop for Filters {
     fn drop(self: Pin<&mut Self>) {
-        // SAFETY: owners drop filters in control context (documented on the type); a block
-        // already put is NULL and skipped.
-        unsafe { sys::knet_filters_put(self.raw.get()) };
+        // SAFETY: owners drop filters in control context, under RTNL (documented on the type).
+        unsafe { self.put_raw() };
     }
 }
 
@@ -376,6 +347,6 @@ impl ClassStats {
 impl PinnedDrop for ClassStats {
     fn drop(self: Pin<&mut Self>) {
         // SAFETY: the estimator (if any) points at these counters; it is stopped before they go.
-        unsafe { sys::knet_class_stats_kill_estimator(self.raw.get()) };
+        unsafe { sys::gen_kill_estimator(&raw mut (*self.raw.get()).rate_est) };
     }
 }

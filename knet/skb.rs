@@ -92,6 +92,117 @@ impl Drop for Skb {
     }
 }
 
+/// Packets queued without a qdisc of their own (HTB's direct queue); freed on drop.
+#[cfg(any(knet_qdisc, knet_divert))]
+pub(crate) struct SkbQueue {
+    head: *mut bindings::sk_buff,
+    tail: *mut bindings::sk_buff,
+    qlen: u32,
+}
+
+/// The `next` link of a queued packet.
+///
+/// # Safety
+///
+/// `skb` is a valid packet owned by the queue (or being handed to it).
+#[cfg(any(knet_qdisc, knet_divert))]
+unsafe fn next_of(skb: *mut bindings::sk_buff) -> *mut *mut bindings::sk_buff {
+    // SAFETY: per the function's contract; `next` is the list member of the union, the one a
+    // packet outside the stack's lists may use.
+    unsafe { &raw mut (*skb).__bindgen_anon_1.__bindgen_anon_1.next }
+}
+
+#[cfg(any(knet_qdisc, knet_divert))]
+// SAFETY: owned packets may move between CPUs.
+unsafe impl Send for SkbQueue {}
+
+#[cfg(any(knet_qdisc, knet_divert))]
+impl SkbQueue {
+    /// An empty queue.
+    pub(crate) const fn new() -> Self {
+        SkbQueue {
+            head: core::ptr::null_mut(),
+            tail: core::ptr::null_mut(),
+            qlen: 0,
+        }
+    }
+
+    /// Packets queued.
+    pub(crate) fn len(&self) -> u32 {
+        self.qlen
+    }
+
+    /// Appends `skb`.
+    pub(crate) fn push(&mut self, skb: Skb) {
+        let skb = skb.into_raw();
+        // SAFETY: the queue owns its packets, and now `skb`; each is linked once.
+        unsafe {
+            *next_of(skb) = core::ptr::null_mut();
+            if self.tail.is_null() {
+                self.head = skb;
+            } else {
+                *next_of(self.tail) = skb;
+            }
+        }
+        self.tail = skb;
+        self.qlen += 1;
+    }
+
+    /// Takes the first packet.
+    pub(crate) fn pop(&mut self) -> Option<Skb> {
+        let skb = NonNull::new(self.head)?;
+        // SAFETY: the head is a packet the queue owns; unlinked, it is handed over.
+        unsafe {
+            self.head = *next_of(skb.as_ptr());
+            *next_of(skb.as_ptr()) = core::ptr::null_mut();
+            if self.head.is_null() {
+                self.tail = core::ptr::null_mut();
+            }
+            self.qlen -= 1;
+            Some(Skb::from_raw(skb))
+        }
+    }
+
+    /// Frees every packet, counted as dropped for `reason` (the `kfree_skb` tracepoint sees
+    /// each).
+    pub(crate) fn purge_reason(&mut self, reason: bindings::skb_drop_reason) {
+        // SAFETY: the queue owns the packets, linked through `next` and ending in null: a list
+        // `kfree_skb_list_reason` frees whole (not rtnl_kfree_skbs: the caller may hold the
+        // qdisc lock, not RTNL).
+        unsafe { bindings::kfree_skb_list_reason(self.head, reason) };
+        *self = SkbQueue::new();
+    }
+
+    /// Frees every packet.
+    pub(crate) fn purge(&mut self) {
+        self.purge_reason(bindings::skb_drop_reason_SKB_DROP_REASON_NOT_SPECIFIED);
+    }
+
+    /// Moves every packet of `other` to the end of this queue.
+    #[cfg(knet_divert)]
+    pub(crate) fn append(&mut self, other: &mut SkbQueue) {
+        if other.head.is_null() {
+            return;
+        }
+        if self.tail.is_null() {
+            self.head = other.head;
+        } else {
+            // SAFETY: our tail is a packet this queue owns; `other`'s packets become ours.
+            unsafe { *next_of(self.tail) = other.head };
+        }
+        self.tail = other.tail;
+        self.qlen += other.qlen;
+        *other = SkbQueue::new();
+    }
+}
+
+#[cfg(any(knet_qdisc, knet_divert))]
+impl Drop for SkbQueue {
+    fn drop(&mut self) {
+        self.purge();
+    }
+}
+
 /// Where a tag sits in `skb->cb`: bytes 40..47, after everything the packet scheduler keeps
 /// there (checked at build time in `net_helpers.c`).
 #[cfg(knet_divert)]

@@ -5,8 +5,8 @@
 
 use crate::knet::{
     qdisc::{ClassPtr, Locked, QdiscCell, QdiscInfo, SharedCell},
-    qdisc_parts::{Child, ClassStats as KClassStats, Classified, Filters, SkbQueue},
-    skb::Skb,
+    qdisc_parts::{Child, ClassStats as KClassStats, Classified, Filters},
+    skb::{Skb, SkbQueue},
 };
 use crate::sched::{ClassIdx, Node, Sched, MAX_DEPTH};
 use core::{cell::Cell, pin::Pin, sync::atomic::AtomicU32};

@@ -40,7 +40,16 @@ l = s.getsockname()
 print(l[0], l[1])
 s.recv(1)
 s.close()
-') || fail "client $i failed"
+') || {
+		# Enough to tell who reset the connection (a flake seen twice in full runs).
+		echo "server: $(cat /tmp/server.log)"
+		echo "toa-lb:"; tail -n 20 /tmp/toa-lb.log
+		echo "toa_stats:"; cat /proc/net/toa_stats
+		echo "server sockets:"; ip netns exec srv ss -tanoi
+		echo "server TCP counters:"; ip netns exec srv nstat -az | grep -E 'TcpExt(TCPFastOpen|ListenDrop|ListenOverflow|TCPAbort)|TcpAttemptFails|TcpOutRsts' || true
+		echo "router conntrack:"; ip netns exec rtr conntrack -L 2>/dev/null | head -n 20 || true
+		fail "client $i failed"
+	}
 	sleep 0.3
 	port=${out#* }
 	grep -qx "accept 10.0.1.2 $port peer 10.0.1.2 $port data hello" /tmp/server.log || {
