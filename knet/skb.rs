@@ -163,6 +163,13 @@ impl SkbQueue {
         }
     }
 
+    /// Forgets the packets (whoever called owns them now).
+    fn clear(&mut self) {
+        self.head = core::ptr::null_mut();
+        self.tail = core::ptr::null_mut();
+        self.qlen = 0;
+    }
+
     /// Frees every packet, counted as dropped for `reason` (the `kfree_skb` tracepoint sees
     /// each).
     pub(crate) fn purge_reason(&mut self, reason: bindings::skb_drop_reason) {
@@ -170,7 +177,8 @@ impl SkbQueue {
         // `kfree_skb_list_reason` frees whole (not rtnl_kfree_skbs: the caller may hold the
         // qdisc lock, not RTNL).
         unsafe { bindings::kfree_skb_list_reason(self.head, reason) };
-        *self = SkbQueue::new();
+        // Field by field: assigning a new queue would drop this one, freeing the list again.
+        self.clear();
     }
 
     /// Frees every packet.
@@ -192,7 +200,8 @@ impl SkbQueue {
         }
         self.tail = other.tail;
         self.qlen += other.qlen;
-        *other = SkbQueue::new();
+        // Its packets are ours now: emptied, not dropped.
+        other.clear();
     }
 }
 
