@@ -33,8 +33,10 @@ use crate::rule;
 use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::{
     c_str,
+    init::InPlaceInit,
     prelude::*,
     sync::{rcu, Arc},
+    try_init,
 };
 
 /// Entries older than this are presumed leaked (their packet freed untraced).
@@ -146,15 +148,16 @@ impl Divert {
         }
     }
 
-    /// Keeps the state of `pkt`, going to `dev`, and returns its entry's id.
+    /// Keeps the state of `pkt` and returns its entry's id.
     fn keep(&self, pkt: &HookPacket<'_>) -> Option<u32> {
-        let entry = Entry {
+        // Built in place: a copy of it per packet is the cost IFB does not have.
+        let entry = try_init!(Entry {
             skb: pkt.id(),
             born: netfilter::jiffies(),
-            state: pkt.save_state()?,
-            meta: pkt.meta(),
-        };
-        let entry = KBox::new(entry, GFP_ATOMIC).ok()?;
+            state <- pkt.save_state(),
+            meta <- pkt.meta(),
+        });
+        let entry = KBox::try_init(entry, GFP_ATOMIC).ok()?;
         let id = self.table.insert(entry).ok()?;
         self.counters.outstanding.fetch_add(1, Ordering::Relaxed);
         Some(id)
@@ -199,21 +202,19 @@ impl TxHandler for Divert {
             inc(&self.counters.lost);
             return;
         };
-        let Entry { state, meta, .. } = KBox::into_inner(e);
-        self.counters.outstanding.fetch_sub(1, Ordering::Relaxed);
-        match netfilter::resume(skb, state, meta) {
+        match netfilter::resume(skb, &e.state, &e.meta) {
             Ok(()) => inc(&self.counters.reinjected),
             Err(()) => inc(&self.counters.gone),
         }
+        self.release(e);
     }
 }
 
 impl DropWatch for Divert {
+    const MAGIC: u32 = TAG_ENTRY;
+
     /// A diverted packet was dropped (by a qdisc, or on a purge).
     fn dropped(&self, skb: usize, tag: (u32, u32)) {
-        if tag.0 != TAG_ENTRY {
-            return;
-        }
         if let Some(e) = self.take(tag.1, skb) {
             inc(&self.counters.freed);
             self.release(e);

@@ -18,6 +18,7 @@ use core::{
     sync::atomic::{AtomicPtr, Ordering},
 };
 use kernel::{bindings, ffi::c_void, prelude::*, str::CStrExt, sync::Arc, types::Opaque};
+use pin_init::init_from_closure;
 
 /// `NF_INET_PRE_ROUTING`.
 pub(crate) const PRE_ROUTING: u8 = sys::nf_inet_hooks_NF_INET_PRE_ROUTING as u8;
@@ -106,57 +107,70 @@ impl<'a> HookPacket<'a> {
         unsafe { super::skb::set_tag_of(self.skb.as_ptr(), magic, val) }
     }
 
-    /// The hook state, with references on the namespace and the socket; `None` if either is
-    /// going away.
-    pub(crate) fn save_state(&self) -> Option<SavedState> {
-        let mut state = copy_state(self.state);
-        // SAFETY: `state.net` is the namespace the packet is in, alive during the hook.
-        if unsafe { sys::knet_maybe_get_net(state.net) }.is_null() {
-            return None;
+    /// The hook state, with references on the namespace and the socket; fails with `ENOENT` if
+    /// either is going away. Built in place (it is kept for every packet).
+    pub(crate) fn save_state(&self) -> impl Init<SavedState, Error> + '_ {
+        let state = self.state;
+        let ops = self.ops;
+        // SAFETY: the closure writes the whole `SavedState` before returning `Ok`, and nothing
+        // before returning `Err` (the references it took are put again).
+        unsafe {
+            init_from_closure(move |slot: *mut SavedState| {
+                // SAFETY: `state.net` is the namespace the packet is in, alive during the hook.
+                if sys::knet_maybe_get_net(state.net).is_null() {
+                    return Err(ENOENT);
+                }
+                // SAFETY: `state.sk`, if any, is a socket alive during the hook.
+                if !state.sk.is_null() && !sys::knet_sock_hold_not_zero(state.sk) {
+                    // SAFETY: the reference taken just above.
+                    sys::knet_put_net(state.net);
+                    return Err(ENOENT);
+                }
+                // The devices are found again by index when the chain resumes: they may go
+                // meanwhile. `in_`/`out`, if set, are devices alive during the hook.
+                slot.write(SavedState {
+                    state: sys::nf_hook_state {
+                        in_: ptr::null_mut(),
+                        out: ptr::null_mut(),
+                        ..copy_state(state)
+                    },
+                    ops,
+                    in_ifindex: ifindex_of(state.in_),
+                    out_ifindex: ifindex_of(state.out),
+                });
+                Ok(())
+            })
         }
-        // SAFETY: `state.sk`, if any, is a socket alive during the hook (the chain holds it).
-        if !state.sk.is_null() && !unsafe { sys::knet_sock_hold_not_zero(state.sk) } {
-            // SAFETY: the reference taken just above.
-            unsafe { sys::knet_put_net(state.net) };
-            return None;
-        }
-        // The devices are found again by index when the chain resumes: they may go meanwhile.
-        // SAFETY: `in_`/`out`, if set, are devices alive during the hook.
-        let ifindex = |d: *mut bindings::net_device| unsafe { ifindex_of(d.cast()) };
-        let in_ifindex = ifindex(state.in_);
-        let out_ifindex = ifindex(state.out);
-        state.in_ = ptr::null_mut();
-        state.out = ptr::null_mut();
-        Some(SavedState {
-            state,
-            ops: self.ops,
-            in_ifindex,
-            out_ifindex,
-        })
     }
 
-    /// What of the packet the device's qdisc may change and the chain needs back.
-    pub(crate) fn meta(&self) -> SkbMeta {
+    /// What of the packet the device's qdisc may change and the chain needs back. Built in
+    /// place.
+    pub(crate) fn meta(&self) -> impl Init<SkbMeta> + '_ {
         let skb = self.skb.as_ptr();
-        // SAFETY: the chain lends us the packet for the duration of the hook.
-        let (s, h) = unsafe { (&*skb, super::skb::headers(skb)) };
-        // SAFETY: the union member the stack uses for the device.
-        let dev = unsafe { s.__bindgen_anon_1.__bindgen_anon_1.__bindgen_anon_1.dev };
-        // SAFETY: the union member with the destructor (the other is for TCP's own queues).
-        let destructor = unsafe { s.__bindgen_anon_3.__bindgen_anon_1.destructor };
-        let wmem_charged = !s.sk.is_null() && s.sk == self.state.sk && is_sock_wfree(destructor);
-        let cb = s.cb;
-        SkbMeta {
-            // SAFETY: the packet's device, if any, is alive during the hook.
-            dev_ifindex: unsafe { ifindex_of(dev) },
-            // SAFETY: both members of the union are the same 64-bit time.
-            tstamp: unsafe { s.__bindgen_anon_2.tstamp },
-            tstamp_type: h.tstamp_type(),
-            priority: h.priority,
-            mac_header: h.mac_header,
-            queue_mapping: s.queue_mapping,
-            wmem_charged,
-            cb,
+        let hook_sk = self.state.sk;
+        // SAFETY: the closure writes the whole `SkbMeta` and cannot fail.
+        unsafe {
+            init_from_closure(move |slot: *mut SkbMeta| {
+                // SAFETY: the chain lends us the packet for the duration of the hook.
+                let (s, h) = (&*skb, super::skb::headers(skb));
+                // The union members the stack uses: the device, the destructor (the other is
+                // for TCP's own queues); both members of the time union are the same time.
+                let dev = s.__bindgen_anon_1.__bindgen_anon_1.__bindgen_anon_1.dev;
+                let destructor = s.__bindgen_anon_3.__bindgen_anon_1.destructor;
+                let wmem_charged = !s.sk.is_null() && s.sk == hook_sk && is_sock_wfree(destructor);
+                slot.write(SkbMeta {
+                    // The packet's device, if any, is alive during the hook.
+                    dev_ifindex: ifindex_of(dev),
+                    tstamp: s.__bindgen_anon_2.tstamp,
+                    tstamp_type: h.tstamp_type(),
+                    priority: h.priority,
+                    mac_header: h.mac_header,
+                    queue_mapping: s.queue_mapping,
+                    wmem_charged,
+                    cb: s.cb,
+                });
+                Ok(())
+            })
         }
     }
 
@@ -273,7 +287,7 @@ fn chain(s: &SavedState) -> Option<(*mut bindings::nf_hook_entries, u32)> {
 /// Sends `skb` on through the chain it left at our hook, with the state and fields it had
 /// there. `Err` if its namespace's chain, our hook, or one of its devices is gone: the packet
 /// is dropped.
-pub(crate) fn resume(skb: Skb, saved: SavedState, meta: SkbMeta) -> Result<(), ()> {
+pub(crate) fn resume(skb: Skb, saved: &SavedState, meta: &SkbMeta) -> Result<(), ()> {
     let _rcu = kernel::sync::rcu::read_lock();
     let mut state = copy_state(&saved.state);
     let net = state.net;
@@ -294,7 +308,7 @@ pub(crate) fn resume(skb: Skb, saved: SavedState, meta: SkbMeta) -> Result<(), (
     } else {
         find(meta.dev_ifindex)
     };
-    let hooks = chain(&saved);
+    let hooks = chain(saved);
     let (Some((hooks, next)), false, false, false) = (
         hooks,
         dev.is_null(),
@@ -318,7 +332,7 @@ pub(crate) fn resume(skb: Skb, saved: SavedState, meta: SkbMeta) -> Result<(), (
         h.set_tstamp_type(meta.tstamp_type);
         h.priority = meta.priority;
         h.mac_header = meta.mac_header;
-        recharge(skb, &saved, meta.wmem_charged);
+        recharge(skb, saved, meta.wmem_charged);
         let ret = sys::nf_hook_slow(skb, &mut state, hooks, next);
         if ret == 1 {
             if let Some(okfn) = state.okfn {

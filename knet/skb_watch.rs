@@ -17,6 +17,9 @@ extern "C" {
 
 /// What watches drops.
 pub(crate) trait DropWatch: Send + Sync + 'static {
+    /// The first word of the tags this watcher looks for (most dropped packets are not its own:
+    /// they are skipped on that word alone).
+    const MAGIC: u32;
     /// Packet `skb` (its address), whose control block holds `tag`, is being freed as a drop.
     /// Softirq or process context; not called with interrupts off (the packet is then not
     /// reported: whoever waits for it must have another way to learn it is gone).
@@ -61,7 +64,7 @@ impl<W: DropWatch> DropWatchRegistration<W> {
         let tag = unsafe { skb::tag_of(skb) };
         // Most packets are not ours, and socket references are not put with interrupts off.
         // SAFETY: no arguments, reads the context.
-        if tag == (0, 0) || unsafe { sys::knet_irqs_disabled() } {
+        if tag.0 != W::MAGIC || unsafe { sys::knet_irqs_disabled() } {
             return;
         }
         // SAFETY: `data` is the watcher, held by the registration while the probe exists.
