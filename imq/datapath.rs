@@ -16,7 +16,8 @@
 //!
 //! An entry belongs to whoever took it out of the table: a copy of a packet (whose tag names its
 //! original's entry) never gets it, since the table checks the packet's identity once the entry
-//! is out, and puts back what was not the caller's.
+//! is taken, and puts back what was not the caller's. Entries live in the table's slots: no
+//! allocation per packet.
 
 use crate::knet::{
     netdev::{Device, DeviceSet, DeviceTable, TxHandler},
@@ -31,13 +32,7 @@ use crate::knet::{
 };
 use crate::rule;
 use core::sync::atomic::{AtomicU64, Ordering};
-use kernel::{
-    c_str,
-    init::InPlaceInit,
-    prelude::*,
-    sync::{rcu, Arc},
-    try_init,
-};
+use kernel::{c_str, prelude::*, sync::Arc};
 
 /// Entries older than this are presumed leaked (their packet freed untraced).
 const MAX_AGE_S: u32 = 120;
@@ -130,34 +125,21 @@ struct Divert {
 }
 
 impl Divert {
-    fn release(&self, e: KBox<Entry>) {
+    /// Frees an entry taken out of the table (and its slot).
+    fn release(&self, e: Taken<'_, Entry>) {
         self.counters.outstanding.fetch_sub(1, Ordering::Relaxed);
         drop(e);
     }
 
-    /// Takes entry `id` if it is packet `skb`'s.
-    fn take(&self, id: u32, skb: usize) -> Option<KBox<Entry>> {
-        match self.table.take(id, skb) {
-            Taken::Found(e) => Some(e),
-            Taken::Absent => None,
-            Taken::Displaced(e) => {
-                inc(&self.counters.expired);
-                self.release(e);
-                None
-            }
-        }
-    }
-
     /// Keeps the state of `pkt` and returns its entry's id.
     fn keep(&self, pkt: &HookPacket<'_>) -> Option<u32> {
-        // Built in place: a copy of it per packet is the cost IFB does not have.
-        let entry = try_init!(Entry {
+        let entry = Entry {
             skb: pkt.id(),
             born: netfilter::jiffies(),
-            state <- pkt.save_state(),
-            meta <- pkt.meta(),
-        });
-        let entry = KBox::try_init(entry, GFP_ATOMIC).ok()?;
+            state: pkt.save_state()?,
+            meta: pkt.meta(),
+        };
+        // Given back if the table is full: dropped, its references put.
         let id = self.table.insert(entry).ok()?;
         self.counters.outstanding.fetch_add(1, Ordering::Relaxed);
         Some(id)
@@ -165,14 +147,18 @@ impl Divert {
 }
 
 impl Hook for Divert {
+    fn wants(tag: (u32, u32), hook: u8) -> bool {
+        tag.0 == TAG_TARGET | u32::from(hook)
+    }
+
     fn hook(&self, mut pkt: HookPacket<'_>) -> Verdict {
-        let (magic, devno) = pkt.tag();
-        if magic != TAG_TARGET | u32::from(pkt.hook()) {
-            return Verdict::Accept;
-        }
+        let (_, devno) = pkt.tag();
         pkt.set_tag(0, 0);
-        let rcu = rcu::read_lock();
-        let Some(dev) = self.devices.get(devno, &rcu).filter(|d| d.running()) else {
+        let Some(dev) = self
+            .devices
+            .get_at_hook(devno, &pkt)
+            .filter(|d| d.running())
+        else {
             // A device that is down (or deleted) lets packets pass unshaped, the chain going on.
             inc(&self.counters.passed_down);
             return Verdict::Accept;
@@ -197,7 +183,7 @@ impl TxHandler for Divert {
             dev.count_tx_dropped();
             return;
         }
-        let Some(e) = self.take(id, skb.id()) else {
+        let Some(e) = self.table.take(id, skb.id()) else {
             // A copy or segment made inside the qdisc, or state expired: no way back.
             inc(&self.counters.lost);
             return;
@@ -215,7 +201,7 @@ impl DropWatch for Divert {
 
     /// A diverted packet was dropped (by a qdisc, or on a purge).
     fn dropped(&self, skb: usize, tag: (u32, u32)) {
-        if let Some(e) = self.take(tag.1, skb) {
+        if let Some(e) = self.table.take(tag.1, skb) {
             inc(&self.counters.freed);
             self.release(e);
         }

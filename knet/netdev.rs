@@ -13,6 +13,7 @@
 //! through the stack, which may come back to the same device).
 
 use super::{
+    netfilter::HookPacket,
     skb::{Skb, SkbQueue},
     sys,
 };
@@ -24,13 +25,7 @@ use core::{
     sync::atomic::{AtomicBool, AtomicPtr, Ordering},
 };
 use kernel::{
-    bindings,
-    error::to_result,
-    ffi::c_void,
-    prelude::*,
-    str::CStrExt,
-    sync::{rcu, Arc},
-    types::Opaque,
+    bindings, error::to_result, ffi::c_void, prelude::*, str::CStrExt, sync::Arc, types::Opaque,
 };
 
 /// Packets the reinjection queue holds before the device's queue is stopped.
@@ -92,11 +87,12 @@ impl DeviceTable {
         Ok(Arc::new(DeviceTable { devs }, GFP_KERNEL)?)
     }
 
-    /// Device `index`, if it exists, valid while `rcu` is held.
-    pub(crate) fn get<'a>(&self, index: u32, _rcu: &'a rcu::Guard) -> Option<Device<'a>> {
+    /// Device `index`, if it exists, for a netfilter hook (which runs under RCU), valid while
+    /// the hook runs.
+    pub(crate) fn get_at_hook<'a>(&self, index: u32, _pkt: &HookPacket<'a>) -> Option<Device<'a>> {
         let p = self.devs.get(index as usize)?.load(Ordering::Acquire);
         // SAFETY: a non-null entry is a registered device (type invariant), which is freed only
-        // after an RCU grace period that `_rcu` holds off.
+        // after an RCU grace period; hooks run under RCU for the packet's lifetime `'a`.
         unsafe { Device::from_raw(p) }
     }
 

@@ -18,7 +18,6 @@ use core::{
     sync::atomic::{AtomicPtr, Ordering},
 };
 use kernel::{bindings, ffi::c_void, prelude::*, str::CStrExt, sync::Arc, types::Opaque};
-use pin_init::init_from_closure;
 
 /// `NF_INET_PRE_ROUTING`.
 pub(crate) const PRE_ROUTING: u8 = sys::nf_inet_hooks_NF_INET_PRE_ROUTING as u8;
@@ -71,6 +70,10 @@ pub(crate) enum Verdict {
 
 /// What runs at the hooks.
 pub(crate) trait Hook: Send + Sync + 'static {
+    /// Whether a packet whose control block holds `tag` at hook `hook` is one for [`Hook::hook`]
+    /// (checked first, for every packet).
+    fn wants(tag: (u32, u32), hook: u8) -> bool;
+
     /// Called for each packet at PREROUTING and POSTROUTING, under RCU, in softirq or with
     /// bottom halves off.
     fn hook(&self, pkt: HookPacket<'_>) -> Verdict;
@@ -85,11 +88,6 @@ pub(crate) struct HookPacket<'a> {
 }
 
 impl<'a> HookPacket<'a> {
-    /// The hook (`NF_INET_*`) the packet is at.
-    pub(crate) fn hook(&self) -> u8 {
-        self.state.hook
-    }
-
     /// The packet's identity while it lives (its address).
     pub(crate) fn id(&self) -> usize {
         self.skb.as_ptr() as usize
@@ -107,70 +105,62 @@ impl<'a> HookPacket<'a> {
         unsafe { super::skb::set_tag_of(self.skb.as_ptr(), magic, val) }
     }
 
-    /// The hook state, with references on the namespace and the socket; fails with `ENOENT` if
-    /// either is going away. Built in place (it is kept for every packet).
-    pub(crate) fn save_state(&self) -> impl Init<SavedState, Error> + '_ {
+    /// The hook state, with references on the namespace and the socket; `None` if either is
+    /// going away.
+    pub(crate) fn save_state(&self) -> Option<SavedState> {
         let state = self.state;
-        let ops = self.ops;
-        // SAFETY: the closure writes the whole `SavedState` before returning `Ok`, and nothing
-        // before returning `Err` (the references it took are put again).
-        unsafe {
-            init_from_closure(move |slot: *mut SavedState| {
-                // SAFETY: `state.net` is the namespace the packet is in, alive during the hook.
-                if sys::knet_maybe_get_net(state.net).is_null() {
-                    return Err(ENOENT);
-                }
-                // SAFETY: `state.sk`, if any, is a socket alive during the hook.
-                if !state.sk.is_null() && !sys::knet_sock_hold_not_zero(state.sk) {
-                    // SAFETY: the reference taken just above.
-                    sys::knet_put_net(state.net);
-                    return Err(ENOENT);
-                }
-                // The devices are found again by index when the chain resumes: they may go
-                // meanwhile. `in_`/`out`, if set, are devices alive during the hook.
-                slot.write(SavedState {
-                    state: sys::nf_hook_state {
-                        in_: ptr::null_mut(),
-                        out: ptr::null_mut(),
-                        ..copy_state(state)
-                    },
-                    ops,
-                    in_ifindex: ifindex_of(state.in_),
-                    out_ifindex: ifindex_of(state.out),
-                });
-                Ok(())
-            })
+        // SAFETY: `state.net` is the namespace the packet is in, alive during the hook.
+        if unsafe { sys::knet_maybe_get_net(state.net) }.is_null() {
+            return None;
         }
+        // SAFETY: `state.sk`, if any, is a socket alive during the hook (the chain holds it).
+        if !state.sk.is_null() && !unsafe { sys::knet_sock_hold_not_zero(state.sk) } {
+            // SAFETY: the reference taken just above.
+            unsafe { sys::knet_put_net(state.net) };
+            return None;
+        }
+        // The devices are found again by index when the chain resumes: they may go meanwhile.
+        // SAFETY: `in_`/`out`, if set, are devices alive during the hook.
+        let (in_ifindex, out_ifindex) = unsafe { (ifindex_of(state.in_), ifindex_of(state.out)) };
+        Some(SavedState {
+            state: sys::nf_hook_state {
+                in_: ptr::null_mut(),
+                out: ptr::null_mut(),
+                ..copy_state(state)
+            },
+            ops: self.ops,
+            in_ifindex,
+            out_ifindex,
+        })
     }
 
-    /// What of the packet the device's qdisc may change and the chain needs back. Built in
-    /// place.
-    pub(crate) fn meta(&self) -> impl Init<SkbMeta> + '_ {
+    /// What of the packet the device's qdisc may change and the chain needs back.
+    pub(crate) fn meta(&self) -> SkbMeta {
         let skb = self.skb.as_ptr();
-        let hook_sk = self.state.sk;
-        // SAFETY: the closure writes the whole `SkbMeta` and cannot fail.
-        unsafe {
-            init_from_closure(move |slot: *mut SkbMeta| {
-                // SAFETY: the chain lends us the packet for the duration of the hook.
-                let (s, h) = (&*skb, super::skb::headers(skb));
-                // The union members the stack uses: the device, the destructor (the other is
-                // for TCP's own queues); both members of the time union are the same time.
-                let dev = s.__bindgen_anon_1.__bindgen_anon_1.__bindgen_anon_1.dev;
-                let destructor = s.__bindgen_anon_3.__bindgen_anon_1.destructor;
-                let wmem_charged = !s.sk.is_null() && s.sk == hook_sk && is_sock_wfree(destructor);
-                slot.write(SkbMeta {
-                    // The packet's device, if any, is alive during the hook.
-                    dev_ifindex: ifindex_of(dev),
-                    tstamp: s.__bindgen_anon_2.tstamp,
-                    tstamp_type: h.tstamp_type(),
-                    priority: h.priority,
-                    mac_header: h.mac_header,
-                    queue_mapping: s.queue_mapping,
-                    wmem_charged,
-                    cb: s.cb,
-                });
-                Ok(())
-            })
+        // SAFETY: the chain lends us the packet for the duration of the hook.
+        let (s, h) = unsafe { (&*skb, super::skb::headers(skb)) };
+        // SAFETY: the union members the stack uses: the device, the destructor (the other is
+        // for TCP's own queues); both members of the time union are the same time.
+        let (dev, destructor, tstamp) = unsafe {
+            (
+                s.__bindgen_anon_1.__bindgen_anon_1.__bindgen_anon_1.dev,
+                s.__bindgen_anon_3.__bindgen_anon_1.destructor,
+                s.__bindgen_anon_2.tstamp,
+            )
+        };
+        let wmem_charged = !s.sk.is_null() && s.sk == self.state.sk && is_sock_wfree(destructor);
+        SkbMeta {
+            // SAFETY: the packet's device, if any, is alive during the hook. Mostly the one it
+            // came in on (PREROUTING) or goes out of (POSTROUTING), whose index the saved state
+            // keeps too: `resume` compares indexes.
+            dev_ifindex: unsafe { ifindex_of(dev) },
+            tstamp,
+            tstamp_type: h.tstamp_type(),
+            priority: h.priority,
+            mac_header: h.mac_header,
+            queue_mapping: s.queue_mapping,
+            wmem_charged,
+            cb: s.cb,
         }
     }
 
@@ -487,11 +477,14 @@ impl<H: Hook> PernetHooks<H> {
         skb: *mut bindings::sk_buff,
         state: *const sys::nf_hook_state,
     ) -> u32 {
+        // SAFETY: `state` is valid for the call; the chain lends us the packet.
+        let (state, tag) = unsafe { (&*state, super::skb::tag_of(skb)) };
+        if !H::wants(tag, state.hook) {
+            return sys::NF_ACCEPT;
+        }
         // SAFETY: `priv_` is the handler, which the registration keeps alive while the hooks
         // exist (see `new`).
         let handler = unsafe { &*priv_.cast::<H>() };
-        // SAFETY: `state` is valid for the call.
-        let state = unsafe { &*state };
         let inner = Self::instance();
         let v6 = state.pf == sys::NFPROTO_IPV6 as u8;
         let post = state.hook == POST_ROUTING;

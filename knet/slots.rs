@@ -1,24 +1,29 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! A table of owned entries named by small ids, shared by every CPU without a lock.
+//! A table of entries named by small ids, shared by every CPU without a lock.
 //!
-//! Whoever takes an entry out of its slot owns it, and only an owner ever looks inside an entry:
-//! a lookup takes first and checks after (the entry's key), putting back what was not its own.
-//! So an entry is never read after it was freed, whatever the races, and entries need no RCU
-//! or type-safe cache. Each slot also keeps its entry's key and age where a reader can peek at
-//! them without taking it, so that copies of a packet (whose tag names their original's slot) and
-//! the age sweep rarely take what they would have to put back: while an entry is out, its owner's
-//! own lookup would find the slot empty.
+//! Entries live in the table's own slots (no allocation per entry: with the kernel's
+//! `init_on_alloc`, zeroing a fresh allocation for every packet cost imq 5% of its packet
+//! rate). A slot is free, being filled, full, or taken; whoever moves it from full to taken
+//! (by compare-and-swap) owns the entry until it frees the slot or puts the entry back, and only
+//! an owner ever looks inside: a lookup takes first and checks after (the entry's key), putting
+//! back what was not its own. Slot memory is never freed while the table lives, so a race can
+//! at worst make a lookup take and put back another's entry, never read freed memory. Each slot
+//! also keeps its entry's key and age where a reader can peek at them without taking it, so that
+//! copies of a packet (whose tag names their original's slot) and the age sweep rarely take what
+//! they would have to put back: while an entry is taken, its owner's own lookup finds nothing.
 //!
-//! Slots come in chunks of one page, allocated as the table fills (atomic context; never freed
-//! before the table), up to `CHUNK * CHUNKS` entries (163,840). A cursor shared by the CPUs hands out slots in turn:
-//! packets leave queues roughly in the order they entered, so the slots it reaches are mostly
-//! free again.
+//! Slots come in chunks of about a page, allocated as the table fills (atomic context), up to
+//! `CHUNKS` chunks. A cursor shared by the CPUs hands out slots in turn: packets leave queues
+//! roughly in the order they entered, so the slots it reaches are mostly free again.
 
 use core::{
+    cell::UnsafeCell,
     marker::PhantomData,
-    ptr::{self, NonNull},
-    sync::atomic::{AtomicPtr, AtomicUsize, Ordering},
+    mem::MaybeUninit,
+    ops::Deref,
+    ptr,
+    sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering},
 };
 use kernel::prelude::*;
 
@@ -30,73 +35,109 @@ pub(crate) trait Keyed {
     fn born(&self) -> usize;
 }
 
-/// Slots per chunk: a chunk fills about one page.
-const CHUNK: usize = 160;
 /// Chunks at most.
-const CHUNKS: usize = 1024;
+const CHUNKS: usize = 8192;
 /// Slots tried from the cursor before growing the table.
 const TRIES: usize = 8;
 
+/// Slot states.
+const FREE: u32 = 0;
+const FILLING: u32 = 1;
+const FULL: u32 = 2;
+const TAKEN: u32 = 3;
+
 struct Slot<T> {
-    /// The entry (owned by the table), null when free, [`reserved`] while being filled.
-    entry: AtomicPtr<T>,
-    /// The entry's key and birth, for peeking: written before the entry is published.
+    state: AtomicU32,
+    /// The entry's key and birth, for peeking: written before the slot becomes full.
     key: AtomicUsize,
     born: AtomicUsize,
+    /// Initialised while the state is full or taken; owned by whoever made it filling or taken.
+    entry: UnsafeCell<MaybeUninit<T>>,
 }
 
 impl<T> Slot<T> {
     fn free() -> Slot<T> {
         Slot {
-            entry: AtomicPtr::new(ptr::null_mut()),
+            state: AtomicU32::new(FREE),
             key: AtomicUsize::new(0),
             born: AtomicUsize::new(0),
+            entry: UnsafeCell::new(MaybeUninit::uninit()),
         }
+    }
+
+    /// Moves the slot from `from` to `to`; true if it was `from`.
+    fn swap_state(&self, from: u32, to: u32) -> bool {
+        self.state
+            .compare_exchange(from, to, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
     }
 }
 
-/// The marker of a slot being filled: never the address of an entry (entries are boxed, and
-/// no allocation sits at the dangling address).
-fn reserved<T>() -> *mut T {
-    NonNull::dangling().as_ptr()
+/// An entry taken out of the table: owned until dropped (which frees the slot) or put back.
+pub(crate) struct Taken<'a, T: Keyed> {
+    slot: &'a Slot<T>,
 }
 
-/// What a lookup found.
-pub(crate) enum Taken<T> {
-    /// The entry with the key: the caller owns it now.
-    Found(KBox<T>),
-    /// Nothing with that key.
-    Absent,
-    /// Another entry, taken in a race and not put back (its slot was given out meanwhile): the
-    /// caller owns it and must release it as expired.
-    Displaced(KBox<T>),
+impl<T: Keyed> Deref for Taken<'_, T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        // SAFETY: the slot is taken by us, so its entry is initialised and ours alone.
+        unsafe { (*self.slot.entry.get()).assume_init_ref() }
+    }
+}
+
+impl<T: Keyed> Taken<'_, T> {
+    /// Puts the entry back, as it was.
+    fn put_back(self) {
+        let slot = self.slot;
+        core::mem::forget(self);
+        slot.state.store(FULL, Ordering::Release);
+    }
+}
+
+impl<T: Keyed> Drop for Taken<'_, T> {
+    fn drop(&mut self) {
+        // SAFETY: the slot is taken by us: its entry is initialised and dropped once, here,
+        // before the slot is freed for others.
+        unsafe { (*self.slot.entry.get()).assume_init_drop() };
+        self.slot.state.store(FREE, Ordering::Release);
+    }
 }
 
 /// The table (see the module documentation).
 pub(crate) struct SlotTable<T: Keyed> {
-    chunks: KBox<[AtomicPtr<Slot<T>>; CHUNKS]>,
+    chunks: KVVec<AtomicPtr<Slot<T>>>,
     /// Chunks published: `chunks[..nchunks]` are all non-null.
     nchunks: AtomicUsize,
     cursor: AtomicUsize,
     _p: PhantomData<T>,
 }
 
-// SAFETY: entries move between CPUs only as owned boxes (`T: Send`); the slots are atomics.
+// SAFETY: entries move between CPUs only with ownership of their slot (`T: Send`); the slots'
+// states and peeks are atomics.
 unsafe impl<T: Keyed + Send> Send for SlotTable<T> {}
-// SAFETY: `&self` methods hand out owned entries only, never shared references, and change
-// the slots by atomic operations only.
+// SAFETY: `&self` methods hand out an entry only to the one caller that took its slot, never a
+// shared reference to an entry someone else may own.
 unsafe impl<T: Keyed + Send> Sync for SlotTable<T> {}
 
 impl<T: Keyed> SlotTable<T> {
+    /// Slots per chunk: about a page.
+    const CHUNK: usize = {
+        let s = core::mem::size_of::<Slot<T>>();
+        if s >= 4096 {
+            1
+        } else {
+            4096 / s
+        }
+    };
+
     /// An empty table with one chunk.
     pub(crate) fn new() -> Result<Self> {
-        let mut chunks = KBox::<[AtomicPtr<Slot<T>>; CHUNKS]>::new_uninit(GFP_KERNEL)?;
-        // SAFETY: all-zero bytes are null `AtomicPtr`s; the box is ours and now initialised
-        // (built in place: the array is too big for the stack).
-        let chunks = unsafe {
-            ptr::write_bytes(chunks.as_mut_ptr(), 0, 1);
-            chunks.assume_init()
-        };
+        let mut chunks = KVVec::with_capacity(CHUNKS, GFP_KERNEL)?;
+        for _ in 0..CHUNKS {
+            chunks.push(AtomicPtr::new(ptr::null_mut()), GFP_KERNEL)?;
+        }
         let t = SlotTable {
             chunks,
             nchunks: AtomicUsize::new(0),
@@ -113,8 +154,8 @@ impl<T: Keyed> SlotTable<T> {
         if n >= CHUNKS {
             return None;
         }
-        let mut v = KVec::with_capacity(CHUNK, flags).ok()?;
-        for _ in 0..CHUNK {
+        let mut v = KVec::with_capacity(Self::CHUNK, flags).ok()?;
+        for _ in 0..Self::CHUNK {
             v.push(Slot::<T>::free(), flags).ok()?;
         }
         let (p, _len, _cap) = v.into_raw_parts();
@@ -123,8 +164,8 @@ impl<T: Keyed> SlotTable<T> {
             .is_err()
         {
             // Another CPU grew the table first: its chunk serves.
-            // SAFETY: `p`, CHUNK and CHUNK come from `into_raw_parts` above, never shared.
-            drop(unsafe { KVec::from_raw_parts(p, CHUNK, CHUNK) });
+            // SAFETY: `p` and the lengths come from `into_raw_parts` above, never shared.
+            drop(unsafe { KVec::from_raw_parts(p, Self::CHUNK, Self::CHUNK) });
         }
         // Published in order: whoever stored chunk `n` (or saw it stored) moves the count on.
         let _ = self
@@ -135,136 +176,95 @@ impl<T: Keyed> SlotTable<T> {
 
     /// Slot `id`, if its chunk is published.
     fn slot(&self, id: usize) -> Option<&Slot<T>> {
-        let c = self.chunks.get(id / CHUNK)?.load(Ordering::Acquire);
+        let c = self.chunks.get(id / Self::CHUNK)?.load(Ordering::Acquire);
         if c.is_null() {
             return None;
         }
         // SAFETY: a published chunk holds CHUNK initialised slots and lives as long as `self`.
-        Some(unsafe { &*c.add(id % CHUNK) })
-    }
-
-    /// Stores `e` in slot `slot`, claimed (reserved) by the caller.
-    fn fill(slot: &Slot<T>, e: KBox<T>) {
-        slot.key.store(e.key(), Ordering::Relaxed);
-        slot.born.store(e.born(), Ordering::Relaxed);
-        slot.entry.store(KBox::into_raw(e), Ordering::Release);
-    }
-
-    fn claim(slot: &Slot<T>) -> bool {
-        slot.entry.load(Ordering::Relaxed).is_null()
-            && slot
-                .entry
-                .compare_exchange(
-                    ptr::null_mut(),
-                    reserved(),
-                    Ordering::Acquire,
-                    Ordering::Relaxed,
-                )
-                .is_ok()
+        Some(unsafe { &*c.add(id % Self::CHUNK) })
     }
 
     /// Stores `e` and returns its id; gives it back if the table is full (or cannot grow).
-    pub(crate) fn insert(&self, e: KBox<T>) -> Result<u32, KBox<T>> {
+    pub(crate) fn insert(&self, e: T) -> Result<u32, T> {
         loop {
-            let total = self.nchunks.load(Ordering::Acquire) * CHUNK;
+            let total = self.nchunks.load(Ordering::Acquire) * Self::CHUNK;
             for _ in 0..TRIES {
                 let id = self.cursor.fetch_add(1, Ordering::Relaxed) % total;
-                if let Some(slot) = self.slot(id) {
-                    if Self::claim(slot) {
-                        Self::fill(slot, e);
-                        return Ok(id as u32);
-                    }
+                let Some(slot) = self.slot(id) else {
+                    continue;
+                };
+                if slot.state.load(Ordering::Relaxed) != FREE || !slot.swap_state(FREE, FILLING) {
+                    continue;
                 }
+                slot.key.store(e.key(), Ordering::Relaxed);
+                slot.born.store(e.born(), Ordering::Relaxed);
+                // SAFETY: the slot is ours while filling; its entry is uninitialised.
+                unsafe { (*slot.entry.get()).write(e) };
+                slot.state.store(FULL, Ordering::Release);
+                return Ok(id as u32);
             }
             // Every slot tried is taken: the table is nearly full. One more chunk, then the
             // cursor starts there.
             let Some(n) = self.grow(GFP_ATOMIC) else {
                 return Err(e);
             };
-            self.cursor.store(n * CHUNK, Ordering::Relaxed);
+            self.cursor.store(n * Self::CHUNK, Ordering::Relaxed);
         }
     }
 
-    /// Takes slot `id`'s entry out (ours now) if the slot holds it still.
-    /// Takes the slot's entry out (ours now) if `peek` accepts the key and birth the slot shows
-    /// for it.
-    fn take_slot(slot: &Slot<T>, peek: impl Fn(usize, usize) -> bool) -> Option<KBox<T>> {
-        let e = slot.entry.load(Ordering::Acquire);
-        if e.is_null() || e == reserved() {
+    /// Takes the slot's entry if `peek` accepts the key and birth the slot shows for it.
+    fn take_slot<'a>(
+        slot: &'a Slot<T>,
+        peek: impl Fn(usize, usize) -> bool,
+    ) -> Option<Taken<'a, T>> {
+        if slot.state.load(Ordering::Acquire) != FULL {
             return None;
         }
-        // Read after the entry (acquire): what `fill` stored for this entry or a later one, never
-        // a previous entry's.
+        // Read after the state (acquire): what `insert` stored for this entry or a later one.
         if !peek(
             slot.key.load(Ordering::Relaxed),
             slot.born.load(Ordering::Relaxed),
         ) {
             return None;
         }
-        slot.entry
-            .compare_exchange(e, ptr::null_mut(), Ordering::AcqRel, Ordering::Relaxed)
-            .ok()?;
-        // SAFETY: `e` came from `KBox::into_raw` in `fill`, and the compare-and-swap that
-        // emptied the slot made us its only owner (whatever address reuse happened meanwhile,
-        // the slot held exactly this pointer, owned by the table, at that moment).
-        Some(unsafe { KBox::from_raw(e) })
-    }
-
-    /// Puts `e` back into slot `id` if nothing took the slot meanwhile; else gives it back.
-    fn restore(&self, id: usize, e: KBox<T>) -> Result<(), KBox<T>> {
-        match self.slot(id) {
-            Some(slot) if Self::claim(slot) => {
-                Self::fill(slot, e);
-                Ok(())
-            }
-            _ => Err(e),
-        }
+        slot.swap_state(FULL, TAKEN).then_some(Taken { slot })
     }
 
     /// Takes entry `id` out if its key is `key`.
-    pub(crate) fn take(&self, id: u32, key: usize) -> Taken<T> {
-        let id = id as usize;
-        let Some(slot) = self.slot(id) else {
-            return Taken::Absent;
-        };
-        // The peek spares the common miss (a copy of a packet) a take and a put-back: while an
-        // entry is out, its owner's own lookup would find the slot empty.
-        let Some(e) = Self::take_slot(slot, |k, _| k == key) else {
-            return Taken::Absent;
-        };
-        // The peek may have read the key of an entry that took the slot after the one we took
-        // (the slot emptied and filled again in between, reusing its address).
+    pub(crate) fn take(&self, id: u32, key: usize) -> Option<Taken<'_, T>> {
+        let slot = self.slot(id as usize)?;
+        let e = Self::take_slot(slot, |k, _| k == key)?;
+        // The peek may have read the key of an entry that filled the slot after the one we
+        // took (the slot freed and filled again in between).
         if e.key() == key {
-            return Taken::Found(e);
+            return Some(e);
         }
-        match self.restore(id, e) {
-            Ok(()) => Taken::Absent,
-            Err(e) => Taken::Displaced(e),
-        }
+        e.put_back();
+        None
     }
 
     /// Takes out every entry born more than `age` jiffies before `now` and gives it to `f`.
-    pub(crate) fn take_older(&self, now: usize, age: usize, mut f: impl FnMut(KBox<T>)) {
+    pub(crate) fn take_older(&self, now: usize, age: usize, mut f: impl FnMut(Taken<'_, T>)) {
         let old = |born: usize| now.wrapping_sub(born) as isize > age as isize;
-        let total = self.nchunks.load(Ordering::Acquire) * CHUNK;
+        let total = self.nchunks.load(Ordering::Acquire) * Self::CHUNK;
         for id in 0..total {
-            let Some(slot) = self.slot(id) else {
-                continue;
-            };
-            let Some(e) = Self::take_slot(slot, |_, born| old(born)) else {
+            let Some(e) = self
+                .slot(id)
+                .and_then(|s| Self::take_slot(s, |_, born| old(born)))
+            else {
                 continue;
             };
             if old(e.born()) {
                 f(e);
-            } else if let Err(e) = self.restore(id, e) {
-                f(e);
+            } else {
+                e.put_back();
             }
         }
     }
 
     /// Takes out every entry and gives it to `f`.
-    pub(crate) fn take_all(&self, mut f: impl FnMut(KBox<T>)) {
-        let total = self.nchunks.load(Ordering::Acquire) * CHUNK;
+    pub(crate) fn take_all(&self, mut f: impl FnMut(Taken<'_, T>)) {
+        let total = self.nchunks.load(Ordering::Acquire) * Self::CHUNK;
         for id in 0..total {
             if let Some(e) = self.slot(id).and_then(|s| Self::take_slot(s, |_, _| true)) {
                 f(e);
@@ -275,13 +275,13 @@ impl<T: Keyed> SlotTable<T> {
 
 impl<T: Keyed> Drop for SlotTable<T> {
     fn drop(&mut self) {
-        self.take_all(drop);
+        self.take_all(|e| drop(e));
         for c in self.chunks.iter() {
             let p = c.load(Ordering::Acquire);
             if !p.is_null() {
                 // SAFETY: published by `grow` from `into_raw_parts` with CHUNK and CHUNK; no
-                // one else uses the table any more (`&mut self`).
-                drop(unsafe { KVec::from_raw_parts(p, CHUNK, CHUNK) });
+                // one else uses the table any more (`&mut self`), and no slot holds an entry.
+                drop(unsafe { KVec::from_raw_parts(p, Self::CHUNK, Self::CHUNK) });
             }
         }
     }

@@ -2,7 +2,7 @@
 //! key, growth, the age sweep, and many threads at once (owners, copies looking up their
 //! original's entry with their own key, sweeps) without an entry lost, leaked or freed twice.
 
-use crate::knet::slots::{Keyed, SlotTable, Taken};
+use crate::knet::slots::{Keyed, SlotTable};
 use kernel::prelude::*;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -31,23 +31,11 @@ impl Drop for Entry {
     }
 }
 
-fn entry(key: usize, born: usize, drops: &Arc<AtomicUsize>) -> KBox<Entry> {
-    KBox::new(
-        Entry {
-            key,
-            born,
-            drops: drops.clone(),
-        },
-        GFP_KERNEL,
-    )
-    .unwrap()
-}
-
-fn found(t: Taken<Entry>) -> Option<KBox<Entry>> {
-    match t {
-        Taken::Found(e) => Some(e),
-        Taken::Absent => None,
-        Taken::Displaced(_) => panic!("an entry was displaced"),
+fn entry(key: usize, born: usize, drops: &Arc<AtomicUsize>) -> Entry {
+    Entry {
+        key,
+        born,
+        drops: drops.clone(),
     }
 }
 
@@ -57,16 +45,16 @@ fn an_entry_goes_only_to_its_key_and_only_once() {
     let t = SlotTable::new().unwrap();
     let id = t.insert(entry(0x1000, 5, &drops)).ok().unwrap();
     // A copy of the packet: same id in its tag, its own address.
-    assert!(found(t.take(id, 0x2000)).is_none());
-    assert!(found(t.take(id + 1, 0x1000)).is_none());
-    let e = found(t.take(id, 0x1000)).expect("the owner finds its entry");
+    assert!((t.take(id, 0x2000)).is_none());
+    assert!((t.take(id + 1, 0x1000)).is_none());
+    let e = (t.take(id, 0x1000)).expect("the owner finds its entry");
     assert_eq!((e.key, e.born), (0x1000, 5));
     // Taken: nobody finds it again, not even the owner.
-    assert!(found(t.take(id, 0x1000)).is_none());
+    assert!((t.take(id, 0x1000)).is_none());
     drop(e);
     assert_eq!(drops.load(Ordering::Relaxed), 1);
     // Ids beyond the table are simply absent.
-    assert!(found(t.take(u32::MAX, 0x1000)).is_none());
+    assert!((t.take(u32::MAX, 0x1000)).is_none());
 }
 
 #[test]
@@ -79,7 +67,7 @@ fn the_table_grows_as_queues_do_and_gives_distinct_ids() {
         .collect();
     assert_eq!(ids.iter().collect::<HashSet<_>>().len(), n);
     for (k, id) in ids.iter().enumerate().rev() {
-        let e = found(t.take(*id, k + 1)).expect("every entry is found");
+        let e = (t.take(*id, k + 1)).expect("every entry is found");
         assert_eq!(e.key, k + 1);
     }
     assert_eq!(drops.load(Ordering::Relaxed), n);
@@ -97,9 +85,9 @@ fn the_sweep_takes_old_entries_only_and_the_table_frees_the_rest() {
     t.take_older(1_050, 500, |e| swept.push(e.key));
     swept.sort();
     assert_eq!(swept, [2, 3]);
-    assert!(found(t.take(old, 2)).is_none());
-    assert!(found(t.take(wrapped, 3)).is_none());
-    assert!(found(t.take(young, 1)).is_some());
+    assert!((t.take(old, 2)).is_none());
+    assert!((t.take(wrapped, 3)).is_none());
+    assert!((t.take(young, 1)).is_some());
     let left = t.insert(entry(4, 0, &drops)).ok().unwrap();
     let _ = left;
     drop(t);
@@ -144,13 +132,13 @@ fn many_threads_never_lose_leak_or_share_an_entry() {
                 // A queue of up to 300 packets, leaving in order.
                 while mine.len() > (i % 300) {
                     let (id, key) = mine.pop_front().unwrap();
-                    let e = found(t.take(id, key)).expect("an owner lost its entry");
+                    let e = (t.take(id, key)).expect("an owner lost its entry");
                     assert_eq!(e.key, key, "an owner got another's entry");
                     taken.fetch_add(1, Ordering::Relaxed);
                 }
             }
             for (id, key) in mine {
-                let e = found(t.take(id, key)).expect("an owner lost its entry");
+                let e = (t.take(id, key)).expect("an owner lost its entry");
                 assert_eq!(e.key, key);
                 taken.fetch_add(1, Ordering::Relaxed);
             }
@@ -173,7 +161,7 @@ fn many_threads_never_lose_leak_or_share_an_entry() {
                     }
                     ids[(x >> 33) % ids.len()]
                 };
-                assert!(found(t.take(id, (x << 1) | 1)).is_none());
+                assert!((t.take(id, (x << 1) | 1)).is_none());
             }
         }));
     }

@@ -89,6 +89,16 @@ pub mod prelude {
     /// The kernel's `KVec`: a `Vec` whose growth takes allocation flags and may fail.
     pub struct KVec<T>(Vec<T>);
 
+    /// The kernel's `KVVec` (kvmalloc'd): the same on the host.
+    pub type KVVec<T> = KVec<T>;
+
+    impl<T> core::ops::Deref for KVec<T> {
+        type Target = [T];
+        fn deref(&self) -> &[T] {
+            &self.0
+        }
+    }
+
     impl<T> KVec<T> {
         pub fn with_capacity(n: usize, _flags: Flags) -> Result<KVec<T>, AllocError> {
             Ok(KVec(Vec::with_capacity(n)))
