@@ -35,6 +35,22 @@ use kernel::{
     types::Opaque,
 };
 
+/// `TC_H_MAJ`: the major (qdisc) part of a handle.
+pub(crate) fn tc_h_maj(h: u32) -> u32 {
+    h & bindings::TC_H_MAJ_MASK
+}
+
+/// `TC_H_MIN`: the minor (class) part of a handle.
+pub(crate) fn tc_h_min(h: u32) -> u32 {
+    h & bindings::TC_H_MIN_MASK
+}
+
+/// `TC_H_ROOT`: the parent id of a class attached to the qdisc itself.
+pub(crate) const TC_H_ROOT: u32 = bindings::TC_H_ROOT;
+
+/// `TCA_OPTIONS`: a qdisc's or class's own attributes in a dump.
+pub(crate) const TCA_OPTIONS: u16 = sys::KNET_TCA_OPTIONS as u16;
+
 /// The qdisc a callback runs for, while its root lock is held (packet path, or a tree lock).
 pub(crate) struct Locked<'a> {
     sch: *mut sys::Qdisc,

@@ -6,14 +6,12 @@
 
 use crate::attrs::{self, HtbGlob};
 use crate::config;
-use crate::htb_state::{
-    class_in, find, tc_h_maj, tc_h_min, Class, Htb, IdEntry, Ids, Slot, State, Target, TC_H_ROOT,
-};
+use crate::htb_state::{class_in, find, Class, Htb, IdEntry, Ids, Slot, State, Target};
 use crate::knet::{
     netlink::{ClassHeader, ExtAck, NlMsg, StatsDump, Walker},
     qdisc::{
-        now_ns, ClassPtr, Control, Locked, Lookup, QdiscCell, QdiscInfo, QdiscOps, RateAttr,
-        SharedCell, TreeLock,
+        now_ns, tc_h_maj, tc_h_min, ClassPtr, Control, Locked, Lookup, QdiscCell, QdiscInfo,
+        QdiscOps, RateAttr, SharedCell, TreeLock, TCA_OPTIONS, TC_H_ROOT,
     },
     qdisc_parts::{BlockId, Child, ClassStats as KClassStats, Filters, QdiscId},
     skb::{Skb, ToFree, Xmit},
@@ -26,9 +24,6 @@ use kernel::{
     prelude::*,
     rbtree::RBTreeNodeReservation,
 };
-
-/// `TCA_OPTIONS`.
-const TCA_OPTIONS: u16 = 2;
 
 /// The kind.
 pub(crate) struct HtbRs;

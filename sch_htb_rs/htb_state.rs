@@ -4,26 +4,13 @@
 //! direct queue, and the qdisc-wide settings.
 
 use crate::knet::{
-    qdisc::{ClassPtr, Locked, QdiscCell, QdiscInfo, SharedCell},
+    qdisc::{tc_h_maj, tc_h_min, ClassPtr, Locked, QdiscCell, QdiscInfo, SharedCell, TC_H_ROOT},
     qdisc_parts::{Child, ClassStats as KClassStats, Classified, Filters},
     skb::{Skb, SkbQueue},
 };
 use crate::sched::{ClassIdx, Node, Sched, MAX_DEPTH};
 use core::{cell::Cell, pin::Pin, sync::atomic::AtomicU32};
 use kernel::{prelude::*, rbtree::RBTree};
-
-/// `TC_H_MAJ`.
-pub(crate) fn tc_h_maj(h: u32) -> u32 {
-    h & 0xffff_0000
-}
-
-/// `TC_H_MIN`.
-pub(crate) fn tc_h_min(h: u32) -> u32 {
-    h & 0xffff
-}
-
-/// `TC_H_ROOT`: the parent id of a class attached to the qdisc itself.
-pub(crate) const TC_H_ROOT: u32 = 0xffff_ffff;
 
 /// A class as the core knows it (by address): identity, filters, counters.
 #[pin_data]

@@ -39,6 +39,26 @@ mod sched;
 )]
 mod wait_queue;
 
+// The kernel constants and layouts that the host-tested `attrs` copies, checked against the
+// kernel's own at build time.
+#[allow(clippy::cast_lossless, reason = "`From` is not `const`")]
+const _: () = {
+    use core::mem::size_of;
+    use kernel::bindings as k;
+    assert!(attrs::TCA_HTB_PARMS as u32 == k::TCA_HTB_PARMS);
+    assert!(attrs::TCA_HTB_INIT as u32 == k::TCA_HTB_INIT);
+    assert!(attrs::TCA_HTB_CTAB as u32 == k::TCA_HTB_CTAB);
+    assert!(attrs::TCA_HTB_RTAB as u32 == k::TCA_HTB_RTAB);
+    assert!(attrs::TCA_HTB_DIRECT_QLEN as u32 == k::TCA_HTB_DIRECT_QLEN);
+    assert!(attrs::TCA_HTB_RATE64 as u32 == k::TCA_HTB_RATE64);
+    assert!(attrs::TCA_HTB_CEIL64 as u32 == k::TCA_HTB_CEIL64);
+    assert!(attrs::TCA_HTB_PAD as u32 == k::TCA_HTB_PAD);
+    assert!(attrs::TCA_HTB_OFFLOAD as u32 == k::TCA_HTB_OFFLOAD);
+    assert!(attrs::HTB_OPT_LEN == size_of::<k::tc_htb_opt>());
+    assert!(attrs::HTB_GLOB_LEN == size_of::<k::tc_htb_glob>());
+    assert!(attrs::HTB_PROTOVER == k::TC_HTB_PROTOVER);
+};
+
 module! {
     type: HtbRsModule,
     name: "sch_htb_rs",
