@@ -3,6 +3,7 @@
  * Input of the module-local bindgen run (see knet.mk). Only items named by the allowlists in
  * knet.mk are generated; types they mention resolve to kernel::bindings.
  */
+#include <linux/if_arp.h>
 #include <linux/netdevice.h>
 #include <linux/skbuff.h>
 #include <linux/netfilter.h>

@@ -16,11 +16,30 @@
 /* The part of skb->cb that the packet scheduler leaves alone: bytes 40..47. */
 enum { KNET_SKB_CB_FREE_OFF = 40 };
 
-/* net_device is opaque to kernel::bindings: what Rust reads or sets of it. */
-void *knet_netdev_priv(const struct net_device *dev);
-int knet_netdev_ifindex(const struct net_device *dev);
-void knet_netdev_setup_l3(struct net_device *dev, const struct net_device_ops *ops);
-void knet_netdev_set_link_ops(struct net_device *dev, const struct rtnl_link_ops *ops);
+/* Layout guards for the net_device and nf_hook_entries that bindgen generates for Rust (checked in sys.rs). */
+enum {
+	KNET_SIZEOF_NET_DEVICE = sizeof(struct net_device),
+	KNET_OFF_NETDEV_OPS = offsetof(struct net_device, netdev_ops),
+	KNET_OFF_NETDEV_MTU = offsetof(struct net_device, mtu),
+	KNET_OFF_NETDEV_FLAGS = offsetof(struct net_device, flags),
+	KNET_OFF_NETDEV_HARD_HEADER_LEN = offsetof(struct net_device, hard_header_len),
+	KNET_OFF_NETDEV_FEATURES = offsetof(struct net_device, features),
+	KNET_OFF_NETDEV_IFINDEX = offsetof(struct net_device, ifindex),
+	KNET_OFF_NETDEV_HW_FEATURES = offsetof(struct net_device, hw_features),
+	KNET_OFF_NETDEV_HW_ENC_FEATURES = offsetof(struct net_device, hw_enc_features),
+	KNET_OFF_NETDEV_MIN_MTU = offsetof(struct net_device, min_mtu),
+	KNET_OFF_NETDEV_MAX_MTU = offsetof(struct net_device, max_mtu),
+	KNET_OFF_NETDEV_TYPE = offsetof(struct net_device, type),
+	KNET_OFF_NETDEV_ADDR_LEN = offsetof(struct net_device, addr_len),
+	KNET_OFF_NETDEV_TX_QUEUE_LEN = offsetof(struct net_device, tx_queue_len),
+	KNET_OFF_NETDEV_NEEDS_FREE_NETDEV = offsetof(struct net_device, needs_free_netdev),
+	KNET_OFF_NETDEV_RTNL_LINK_OPS = offsetof(struct net_device, rtnl_link_ops),
+	KNET_OFF_NETDEV_PRIV = offsetof(struct net_device, priv),
+	KNET_OFF_NF_HOOKS = offsetof(struct nf_hook_entries, hooks),
+};
+
+/* The features of a layer-3 virtual device (imq's). */
+extern const netdev_features_t knet_l3_features;
 
 bool knet_netif_running(const struct net_device *dev);
 void knet_netif_start_queue(struct net_device *dev);
@@ -32,7 +51,6 @@ void knet_netif_tx_unlock(struct net_device *dev);
 void knet_dev_stats_rx(struct net_device *dev, unsigned int len);
 void knet_dev_stats_tx(struct net_device *dev, unsigned int len);
 void knet_dev_stats_tx_dropped(struct net_device *dev);
-int knet_dev_queue_xmit(struct sk_buff *skb);
 
 void knet_skb_clear_tstamp(struct sk_buff *skb);
 
@@ -42,9 +60,6 @@ struct net *knet_maybe_get_net(struct net *net);
 void knet_put_net(struct net *net);
 bool knet_sock_hold_not_zero(struct sock *sk);
 
-struct nf_hook_entries *knet_nf_hook_entries(struct net *net, u8 pf, unsigned int hook);
-struct nf_hook_ops **knet_nf_hook_entries_ops(struct nf_hook_entries *e);
-unsigned int knet_nf_hook_entries_num(const struct nf_hook_entries *e);
 
 bool knet_irqs_disabled(void);
 

@@ -35,7 +35,7 @@ const BUDGET: u32 = 64;
 
 /// A device, valid for `'a`.
 pub(crate) struct Device<'a> {
-    raw: NonNull<bindings::net_device>,
+    raw: NonNull<sys::net_device>,
     _p: PhantomData<&'a ()>,
 }
 
@@ -43,14 +43,14 @@ impl Device<'_> {
     /// # Safety
     ///
     /// `raw` is null or a device that stays valid for the returned lifetime.
-    pub(crate) unsafe fn from_raw<'a>(raw: *mut bindings::net_device) -> Option<Device<'a>> {
+    pub(crate) unsafe fn from_raw<'a>(raw: *mut sys::net_device) -> Option<Device<'a>> {
         Some(Device {
             raw: NonNull::new(raw)?,
             _p: PhantomData,
         })
     }
 
-    pub(crate) fn as_ptr(&self) -> *mut bindings::net_device {
+    pub(crate) fn as_ptr(&self) -> *mut sys::net_device {
         self.raw.as_ptr()
     }
 
@@ -74,7 +74,7 @@ impl Device<'_> {
 /// A non-null entry is a registered device of the set: the entry is cleared in `ndo_uninit`,
 /// before unregistration waits for an RCU grace period and frees the device.
 pub(crate) struct DeviceTable {
-    devs: KVec<AtomicPtr<bindings::net_device>>,
+    devs: KVec<AtomicPtr<sys::net_device>>,
 }
 
 impl DeviceTable {
@@ -96,7 +96,7 @@ impl DeviceTable {
         unsafe { Device::from_raw(p) }
     }
 
-    fn set(&self, index: u32, dev: *mut bindings::net_device) {
+    fn set(&self, index: u32, dev: *mut sys::net_device) {
         if let Some(slot) = self.devs.get(index as usize) {
             slot.store(dev, Ordering::Release);
         }
@@ -131,7 +131,7 @@ struct DevQueue {
     tq: UnsafeCell<SkbQueue>,
     /// The tasklet is scheduled (changed under the transmit lock).
     pending: AtomicBool,
-    dev: AtomicPtr<bindings::net_device>,
+    dev: AtomicPtr<sys::net_device>,
     index: u32,
     table: Arc<DeviceTable>,
     /// INVARIANT: the handler of the set, which outlives the queue.
@@ -186,10 +186,10 @@ impl Drop for DevQueue {
 /// # Safety
 ///
 /// `dev` is one of our devices (its private area holds the pointer), alive for the call.
-unsafe fn queue_of<'a>(dev: *mut bindings::net_device) -> &'a DevQueue {
+unsafe fn queue_of<'a>(dev: *mut sys::net_device) -> &'a DevQueue {
     // SAFETY: our devices' private area holds a pointer to their pinned queue, which outlives
     // them (the set drops the queues after unregistering the devices).
-    unsafe { &**sys::knet_netdev_priv(dev.cast()).cast::<*const DevQueue>() }
+    unsafe { &**priv_of(dev) }
 }
 
 /// # Safety
@@ -197,7 +197,7 @@ unsafe fn queue_of<'a>(dev: *mut bindings::net_device) -> &'a DevQueue {
 /// Called by the kernel for one of our devices, under its transmit lock, with a packet we own.
 unsafe extern "C" fn xmit_cb(
     skb: *mut bindings::sk_buff,
-    dev: *mut bindings::net_device,
+    dev: *mut sys::net_device,
 ) -> sys::netdev_tx_t {
     // SAFETY: per the function's contract.
     let q = unsafe { queue_of(dev) };
@@ -273,7 +273,7 @@ unsafe extern "C" fn tasklet_cb(t: *mut bindings::tasklet_struct) {
 /// # Safety
 ///
 /// Called by the kernel for one of our devices.
-unsafe extern "C" fn open_cb(dev: *mut bindings::net_device) -> i32 {
+unsafe extern "C" fn open_cb(dev: *mut sys::net_device) -> i32 {
     // SAFETY: per the function's contract.
     unsafe { sys::knet_netif_start_queue(dev.cast()) };
     0
@@ -282,7 +282,7 @@ unsafe extern "C" fn open_cb(dev: *mut bindings::net_device) -> i32 {
 /// # Safety
 ///
 /// Called by the kernel for one of our devices.
-unsafe extern "C" fn stop_cb(dev: *mut bindings::net_device) -> i32 {
+unsafe extern "C" fn stop_cb(dev: *mut sys::net_device) -> i32 {
     // SAFETY: per the function's contract.
     unsafe { sys::knet_netif_stop_queue(dev.cast()) };
     0
@@ -294,7 +294,7 @@ unsafe extern "C" fn stop_cb(dev: *mut bindings::net_device) -> i32 {
 /// # Safety
 ///
 /// Called by the kernel for one of our devices, under RTNL.
-unsafe extern "C" fn uninit_cb(dev: *mut bindings::net_device) {
+unsafe extern "C" fn uninit_cb(dev: *mut sys::net_device) {
     // SAFETY: per the function's contract.
     let q = unsafe { queue_of(dev) };
     q.dev.store(ptr::null_mut(), Ordering::Release);
@@ -326,12 +326,52 @@ static NETDEV_OPS: NetdevOps = NetdevOps({
     o
 });
 
+/// The private area of one of our devices: the pointer to its queue (`netdev_priv`).
+///
 /// # Safety
 ///
-/// Called by `alloc_netdev_mqs` with a device being allocated.
-unsafe extern "C" fn setup_cb(dev: *mut bindings::net_device) {
-    // SAFETY: the device is being set up; the table is static.
-    unsafe { sys::knet_netdev_setup_l3(dev, &NETDEV_OPS.0) };
+/// `dev` is a device allocated with `DeviceSet`'s private size, alive for the call.
+unsafe fn priv_of(dev: *mut sys::net_device) -> *mut *const DevQueue {
+    // SAFETY: per the function's contract; the area follows the struct, aligned for a pointer.
+    unsafe { ptr::addr_of_mut!((*dev).priv_).cast() }
+}
+
+/// # Safety
+///
+/// Called by `alloc_netdev_mqs` with a device being allocated, not yet visible to anyone else.
+unsafe extern "C" fn setup_cb(dev: *mut sys::net_device) {
+    // SAFETY: the device is ours alone until it is registered; the table is static.
+    let d = unsafe { &mut *dev };
+    d.netdev_ops = &NETDEV_OPS.0;
+    // Packets arrive at layer 3, as the original IMQ's devices took them.
+    d.type_ = sys::ARPHRD_VOID as u16;
+    d.mtu = 16000;
+    d.min_mtu = 0;
+    d.max_mtu = 0;
+    d.hard_header_len = 0;
+    d.addr_len = 0;
+    d.tx_queue_len = 1000;
+    d.flags = bindings::net_device_flags_IFF_NOARP;
+    // SAFETY: a constant defined in the C part.
+    d.features |= unsafe { sys::knet_l3_features };
+    d.hw_features |= d.features;
+    d.hw_enc_features |= d.features;
+    // Not shareable on transmit; dst kept (netif_keep_dst): the chain resumes with it.
+    // SAFETY: `struct_group(priv_flags_fast, ...)`: both members of the union are the same
+    // fields (one anonymous, one named); the allocation zeroed them.
+    let pf = unsafe { &mut d.__bindgen_anon_1.__bindgen_anon_1 };
+    pf.set_priv_flags(
+        pf.priv_flags()
+            & !((sys::netdev_priv_flags_IFF_TX_SKB_SHARING
+                | sys::netdev_priv_flags_IFF_XMIT_DST_RELEASE
+                | sys::netdev_priv_flags_IFF_XMIT_DST_RELEASE_PERM)
+                as kernel::ffi::c_ulong),
+    );
+    // Packets of every namespace come here; the device stays where the module made it.
+    d.set_netns_immutable(1);
+    d.needs_free_netdev = true;
+    // SAFETY: the device is being set up.
+    unsafe { sys::netif_set_tso_max_size(dev, sys::GSO_MAX_SIZE) };
 }
 
 /// # Safety
@@ -423,8 +463,8 @@ impl<H: TxHandler> DeviceSet<H> {
             // SAFETY: a fresh device with room for the pointer in its private area; the queue
             // is pinned and outlives the device (dropped after the kind is unregistered).
             let err = unsafe {
-                *sys::knet_netdev_priv(dev).cast::<*const DevQueue>() = qp;
-                sys::knet_netdev_set_link_ops(dev, set.link.ops.get());
+                *priv_of(dev) = qp;
+                (*dev).rtnl_link_ops = set.link.ops.get();
                 q.dev.store(dev.cast(), Ordering::Release);
                 sys::rtnl_lock();
                 let err = sys::register_netdevice(dev);

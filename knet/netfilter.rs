@@ -153,7 +153,7 @@ impl<'a> HookPacket<'a> {
             // SAFETY: the packet's device, if any, is alive during the hook. Mostly the one it
             // came in on (PREROUTING) or goes out of (POSTROUTING), whose index the saved state
             // keeps too: `resume` compares indexes.
-            dev_ifindex: unsafe { ifindex_of(dev) },
+            dev_ifindex: unsafe { ifindex_of(dev.cast()) },
             tstamp,
             tstamp_type: h.tstamp_type(),
             priority: h.priority,
@@ -178,9 +178,9 @@ impl<'a> HookPacket<'a> {
                 .__bindgen_anon_1
                 .__bindgen_anon_1
                 .__bindgen_anon_1
-                .dev = dev.as_ptr();
+                .dev = dev.as_ptr().cast();
             // The device's qdisc owns it now, drops included.
-            sys::knet_dev_queue_xmit(skb);
+            sys::__dev_queue_xmit(skb, ptr::null_mut());
         }
         Verdict::Stolen
     }
@@ -208,12 +208,12 @@ fn copy_state(s: &sys::nf_hook_state) -> sys::nf_hook_state {
 /// # Safety
 ///
 /// `dev` is null or a device alive for the call.
-unsafe fn ifindex_of(dev: *mut bindings::net_device) -> i32 {
+unsafe fn ifindex_of(dev: *mut sys::net_device) -> i32 {
     if dev.is_null() {
         return 0;
     }
     // SAFETY: alive, per the function's contract.
-    unsafe { sys::knet_netdev_ifindex(dev.cast()) }
+    unsafe { (*dev).ifindex }
 }
 
 /// A packet's fields that its stay in a qdisc may change, and that the chain needs back.
@@ -253,25 +253,49 @@ impl Drop for SavedState {
     }
 }
 
+/// The hook chain of (`pf`, `hook`) in `net` now (`rcu_dereference`), or null.
+///
+/// # Safety
+///
+/// `net` is alive; the caller holds RCU for as long as it uses the chain.
+unsafe fn hook_entries(net: *mut bindings::net, pf: u8, hook: u32) -> *mut sys::nf_hook_entries {
+    // SAFETY: alive, per the function's contract; the arrays are only read.
+    let nf = unsafe { &(*net).nf };
+    let chains: &[*mut bindings::nf_hook_entries] = match u32::from(pf) {
+        sys::NFPROTO_IPV4 => &nf.hooks_ipv4,
+        #[cfg(CONFIG_IPV6)]
+        sys::NFPROTO_IPV6 => &nf.hooks_ipv6,
+        _ => return ptr::null_mut(),
+    };
+    chains.get(hook as usize).map_or(ptr::null_mut(), |p| {
+        // SAFETY: an RCU-published pointer, read once (READ_ONCE) as rcu_dereference does.
+        unsafe { ptr::read_volatile(p) }.cast()
+    })
+}
+
 /// The hook chain the packet left and the index after our hook in it, looked up now (hooks
 /// may have come and gone meanwhile); `None` if our hook is gone. Under RCU.
-fn chain(s: &SavedState) -> Option<(*mut bindings::nf_hook_entries, u32)> {
+fn chain(s: &SavedState) -> Option<(*mut sys::nf_hook_entries, u32)> {
     // SAFETY: `net` is referenced by `s`; the caller holds RCU.
-    let hooks = unsafe { sys::knet_nf_hook_entries(s.state.net, s.state.pf, s.state.hook.into()) };
+    let hooks = unsafe { hook_entries(s.state.net, s.state.pf, s.state.hook.into()) };
     if hooks.is_null() {
         return None;
     }
-    // SAFETY: a live chain, under RCU: its count and its ops array.
+    // SAFETY: a live chain, under RCU. Its ops array follows its `num_hook_entries` entries
+    // (`nf_hook_entries_get_hook_ops`).
     let (n, ops) = unsafe {
-        (
-            sys::knet_nf_hook_entries_num(hooks),
-            sys::knet_nf_hook_entries_ops(hooks),
-        )
+        let n = (*hooks).num_hook_entries;
+        let ops = (*hooks)
+            .hooks
+            .as_ptr()
+            .add(n.into())
+            .cast::<*const sys::nf_hook_ops>();
+        (u32::from(n), ops)
     };
     (0..n)
         // SAFETY: `ops` has `n` entries.
-        .find(|&i| unsafe { *ops.add(i as usize) }.cast_const() == s.ops)
-        .map(|i| (hooks.cast(), i + 1))
+        .find(|&i| unsafe { *ops.add(i as usize) } == s.ops)
+        .map(|i| (hooks, i + 1))
 }
 
 /// Sends `skb` on through the chain it left at our hook, with the state and fields it had
@@ -281,7 +305,7 @@ pub(crate) fn resume(skb: Skb, saved: &SavedState, meta: &SkbMeta) -> Result<(),
     let _rcu = kernel::sync::rcu::read_lock();
     let mut state = copy_state(&saved.state);
     let net = state.net;
-    let find = |ifindex: i32| -> *mut bindings::net_device {
+    let find = |ifindex: i32| -> *mut sys::net_device {
         if ifindex == 0 {
             return ptr::null_mut();
         }

@@ -3,10 +3,16 @@
  * knet qdisc shim (see qdisc.h). Included by the knet_shim.c of the modules that register a
  * qdisc kind (sch_htb_rs).
  */
+#include <generated/utsrelease.h>
 #include <linux/rtnetlink.h>
 #include <linux/slab.h>
 #include <linux/timekeeping.h>
 #include "qdisc.h"
+
+const char *knet_uts_release(void)
+{
+	return UTS_RELEASE;
+}
 
 const struct knet_qdisc_layout knet_qdisc_layout = {
 	.privdata = offsetof(struct Qdisc, privdata),

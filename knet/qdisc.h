@@ -111,4 +111,7 @@ void knet_extack_set(struct netlink_ext_ack *extack, const char *msg);
 /* One class for a walker: false when the walk must stop. */
 bool knet_walker_visit(struct Qdisc *sch, unsigned long cl, struct qdisc_walker *w);
 
+/* Kernel release the module was built for (UTS_RELEASE), for load-time messages. */
+const char *knet_uts_release(void);
+
 #endif

@@ -4,14 +4,8 @@
  * file and the parts of knet it uses: probe.c, qdisc.c or net_helpers.c, so the symbols stay
  * private to that .ko).
  */
-#include <generated/utsrelease.h>
 #include <linux/tracepoint.h>
 #include "shim.h"
-
-const char *knet_uts_release(void)
-{
-	return UTS_RELEASE;
-}
 
 void knet_tracepoint_synchronize_unregister(void)
 {

@@ -24,8 +24,6 @@ enum {
 	KNET_SIZEOF_LIST_HEAD = sizeof(struct list_head),
 };
 
-/* Kernel release the module was built for (UTS_RELEASE), for load-time messages. */
-const char *knet_uts_release(void);
 /* Waits until no CPU runs a tracepoint probe that was unregistered. */
 void knet_tracepoint_synchronize_unregister(void);
 

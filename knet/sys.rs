@@ -14,6 +14,7 @@
     unsafe_op_in_unsafe_fn,
     clippy::all,
     clippy::ptr_as_ptr,
+    clippy::ref_as_ptr,
     clippy::cast_lossless,
     clippy::undocumented_unsafe_blocks,
     reason = "bindgen output"
@@ -40,4 +41,31 @@ const _: () = {
     assert!(size_of::<bindings::sk_buff>() == KNET_SIZEOF_SK_BUFF as usize);
     assert!(offset_of!(bindings::sk_buff, cb) == KNET_OFFSETOF_SKB_CB as usize);
     assert!(size_of::<bindings::list_head>() == KNET_SIZEOF_LIST_HEAD as usize);
+};
+
+// The net_device that bindgen generated for knet (kernel::bindings has it opaque) against the C
+// compiler's: the fields Rust touches sit where C put them (the bitfields `priv_flags` and
+// `netns_immutable` are reached through bindgen's accessors, whose units these fields bracket).
+#[cfg(knet_divert)]
+const _: () = {
+    assert!(size_of::<net_device>() == KNET_SIZEOF_NET_DEVICE as usize);
+    assert!(offset_of!(net_device, netdev_ops) == KNET_OFF_NETDEV_OPS as usize);
+    assert!(offset_of!(net_device, mtu) == KNET_OFF_NETDEV_MTU as usize);
+    assert!(offset_of!(net_device, flags) == KNET_OFF_NETDEV_FLAGS as usize);
+    assert!(offset_of!(net_device, hard_header_len) == KNET_OFF_NETDEV_HARD_HEADER_LEN as usize);
+    assert!(offset_of!(net_device, features) == KNET_OFF_NETDEV_FEATURES as usize);
+    assert!(offset_of!(net_device, ifindex) == KNET_OFF_NETDEV_IFINDEX as usize);
+    assert!(offset_of!(net_device, hw_features) == KNET_OFF_NETDEV_HW_FEATURES as usize);
+    assert!(offset_of!(net_device, hw_enc_features) == KNET_OFF_NETDEV_HW_ENC_FEATURES as usize);
+    assert!(offset_of!(net_device, min_mtu) == KNET_OFF_NETDEV_MIN_MTU as usize);
+    assert!(offset_of!(net_device, max_mtu) == KNET_OFF_NETDEV_MAX_MTU as usize);
+    assert!(offset_of!(net_device, type_) == KNET_OFF_NETDEV_TYPE as usize);
+    assert!(offset_of!(net_device, addr_len) == KNET_OFF_NETDEV_ADDR_LEN as usize);
+    assert!(offset_of!(net_device, tx_queue_len) == KNET_OFF_NETDEV_TX_QUEUE_LEN as usize);
+    assert!(
+        offset_of!(net_device, needs_free_netdev) == KNET_OFF_NETDEV_NEEDS_FREE_NETDEV as usize
+    );
+    assert!(offset_of!(net_device, rtnl_link_ops) == KNET_OFF_NETDEV_RTNL_LINK_OPS as usize);
+    assert!(offset_of!(net_device, priv_) == KNET_OFF_NETDEV_PRIV as usize);
+    assert!(offset_of!(nf_hook_entries, hooks) == KNET_OFF_NF_HOOKS as usize);
 };
