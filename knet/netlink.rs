@@ -9,6 +9,10 @@ use core::{fmt, marker::PhantomData};
 use kernel::{bindings, error::code::EMSGSIZE, prelude::*};
 
 /// Where `tc` reads the reason for an error (or a warning on success).
+///
+/// # Invariants
+///
+/// `self.0` is null or the extended ack of the netlink request being handled, valid for `'a`.
 pub(crate) struct ExtAck<'a>(*mut bindings::netlink_ext_ack, PhantomData<&'a mut ()>);
 
 /// Longest message netlink keeps (`NETLINK_MAX_FMTMSG_LEN`, with its NUL).
@@ -19,6 +23,7 @@ impl ExtAck<'_> {
     ///
     /// `p` is NULL or the extack of the netlink request being handled.
     pub(super) unsafe fn from_raw(p: *mut bindings::netlink_ext_ack) -> Self {
+        // INVARIANT: the caller passes NULL or the request's extack.
         ExtAck(p, PhantomData)
     }
 
@@ -34,8 +39,8 @@ impl ExtAck<'_> {
         };
         // Truncation is not an error here: `MsgBuf` just stops taking bytes.
         let _ = fmt::write(&mut buf, args);
-        // SAFETY: `self.0` is NULL or a valid extack (see `from_raw`); `buf.bytes` ends with at
-        // least one NUL, as `MsgBuf` keeps the last byte free.
+        // SAFETY: by the type invariant `self.0` is NULL or a valid extack; `buf.bytes` ends with
+        // at least one NUL, as `MsgBuf` keeps the last byte free.
         unsafe { sys::knet_extack_set(self.0, buf.bytes.as_ptr().cast()) };
     }
 }
@@ -61,9 +66,20 @@ impl fmt::Write for MsgBuf {
 }
 
 /// A netlink message being filled (a qdisc or class dump).
+///
+/// # Invariants
+///
+/// `self.0` is the message skb of the dump in progress, which the callback holding this value
+/// may fill, for `'a`.
 pub(crate) struct NlMsg<'a>(*mut bindings::sk_buff, PhantomData<&'a mut ()>);
 
 /// An open nested attribute of an [`NlMsg`].
+///
+/// # Invariants
+///
+/// `self.0` is an attribute opened by [`NlMsg::nest`] in a message still being filled, and not
+/// ended or cancelled yet (either consumes the `Nest`). Which message is not recorded: see
+/// [`NlMsg::end`].
 #[must_use = "a nest must be ended or cancelled"]
 pub(crate) struct Nest(*mut bindings::nlattr);
 
@@ -72,36 +88,42 @@ impl NlMsg<'_> {
     ///
     /// `skb` is the message skb of the dump in progress.
     pub(super) unsafe fn from_raw(skb: *mut bindings::sk_buff) -> Self {
+        // INVARIANT: the caller passes the message skb of the dump in progress.
         NlMsg(skb, PhantomData)
     }
 
     /// Opens a nested attribute.
     pub(crate) fn nest(&mut self, ty: u16) -> Result<Nest> {
-        // SAFETY: `self.0` is the dump's skb (see `from_raw`).
+        // SAFETY: by the type invariant `self.0` is the dump's skb.
         let n = unsafe { sys::knet_nla_nest_start(self.0, ty.into()) };
         if n.is_null() {
             Err(EMSGSIZE)
         } else {
+            // INVARIANT: just opened in this message.
             Ok(Nest(n))
         }
     }
 
     /// Closes a nested attribute.
     pub(crate) fn end(&mut self, nest: Nest) {
-        // SAFETY: `nest` was opened in this message by `nest`.
+        // SAFETY: by the type invariants `self.0` is the dump's skb and `nest` is open. It was
+        // opened in this message: a callback is given one message, and a `Nest` (neither `Send`
+        // nor `Sync`) cannot be kept in a qdisc's state or a static for a later one.
         unsafe { sys::knet_nla_nest_end(self.0, nest.0) };
     }
 
     /// Removes a nested attribute and what was put in it (after a failed put).
     pub(crate) fn cancel(&mut self, nest: Nest) {
-        // SAFETY: as in `end`.
+        // SAFETY: by the type invariants `self.0` is the dump's skb and `nest` is open, opened
+        // in this message (see `end`).
         unsafe { sys::knet_nla_nest_cancel(self.0, nest.0) };
     }
 
     /// Puts an attribute with `data` as its payload.
     pub(crate) fn put(&mut self, ty: u16, data: &[u8]) -> Result {
         let len = i32::try_from(data.len()).map_err(|_| EMSGSIZE)?;
-        // SAFETY: `self.0` is the dump's skb; `data` is valid for `len` bytes.
+        // SAFETY: by the type invariant `self.0` is the dump's skb; `data` is valid for `len`
+        // bytes.
         let r = unsafe { bindings::nla_put(self.0, ty.into(), len, data.as_ptr().cast()) };
         if r < 0 {
             Err(EMSGSIZE)
@@ -113,7 +135,8 @@ impl NlMsg<'_> {
     /// Puts a 64-bit attribute, with a `pad` attribute before it if alignment needs one.
     pub(crate) fn put_u64(&mut self, ty: u16, value: u64, pad: u16) -> Result {
         let bytes = value.to_ne_bytes();
-        // SAFETY: `self.0` is the dump's skb; `bytes` is valid for 8 bytes (`nla_put_u64_64bit`).
+        // SAFETY: by the type invariant `self.0` is the dump's skb; `bytes` is valid for 8 bytes
+        // (`nla_put_u64_64bit`).
         let r = unsafe {
             bindings::nla_put_64bit(self.0, ty.into(), 8, bytes.as_ptr().cast(), pad.into())
         };
@@ -126,6 +149,10 @@ impl NlMsg<'_> {
 }
 
 /// The header of a class dump: which class, its parent, its leaf qdisc.
+///
+/// # Invariants
+///
+/// `self.0` is the `tcmsg` header of the class dump in progress, ours to fill for `'a`.
 pub(crate) struct ClassHeader<'a>(*mut sys::tcmsg, PhantomData<&'a mut ()>);
 
 impl ClassHeader<'_> {
@@ -133,12 +160,13 @@ impl ClassHeader<'_> {
     ///
     /// `tcm` is the header of the class dump in progress.
     pub(super) unsafe fn from_raw(tcm: *mut sys::tcmsg) -> Self {
+        // INVARIANT: the caller passes the header of the class dump in progress.
         ClassHeader(tcm, PhantomData)
     }
 
     /// Sets parent and handle (class ids) and info (the leaf qdisc's handle, or 0).
     pub(crate) fn set(&mut self, parent: u32, handle: u32, info: u32) {
-        // SAFETY: `self.0` is the dump's header (see `from_raw`), ours to fill.
+        // SAFETY: by the type invariant `self.0` is the dump's header, ours to fill.
         let tcm = unsafe { &mut *self.0 };
         tcm.tcm_parent = parent;
         tcm.tcm_handle = handle;
@@ -147,6 +175,10 @@ impl ClassHeader<'_> {
 }
 
 /// Where class statistics are dumped.
+///
+/// # Invariants
+///
+/// `self.0` is the `gnet_dump` of the class statistics dump in progress, for `'a`.
 pub(crate) struct StatsDump<'a>(pub(super) *mut sys::gnet_dump, PhantomData<&'a mut ()>);
 
 impl StatsDump<'_> {
@@ -154,11 +186,16 @@ impl StatsDump<'_> {
     ///
     /// `d` is the statistics dump in progress.
     pub(super) unsafe fn from_raw(d: *mut sys::gnet_dump) -> Self {
+        // INVARIANT: the caller passes the statistics dump in progress.
         StatsDump(d, PhantomData)
     }
 }
 
 /// A `tc class show` walk over the classes of a qdisc.
+///
+/// # Invariants
+///
+/// `sch` and `w` are the qdisc and the walker of the `walk` callback in progress, for `'a`.
 pub(crate) struct Walker<'a> {
     pub(super) sch: *mut sys::Qdisc,
     pub(super) w: *mut sys::qdisc_walker,
@@ -168,8 +205,10 @@ pub(crate) struct Walker<'a> {
 impl Walker<'_> {
     /// Reports a class; `false` when the walk is over.
     pub(crate) fn visit_class<C>(&mut self, class: super::qdisc::ClassPtr<C>) -> bool {
-        // SAFETY: `sch` and `w` are the qdisc and walker of the walk in progress; the cookie
-        // names a live class of this qdisc.
+        // SAFETY: by the type invariant `sch` and `w` are the qdisc and walker of the walk in
+        // progress. The core hands the cookie to this kind's class callbacks, which read it as a
+        // live `T::Class` of this qdisc: the caller must pass such a class (not checked: `C` is
+        // any type, and a `ClassPtr` does not keep its class alive).
         unsafe { sys::knet_walker_visit(self.sch, class.cookie(), self.w) }
     }
 }

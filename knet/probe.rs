@@ -5,8 +5,8 @@
 //!
 //! The probe structs (`struct fprobe`, the tracepoint's data) are Rust objects, pinned for as
 //! long as they are registered; a registration keeps the handler context (an `Arc`) alive and
-//! unregisters in `Drop`, after which no handler runs any more. Handlers run in whatever context the probed function
-//! runs in, with preemption disabled: they must not sleep.
+//! unregisters in `Drop`, after which no handler runs any more. Handlers run in whatever context
+//! the probed function runs in, with preemption disabled: they must not sleep.
 
 use super::sys;
 use core::{marker::PhantomData, pin::Pin, ptr};
@@ -21,14 +21,19 @@ use kernel::{
 };
 
 /// The registers of a probed call: its arguments on entry, its return value on return.
+///
+/// # Invariants
+///
+/// `self.0` is the register set fprobe handed to the handler that made this value, valid and
+/// written by no one else while that handler runs; the value does not outlive the handler.
 pub(super) struct Regs(*mut bindings::pt_regs);
 
 impl Regs {
     /// The `n`th argument (from 0) of the probed function, as a machine word.
     #[cfg(CONFIG_X86_64)]
     pub(super) fn arg(&self, n: u32) -> usize {
-        // SAFETY: `self.0` is the register set fprobe handed to the handler that made `self`,
-        // valid and not written by anyone else for the handler's duration.
+        // SAFETY: by the type invariant `self.0` is the register set fprobe handed to the
+        // handler that made `self`, valid and not written by anyone else for its duration.
         let r = unsafe { &*self.0 };
         // The x86-64 calling convention's argument registers: read here rather than through a
         // C call, as this runs on every hit of every probe.
@@ -39,8 +44,8 @@ impl Regs {
             3 => r.cx,
             4 => r.r8,
             5 => r.r9,
-            // SAFETY: `self.0` is the handler's register set (see above); the helper reads stack
-            // arguments within the probed frame, which is live during the handler.
+            // SAFETY: by the type invariant `self.0` is the handler's register set; the helper
+            // reads stack arguments within the probed frame, which is live during the handler.
             _ => unsafe { sys::knet_regs_arg(self.0, n) },
         };
         word as usize
@@ -49,27 +54,33 @@ impl Regs {
     /// The `n`th argument (from 0) of the probed function, as a machine word.
     #[cfg(not(CONFIG_X86_64))]
     pub(super) fn arg(&self, n: u32) -> usize {
-        // SAFETY: `self.0` is the register set fprobe handed to the handler that made `self`,
-        // valid for the handler's duration; reading an argument register has no side effect.
+        // SAFETY: by the type invariant `self.0` is the register set fprobe handed to the
+        // handler that made `self`, valid for its duration; reading an argument register has no
+        // side effect.
         unsafe { sys::knet_regs_arg(self.0, n) as usize }
     }
 
     /// The return value, in a return handler.
     pub(super) fn ret(&self) -> usize {
-        // SAFETY: as in `arg`.
+        // SAFETY: by the type invariant `self.0` is the register set of the running handler,
+        // valid for its duration; in a return handler it holds the return value.
         unsafe { sys::knet_regs_return(self.0) as usize }
     }
 }
 
 /// A registered probe whose missed hits can be shown (see `ProcStats::watch`).
+///
+/// [`Watched::missed`] reads the counter: implementations must return one that is valid while
+/// `self` lives (not enforced, as the trait is safe to implement).
 pub(super) trait Watched {
     /// The probe's missed-hit counter, valid while the probe is registered.
     fn nmissed_counter(&self) -> *const c_ulong;
 
     /// Hits of the probe that were missed (recursion, or a full return stack).
     fn missed(&self) -> i64 {
-        // SAFETY: the counter is valid while `self` (the registration) exists; fprobe updates it
-        // as it goes, so it is read once, whole (`READ_ONCE`).
+        // SAFETY: the implementations (the registrations of this file) return the counter of
+        // their registered fprobe, valid while `self` exists; fprobe updates it as it goes, so
+        // it is read once, whole (`READ_ONCE`).
         unsafe { ptr::read_volatile(self.nmissed_counter()) as i64 }
     }
 }
@@ -95,6 +106,7 @@ unsafe fn regs_of(fregs: *mut sys::ftrace_regs) -> Regs {
     // On x86-64 the ftrace_regs of an fprobe are a `struct __arch_ftrace_regs` whose first and
     // only field is a pt_regs holding the argument registers, and the return value at exit
     // (`arch_ftrace_regs(fregs)->regs`; the offset is checked at build time in probe.c).
+    // INVARIANT: the running handler's registers; the caller keeps the value to the handler.
     Regs(fregs.cast())
 }
 
@@ -113,6 +125,11 @@ struct FprobeInner {
 
 /// A registered fprobe and the context its handlers see; unregistered (waiting for running
 /// handlers) on drop.
+///
+/// # Invariants
+///
+/// `inner.fp` is registered from [`Fprobe::new`] until drop, pinned, with handlers that read the
+/// context as a `C`; `inner.ctx` points to the `C` in `_ctx`.
 struct Fprobe<C> {
     inner: Pin<KBox<FprobeInner>>,
     _ctx: Arc<C>,
@@ -159,6 +176,8 @@ impl<C: Send + Sync> Fprobe<C> {
         // SAFETY: the fprobe is pinned and stays registered until `drop`; `syms` is read during
         // the call only (the symbol is resolved then).
         to_result(unsafe { sys::register_fprobe_syms(inner.fp.get(), syms.as_mut_ptr(), 1) })?;
+        // INVARIANT: registered just above, with handlers that read a `C` (the caller's
+        // guarantee); `inner.ctx` points into `ctx`, kept in `_ctx`.
         Ok(Self { inner, _ctx: ctx })
     }
 }
@@ -177,20 +196,27 @@ unsafe fn ctx_of<'a, C>(fp: *mut sys::fprobe) -> &'a C {
 
 impl<C> Watched for Fprobe<C> {
     fn nmissed_counter(&self) -> *const c_ulong {
-        // SAFETY: the fprobe is pinned and valid until `drop`.
+        // SAFETY: by the type invariant the fprobe is pinned and registered until `drop`; taking
+        // a field's address reads nothing.
         unsafe { &raw const (*self.inner.fp.get()).nmissed }
     }
 }
 
 impl<C> Drop for Fprobe<C> {
     fn drop(&mut self) {
-        // SAFETY: registered in `new`; `unregister_fprobe` returns once no handler runs any
-        // more, so the memory (and the context) may go after it.
+        // SAFETY: by the type invariant the fprobe is registered; `unregister_fprobe` returns
+        // once no handler runs any more, so the memory (and the context) may go after it.
         unsafe { sys::unregister_fprobe(self.inner.fp.get()) };
     }
 }
 
 /// A registered return probe (an fprobe: ftrace at entry, the function-graph tracer at return).
+///
+/// # Invariants
+///
+/// `probe` was made by [`RetProbeRegistration::new`]: its handlers are this type's `entry_cb`
+/// and `exit_cb`, its context a `P::Ctx`, and each call's entry data `size_of::<P::Data>()`
+/// bytes.
 pub(super) struct RetProbeRegistration<P: RetProbe> {
     probe: Fprobe<P::Ctx>,
     _p: PhantomData<fn() -> P>,
@@ -210,6 +236,8 @@ impl<P: RetProbe> RetProbeRegistration<P> {
                 core::mem::size_of::<P::Data>(),
             )
         }?;
+        // INVARIANT: registered just above with this type's trampolines, `ctx` and
+        // `size_of::<P::Data>()` bytes of entry data.
         Ok(Self {
             probe,
             _p: PhantomData,
@@ -226,12 +254,15 @@ impl<P: RetProbe> RetProbeRegistration<P> {
         fregs: *mut sys::ftrace_regs,
         data: *mut c_void,
     ) -> c_int {
-        // SAFETY: a handler of a registered probe of this type, with its registers.
+        // SAFETY: this is a handler of a registered probe of this type, whose context is a
+        // `P::Ctx` (type invariant) and whose `Fprobe` lives while it runs; `fregs` are its
+        // registers.
         let (ctx, regs) = unsafe { (ctx_of::<P::Ctx>(fp), regs_of(fregs)) };
         match P::entry(ctx, &regs) {
             Some(d) => {
-                // SAFETY: the call has `size_of::<P::Data>()` bytes of entry data
-                // (`entry_data_size`), possibly unaligned; written before the exit reads it.
+                // SAFETY: by the type invariant the call has `size_of::<P::Data>()` bytes of
+                // entry data (`entry_data_size`), possibly unaligned; written before the exit
+                // reads it.
                 unsafe { data.cast::<P::Data>().write_unaligned(d) };
                 0
             }
@@ -250,9 +281,12 @@ impl<P: RetProbe> RetProbeRegistration<P> {
         fregs: *mut sys::ftrace_regs,
         data: *mut c_void,
     ) {
-        // SAFETY: a handler of a registered probe of this type, with its registers.
+        // SAFETY: this is a handler of a registered probe of this type, whose context is a
+        // `P::Ctx` (type invariant) and whose `Fprobe` lives while it runs; `fregs` are its
+        // registers.
         let (ctx, regs) = unsafe { (ctx_of::<P::Ctx>(fp), regs_of(fregs)) };
-        // SAFETY: the entry handler of this call wrote a `P::Data` into the entry data.
+        // SAFETY: fprobe calls the exit handler only when the entry handler returned 0, which
+        // `entry_cb` does after writing a `P::Data` into the entry data.
         let d = unsafe { data.cast::<P::Data>().read_unaligned() };
         P::exit(ctx, &regs, d);
     }
@@ -275,6 +309,11 @@ pub(super) trait EntryProbe {
 /// A registered entry probe: an fprobe without an exit handler, which ftrace calls directly
 /// (saving only the argument registers, where a kprobe on ftrace saves them all), without the
 /// function-graph return that a return probe costs.
+///
+/// # Invariants
+///
+/// `probe` was made by [`EntryProbeRegistration::new`]: its only handler is this type's
+/// `entry_cb`, and its context a `P::Ctx`.
 pub(super) struct EntryProbeRegistration<P: EntryProbe> {
     probe: Fprobe<P::Ctx>,
     _p: PhantomData<fn() -> P>,
@@ -285,6 +324,7 @@ impl<P: EntryProbe> EntryProbeRegistration<P> {
     pub(super) fn new(symbol: &'static CStr, ctx: Arc<P::Ctx>) -> Result<Self> {
         // SAFETY: this type's trampoline reads the context as `P::Ctx`; no exit handler.
         let probe = unsafe { Fprobe::new(symbol, ctx, Some(Self::entry_cb), None, 0) }?;
+        // INVARIANT: registered just above with this type's trampoline and `ctx`.
         Ok(Self {
             probe,
             _p: PhantomData,
@@ -301,7 +341,9 @@ impl<P: EntryProbe> EntryProbeRegistration<P> {
         fregs: *mut sys::ftrace_regs,
         _data: *mut c_void,
     ) -> c_int {
-        // SAFETY: a handler of a registered probe of this type, with its registers.
+        // SAFETY: this is a handler of a registered probe of this type, whose context is a
+        // `P::Ctx` (type invariant) and whose `Fprobe` lives while it runs; `fregs` are its
+        // registers.
         let (ctx, regs) = unsafe { (ctx_of::<P::Ctx>(fp), regs_of(fregs)) };
         P::hit(ctx, &regs);
         // Ignored without an exit handler.
@@ -327,7 +369,8 @@ pub(super) trait SockTracepoint {
 ///
 /// # Invariants
 ///
-/// `ctx` points to the context of the `Arc` held by the registration that owns this.
+/// `ctx` points to the context of the `Arc` held by the registration that owns this. `tp` is null
+/// until `new` finds the tracepoint named `name`, then that tracepoint (core kernel: never freed).
 #[repr(C)]
 struct TracepointInner {
     name: &'static CStr,
@@ -338,6 +381,11 @@ struct TracepointInner {
 /// A registered probe on a tracepoint: a direct call from the traced code, far cheaper than a
 /// kprobe; found by name among the core kernel's tracepoints (`for_each_kernel_tracepoint`:
 /// tracepoints need no export to be watched this way).
+///
+/// # Invariants
+///
+/// `probe_cb` is registered on `inner.tp` (non-null) with `inner`'s address as its data, from
+/// `new` until drop; `inner` is pinned and `inner.ctx` points to the `P::Ctx` in `_ctx`.
 pub(super) struct SockTracepointRegistration<P: SockTracepoint> {
     inner: Pin<KBox<TracepointInner>>,
     _ctx: Arc<P::Ctx>,
@@ -374,6 +422,7 @@ impl<P: SockTracepoint> SockTracepointRegistration<P> {
         to_result(unsafe {
             bindings::tracepoint_probe_register(inner.tp, Self::probe_cb as *mut c_void, raw.cast())
         })?;
+        // INVARIANT: registered just above on the tracepoint found, with `inner` as the data.
         Ok(Self {
             inner,
             _ctx: ctx,
@@ -390,6 +439,7 @@ impl<P: SockTracepoint> SockTracepointRegistration<P> {
         unsafe {
             let t = &mut *priv_.cast::<TracepointInner>();
             if t.tp.is_null() && CStr::from_char_ptr((*tp).name) == t.name {
+                // INVARIANT: the first tracepoint named `name`; set once.
                 t.tp = tp;
             }
         }
@@ -399,8 +449,9 @@ impl<P: SockTracepoint> SockTracepointRegistration<P> {
     ///
     /// Called by the tracepoint with the data given at registration.
     unsafe extern "C" fn probe_cb(data: *mut c_void, sk: *mut bindings::sock) {
-        // SAFETY: the data is the registration's `TracepointInner`, whose context the
-        // registration holds while the probe is registered.
+        // SAFETY: by the type invariants of `SockTracepointRegistration<P>` and
+        // `TracepointInner`, the data is the registration's pinned `TracepointInner`, whose
+        // `ctx` points to the `P::Ctx` the registration holds while the probe is registered.
         let ctx = unsafe { &*(*data.cast::<TracepointInner>()).ctx.cast::<P::Ctx>() };
         P::hit(ctx, sk as usize);
     }
@@ -409,8 +460,9 @@ impl<P: SockTracepoint> SockTracepointRegistration<P> {
 impl<P: SockTracepoint> Drop for SockTracepointRegistration<P> {
     fn drop(&mut self) {
         let raw: *const TracepointInner = &*self.inner;
-        // SAFETY: registered in `new` with the same probe and data; afterwards, wait until no
-        // CPU still runs the probe, so the memory and the context may go.
+        // SAFETY: by the type invariant `probe_cb` is registered on `inner.tp` with this data;
+        // afterwards, wait until no CPU still runs the probe, so the memory and the context may
+        // go.
         unsafe {
             bindings::tracepoint_probe_unregister(
                 self.inner.tp,

@@ -4,15 +4,15 @@
 //! unregisters in `Drop`.
 //!
 //! The ops tables (`Qdisc_ops`, `Qdisc_class_ops`) are built here and registered with
-//! `register_qdisc`; every qdisc of the kind keeps its watchdog, a work item and the pointer to
-//! its Rust state in its private area ([`Priv`]). C (`knet/qdisc.c`) is left for the scheduler's
-//! static inlines and the offsets of the fields the packet path reads. Each callback gets the qdisc's state (`&T::Data`) and a context token saying which lock is
-//! held: [`Locked`] (the root qdisc lock: enqueue, dequeue, reset, qlen_notify) or [`Control`]
-//! (RTNL: configuration and dumps). State the packet path mutates sits in a [`QdiscCell`],
-//! borrowed with proof of the root lock; control code gets that proof from
-//! [`Control::tree_lock`]. The cell's borrow flag turns the scheduler's re-entrant callbacks (a
-//! child's dequeue reporting an empty queue through `qlen_notify` into the parent) into a
-//! visible `None` instead of two mutable references.
+//! `register_qdisc`; every qdisc of the kind keeps its watchdog, a work item and the pointer to its
+//! Rust state in its private area ([`Priv`]). C (`knet/qdisc.c`) is left for the scheduler's static
+//! inlines and the offsets of the fields the packet path reads. Each callback gets the qdisc's
+//! state (`&T::Data`) and a context token saying which lock is held: [`Locked`] (the root qdisc
+//! lock: enqueue, dequeue, reset, qlen_notify) or [`Control`] (RTNL: configuration and dumps).
+//! State the packet path mutates sits in a [`QdiscCell`], borrowed with proof of the root lock;
+//! control code gets that proof from [`Control::tree_lock`]. The cell's borrow flag turns the
+//! scheduler's re-entrant callbacks (a child's dequeue reporting an empty queue through
+//! `qlen_notify` into the parent) into a visible `None` instead of two mutable references.
 //!
 //! Classes are identified to the core by a cookie: the address of the module's pinned class
 //! object ([`ClassPtr`]), handed back to the class callbacks as `&T::Class`.
@@ -52,12 +52,23 @@ pub(crate) const TC_H_ROOT: u32 = bindings::TC_H_ROOT;
 pub(crate) const TCA_OPTIONS: u16 = sys::KNET_TCA_OPTIONS as u16;
 
 /// The qdisc a callback runs for, while its root lock is held (packet path, or a tree lock).
+///
+/// # Invariants
+///
+/// `sch` is a live qdisc of a knet kind whose `init_cb` has run, and its root lock is held on
+/// this CPU for `'a`.
 pub(crate) struct Locked<'a> {
     sch: *mut sys::Qdisc,
     _p: PhantomData<&'a ()>,
 }
 
 /// The qdisc a configuration or dump callback runs for: RTNL is held, the root lock is not.
+///
+/// # Invariants
+///
+/// `sch` is a live qdisc of a knet kind, attached to a device queue, whose `init_cb` has set up
+/// its private area; RTNL is held for `'a`, and the root lock only through a [`TreeLock`] made
+/// from this value.
 pub(crate) struct Control<'a> {
     sch: *mut sys::Qdisc,
     _p: PhantomData<&'a ()>,
@@ -68,6 +79,10 @@ pub(crate) struct Control<'a> {
 /// lock held and possibly in softirq: all that is known is that one of the two is held. So this
 /// token reads a [`SharedCell`] and nothing more; it cannot take the tree lock (a self-deadlock
 /// from the packet path) or stand in for [`Control`] where a callback may sleep.
+///
+/// # Invariants
+///
+/// RTNL, or the root lock of the qdisc being looked up, is held for `'a`.
 pub(crate) struct Lookup<'a> {
     // Not Send or Sync, like the other tokens: it stands for a lock held on this CPU.
     _p: PhantomData<&'a *mut ()>,
@@ -91,6 +106,11 @@ impl RootLock for Locked<'_> {
 }
 
 /// The root lock, taken by control code ([`Control::tree_lock`]); released on drop.
+///
+/// # Invariants
+///
+/// `sch` is a live qdisc whose root lock this value holds (taken by `sch_tree_lock`, under
+/// RTNL, which stays held for `'a`), until drop.
 pub(crate) struct TreeLock<'a> {
     sch: *mut sys::Qdisc,
     _p: PhantomData<&'a ()>,
@@ -105,7 +125,8 @@ impl RootLock for TreeLock<'_> {
 
 impl Drop for TreeLock<'_> {
     fn drop(&mut self) {
-        // SAFETY: taken by `Control::tree_lock` on this qdisc.
+        // SAFETY: by the type invariant we hold the root lock of `sch`, taken by
+        // `sch_tree_lock`; it is released once, here.
         unsafe { sys::knet_qdisc_tree_unlock(self.sch) };
     }
 }
@@ -113,13 +134,15 @@ impl Drop for TreeLock<'_> {
 impl Locked<'_> {
     /// Counts a packet queued in this qdisc (queue length and backlog).
     pub(crate) fn count_enqueue(&self, len: u32) {
-        // SAFETY: the root lock is held (invariant of `Locked`), which guards the counters.
+        // SAFETY: by the type invariant `sch` is live and its root lock, which guards the
+        // counters, is held.
         unsafe { sys::knet_qdisc_count_enqueue(self.sch, len) };
     }
 
     /// Counts a packet leaving this qdisc (bytes/packets sent, queue length, backlog).
     pub(crate) fn count_dequeue(&self, skb: &Skb) {
-        // SAFETY: as in `count_enqueue`; `skb` is valid.
+        // SAFETY: by the type invariant `sch` is live and its root lock, which guards the
+        // counters, is held; `skb` is live (`Skb` invariant).
         unsafe { sys::knet_qdisc_count_dequeue(self.sch, skb.as_ptr()) };
     }
 
@@ -130,8 +153,8 @@ impl Locked<'_> {
     pub(crate) fn count_dequeued(&self, len: u32, segs: u32) {
         let l = layout();
         let base = self.sch.cast::<u8>();
-        // SAFETY: the root lock is held (invariant of `Locked`): this is the counters' only
-        // writer; the offsets are the fields' (C asserts the u64 and u32 sizes).
+        // SAFETY: by the type invariant `sch` is live and its root lock is held: this is the
+        // counters' only writer; the offsets are the fields' (C asserts the u64 and u32 sizes).
         unsafe {
             add_u64(base, l.bytes, u64::from(len));
             add_u64(base, l.packets, u64::from(segs));
@@ -142,28 +165,32 @@ impl Locked<'_> {
 
     /// Counts a drop in this qdisc's statistics.
     pub(crate) fn count_drop(&self) {
-        // SAFETY: as in `count_enqueue`.
+        // SAFETY: by the type invariant `sch` is live and its root lock, which guards the
+        // statistics, is held.
         unsafe { sys::knet_qdisc_count_drop(self.sch) };
     }
 
     /// Counts `n` overlimits (classes throttled) in this qdisc's statistics.
     pub(crate) fn count_overlimits(&self, n: u32) {
         if n != 0 {
-            // SAFETY: as in `count_enqueue`.
+            // SAFETY: by the type invariant `sch` is live and its root lock, which guards the
+            // statistics, is held.
             unsafe { sys::knet_qdisc_count_overlimits(self.sch, n) };
         }
     }
 
     /// Packets in this qdisc.
     pub(crate) fn qlen(&self) -> u32 {
-        // SAFETY: as in `count_enqueue`.
+        // SAFETY: by the type invariant `sch` is live and its root lock, which guards `q.qlen`,
+        // is held; the offset is that field's (a u32, checked in C).
         unsafe { load_u32(self.sch.cast(), layout().qlen) }
     }
 
     /// Runs the qdisc again at `at_ns` (monotonic ns): the hrtimer watchdog.
     pub(crate) fn schedule_at(&self, at_ns: u64) {
-        // SAFETY: the watchdog was set up by `init_cb` before any other callback ran; the root
-        // lock is held, as `qdisc_watchdog_schedule_ns` requires.
+        // SAFETY: by the type invariant `init_cb` has run for the live `sch`, so the watchdog is
+        // set up (`Priv` invariant), and the root lock is held, as
+        // `qdisc_watchdog_schedule_ns` requires.
         unsafe {
             let p = priv_of(self.sch);
             sys::qdisc_watchdog_schedule_range_ns((*p).watchdog.get(), at_ns, 0)
@@ -174,8 +201,8 @@ impl Locked<'_> {
     /// already (sch_htb's `schedule_work`), where a watchdog armed for now would fire at once
     /// from interrupt context and, if the qdisc still found nothing to send, again and again.
     pub(crate) fn schedule_soon(&self) {
-        // SAFETY: the work item was set up by `init_cb` before any other callback ran, and
-        // `destroy_cb` cancels it before the qdisc goes.
+        // SAFETY: by the type invariant `init_cb` has run for the live `sch`, so the work item
+        // is set up, and `destroy_cb` cancels it before the qdisc goes (`Priv` invariant).
         unsafe { sys::knet_schedule_work((*priv_of(self.sch)).work.get()) };
     }
 }
@@ -183,8 +210,11 @@ impl Locked<'_> {
 impl<'a> Control<'a> {
     /// Takes the root lock (`sch_tree_lock`), shutting out the packet path until dropped.
     pub(crate) fn tree_lock(&self) -> TreeLock<'_> {
-        // SAFETY: RTNL is held (invariant of `Control`), as `sch_tree_lock` requires.
+        // SAFETY: by the type invariant `sch` is live and RTNL is held, as `sch_tree_lock`
+        // requires.
         unsafe { sys::knet_qdisc_tree_lock(self.sch) };
+        // INVARIANT: the root lock was just taken; the `TreeLock` borrows `self`, so RTNL stays
+        // held while it lives.
         TreeLock {
             sch: self.sch,
             _p: PhantomData,
@@ -193,7 +223,8 @@ impl<'a> Control<'a> {
 
     /// The device's `txqueuelen` (HTB's default for the direct queue).
     pub(crate) fn tx_queue_len(&self) -> u32 {
-        // SAFETY: the qdisc is attached to a device queue for its whole life.
+        // SAFETY: by the type invariant `sch` is live and attached to a device queue (for its
+        // whole life); RTNL is held.
         unsafe { sys::knet_qdisc_tx_queue_len(self.sch) }
     }
 
@@ -210,16 +241,16 @@ pub(crate) trait QdiscInfo {
 
 impl QdiscInfo for Locked<'_> {
     fn handle(&self) -> u32 {
-        // SAFETY: the handle is set before init and never changes; the offset is its place in
-        // the qdisc.
+        // SAFETY: by the type invariant `sch` is live; the handle is set before init and never
+        // changes; the offset is its place in the qdisc.
         unsafe { load_u32(self.sch.cast(), layout().handle) }
     }
 }
 
 impl QdiscInfo for Control<'_> {
     fn handle(&self) -> u32 {
-        // SAFETY: the qdisc is live for the token's lifetime; its handle is set at creation
-        // and never changes.
+        // SAFETY: by the type invariant `sch` is live for the token's lifetime; its handle is
+        // set at creation and never changes; the offset is its place in the qdisc.
         unsafe { load_u32(self.sch.cast(), layout().handle) }
     }
 }
@@ -236,6 +267,13 @@ pub(crate) fn now_ns() -> u64 {
 }
 
 /// State of one qdisc that the packet path mutates: borrowed only under the root lock.
+///
+/// # Invariants
+///
+/// `data` is accessed only through a [`CellGuard`], and `busy` is true while one exists. Each
+/// guard is made with a root lock held, assumed to be that of the qdisc whose state holds the
+/// cell: `borrow` cannot check it, so a cell reachable from two qdiscs (a static, an `Arc`
+/// shared between their states) could be borrowed on two CPUs at once.
 pub(crate) struct QdiscCell<S> {
     busy: Cell<bool>,
     data: UnsafeCell<S>,
@@ -263,11 +301,18 @@ impl<S> QdiscCell<S> {
         if self.busy.replace(true) {
             return None;
         }
+        // INVARIANT: `busy` was false, so no other guard exists (other CPUs are shut out by the
+        // root lock); now set, it turns away any other borrow until the guard drops.
         Some(CellGuard { cell: self })
     }
 }
 
 /// A borrow of a [`QdiscCell`].
+///
+/// # Invariants
+///
+/// This is the only guard of `cell`: it set `busy`, which it clears on drop, with the root lock
+/// held for `'a`.
 pub(crate) struct CellGuard<'a, S> {
     cell: &'a QdiscCell<S>,
 }
@@ -275,20 +320,23 @@ pub(crate) struct CellGuard<'a, S> {
 impl<S> Deref for CellGuard<'_, S> {
     type Target = S;
     fn deref(&self) -> &S {
-        // SAFETY: the root lock is held and `busy` makes this the only borrow.
+        // SAFETY: by the type invariant this guard is the cell's only borrow, made with the root
+        // lock held, and `&self` borrows the guard.
         unsafe { &*self.cell.data.get() }
     }
 }
 
 impl<S> DerefMut for CellGuard<'_, S> {
     fn deref_mut(&mut self) -> &mut S {
-        // SAFETY: as in `deref`.
+        // SAFETY: by the type invariant this guard is the cell's only borrow, made with the root
+        // lock held, and `&mut self` borrows the guard exclusively.
         unsafe { &mut *self.cell.data.get() }
     }
 }
 
 impl<S> Drop for CellGuard<'_, S> {
     fn drop(&mut self) {
+        // INVARIANT: this guard is going: a new one may be made.
         self.cell.busy.set(false);
     }
 }
@@ -306,6 +354,13 @@ impl EitherLock for Lookup<'_> {}
 /// State read in any context (a class index the core's `find` consults from inside
 /// `qdisc_tree_reduce_backlog`, under the root lock, as well as under RTNL), written only
 /// with both RTNL and the root lock held, so a writer excludes every reader on other CPUs.
+///
+/// # Invariants
+///
+/// `data` is written only through a [`SharedCellGuard`], made with RTNL and a root lock held,
+/// and `writing` is true while one exists. Readers hold RTNL or a root lock; as with
+/// [`QdiscCell`], the root lock is assumed (not checked) to be that of the qdisc whose state
+/// holds the cell.
 pub(crate) struct SharedCell<S> {
     writing: AtomicBool,
     data: UnsafeCell<S>,
@@ -346,11 +401,18 @@ impl<S> SharedCell<S> {
         if self.writing.swap(true, Ordering::Acquire) {
             return None;
         }
+        // INVARIANT: `writing` was false, so no other write guard exists (RTNL also excludes
+        // one); now set, it turns away readers on this CPU until the guard drops.
         Some(SharedCellGuard { cell: self })
     }
 }
 
 /// A write borrow of a [`SharedCell`].
+///
+/// # Invariants
+///
+/// This is the only write borrow of `cell`: it set `writing`, which it clears on drop, with RTNL
+/// and the root lock held for `'a`.
 pub(crate) struct SharedCellGuard<'a, S> {
     cell: &'a SharedCell<S>,
 }
@@ -358,25 +420,35 @@ pub(crate) struct SharedCellGuard<'a, S> {
 impl<S> Deref for SharedCellGuard<'_, S> {
     type Target = S;
     fn deref(&self) -> &S {
-        // SAFETY: the write borrow is exclusive (see `SharedCell::write`).
+        // SAFETY: by the type invariant this is the cell's only write borrow; its locks shut out
+        // readers on other CPUs and `writing` turns away new ones on this CPU.
         unsafe { &*self.cell.data.get() }
     }
 }
 
 impl<S> DerefMut for SharedCellGuard<'_, S> {
     fn deref_mut(&mut self) -> &mut S {
-        // SAFETY: as in `deref`.
+        // SAFETY: by the type invariant this is the cell's only write borrow; its locks shut out
+        // readers on other CPUs, `writing` turns away new ones on this CPU, and `&mut self`
+        // borrows the guard exclusively.
         unsafe { &mut *self.cell.data.get() }
     }
 }
 
 impl<S> Drop for SharedCellGuard<'_, S> {
     fn drop(&mut self) {
+        // INVARIANT: this guard is going: readers and a new writer may come.
         self.cell.writing.store(false, Ordering::Release);
     }
 }
 
 /// The cookie by which the core names a class: the address of the module's pinned class.
+///
+/// # Invariants
+///
+/// `self.0` is the address of a pinned `C` (made by [`ClassPtr::of`]), which stays there until
+/// dropped. A `ClassPtr` does not keep the class alive: the module must keep it while the core
+/// may use the cookie.
 pub(crate) struct ClassPtr<C>(NonNull<C>);
 
 impl<C> Clone for ClassPtr<C> {
@@ -394,6 +466,7 @@ unsafe impl<C: Sync> Sync for ClassPtr<C> {}
 impl<C> ClassPtr<C> {
     /// The cookie of `class`, which stays where it is until dropped (pinned).
     pub(crate) fn of(class: Pin<&C>) -> Self {
+        // INVARIANT: `class` is pinned: it does not move until dropped.
         ClassPtr(NonNull::from(class.get_ref()))
     }
 
@@ -403,6 +476,11 @@ impl<C> ClassPtr<C> {
 }
 
 /// The optional attributes of a class change (`TCA_RATE`: the rate estimator's settings).
+///
+/// # Invariants
+///
+/// `self.0` is the (non-null) `TCA_RATE` attribute of the netlink request being handled, valid
+/// while its callback runs.
 pub(crate) struct RateAttr(pub(super) *mut bindings::nlattr);
 
 /// A qdisc kind.
@@ -563,7 +641,8 @@ pub(super) fn layout() -> &'static sys::knet_qdisc_layout {
 ///
 /// As [`load_u32`], and the caller is the field's only writer (holds the lock guarding it).
 pub(super) unsafe fn store_u32(base: *mut u8, offset: usize, v: u32) {
-    // SAFETY: the caller's guarantees, as in `load_u32`.
+    // SAFETY: the caller's guarantees: `base` is the live structure, the field a u32 (checked
+    // in C) and ours alone to write; offsets into a structure keep its alignment.
     unsafe { base.add(offset).cast::<u32>().write(v) }
 }
 
@@ -587,9 +666,11 @@ pub(super) unsafe fn add_u64(base: *mut u8, offset: usize, v: u64) {
 ///
 /// # Invariants
 ///
-/// Set up by `init_cb` before anything else can use it (the core zeroes the area before);
-/// `state` is null or the leaked `Pin<KBox<T::Data>>` of a successful init, until `destroy_cb`
-/// drops it.
+/// Set up by `init_cb` before anything else can use it (the core zeroes the area before):
+/// `watchdog` and `work` are initialised and `sch` is the qdisc whose private area this is,
+/// whether or not init succeeds; `destroy_cb` cancels both before the qdisc goes. `state` is
+/// null or the leaked `Pin<KBox<T::Data>>` of a successful init (`T` the kind whose ops run
+/// this qdisc), until `destroy_cb` drops it and sets it back to null.
 #[repr(C)]
 struct Priv {
     watchdog: Opaque<sys::qdisc_watchdog>,
@@ -617,8 +698,9 @@ unsafe fn priv_of(sch: *mut sys::Qdisc) -> *mut Priv {
 ///
 /// `sch` is a live qdisc of a knet kind.
 unsafe fn state_ptr(sch: *mut sys::Qdisc) -> *mut c_void {
-    // SAFETY: written by `init_cb` and `destroy_cb` (under RTNL, before and after any packet
-    // path call).
+    // SAFETY: `sch` is live (the caller's guarantee), so its private area is a `Priv`; `state`
+    // is written only by `init_cb` and `destroy_cb` (under RTNL, before and after any packet
+    // path call, `Priv` invariant).
     unsafe { (*priv_of(sch)).state }
 }
 
@@ -630,8 +712,8 @@ impl<T: QdiscOps> Adapter<T> {
     ///
     /// `sch` is a qdisc of this kind whose init succeeded and whose destroy has not finished.
     unsafe fn data<'a>(sch: *mut sys::Qdisc) -> &'a T::Data {
-        // SAFETY: the C wrappers store the pointer from `init_cb` (a leaked `Pin<KBox>`) and
-        // clear it only after `destroy_cb` returned; the caller guarantees that window.
+        // SAFETY: by the `Priv` invariant `state` is the leaked `Pin<KBox<T::Data>>` stored by
+        // `init_cb` until `destroy_cb` drops it; the caller guarantees that window.
         unsafe { &*state_ptr(sch).cast::<T::Data>() }
     }
 
@@ -639,13 +721,16 @@ impl<T: QdiscOps> Adapter<T> {
     ///
     /// `cl` is 0 or a cookie this kind returned for a class that still exists.
     unsafe fn class<'a>(cl: c_ulong) -> Option<&'a T::Class> {
-        // SAFETY: cookies are addresses of pinned `T::Class` objects (`ClassPtr`); the core
-        // only passes back cookies of live classes (it holds them through find/bind_tcf, and
-        // deletion is refused while filters hold a class).
+        // SAFETY: cookies are addresses of pinned `T::Class` objects (`ClassPtr` invariant);
+        // the core only passes back cookies it got from this kind (find, change_class,
+        // bind_tcf). That the class is still alive rests on the `QdiscOps` implementation
+        // (deletion refused while filters hold a class): not enforced by the types.
         unsafe { (cl as *const T::Class).as_ref() }
     }
 
     fn locked<'a>(sch: *mut sys::Qdisc) -> Locked<'a> {
+        // INVARIANT: called only by the trampolines below that the core calls with the root
+        // lock held on a qdisc of this kind whose `init_cb` ran (see their SAFETY comments).
         Locked {
             sch,
             _p: PhantomData,
@@ -653,6 +738,9 @@ impl<T: QdiscOps> Adapter<T> {
     }
 
     fn control<'a>(sch: *mut sys::Qdisc) -> Control<'a> {
+        // INVARIANT: called only by the trampolines below that the core calls under RTNL,
+        // without the root lock, on a qdisc of this kind (in `init_cb`, once its private area
+        // is set up).
         Control {
             sch,
             _p: PhantomData,
@@ -729,6 +817,7 @@ impl<T: QdiscOps> Adapter<T> {
                 c"knet_qdisc_work".as_char_ptr(),
                 kernel::static_lock_class!().as_ptr(),
             );
+            // INVARIANT: watchdog, work item and `sch` set up, whatever init returns.
             (*p).sch = sch;
             p
         };
@@ -736,8 +825,9 @@ impl<T: QdiscOps> Adapter<T> {
         let mut extack = unsafe { ExtAck::from_raw(extack) };
         match T::init(&Self::control(sch), Self::payload(opt), &mut extack) {
             Ok(b) => {
+                // INVARIANT: `state` is the leaked state of this successful init.
                 // SAFETY: the box is never moved: it is turned back into a `Pin<KBox>` and
-                // dropped in place by `destroy_cb`. INVARIANT: the state of this init.
+                // dropped in place by `destroy_cb`.
                 unsafe { (*p).state = KBox::into_raw(Pin::into_inner_unchecked(b)).cast() };
                 0
             }
@@ -776,7 +866,8 @@ impl<T: QdiscOps> Adapter<T> {
                 return;
             }
             T::destroy(Self::data(sch), &ctl);
-            // The pointer came from `KBox::into_raw` in `init_cb`. INVARIANT: forgotten here.
+            // The pointer came from `KBox::into_raw` in `init_cb` (`Priv` invariant); it is
+            // dropped once, here. INVARIANT: `state` is set back to null below.
             drop(Pin::new_unchecked(KBox::from_raw(
                 (*p).state.cast::<T::Data>(),
             )));
@@ -899,7 +990,8 @@ impl<T: QdiscOps> Adapter<T> {
     /// Called only by the packet scheduler core through the ops table, as its `find`
     /// callback, with that callback's arguments and locking.
     unsafe extern "C" fn find_cb(sch: *mut sys::Qdisc, classid: u32) -> c_ulong {
-        // RTNL or (from `qdisc_tree_reduce_backlog`) the root lock: what `Lookup` promises.
+        // INVARIANT: the core calls `find` under RTNL or (from `qdisc_tree_reduce_backlog`)
+        // the root lock: what `Lookup` promises.
         let lookup = Lookup { _p: PhantomData };
         // SAFETY: called by the core on an initialised qdisc.
         let c = unsafe { T::find(Self::data(sch), &lookup, classid) };
@@ -927,6 +1019,7 @@ impl<T: QdiscOps> Adapter<T> {
             let rate = if rate.is_null() {
                 None
             } else {
+                // INVARIANT: the request's non-null `TCA_RATE` attribute, valid for this call.
                 Some(RateAttr(rate))
             };
             match T::change_class(
@@ -980,6 +1073,7 @@ impl<T: QdiscOps> Adapter<T> {
     /// Called only by the packet scheduler core through the ops table, as its `walk`
     /// callback, with that callback's arguments and locking.
     unsafe extern "C" fn walk_cb(sch: *mut sys::Qdisc, w: *mut sys::qdisc_walker) {
+        // INVARIANT: the qdisc and walker of this `walk` call, which outlasts `walker`.
         let mut walker = Walker {
             sch,
             w,
@@ -1136,8 +1230,9 @@ impl<T: QdiscOps> Adapter<T> {
 /// cancels (and waits for) before the qdisc goes.
 unsafe extern "C" fn work_cb(work: *mut bindings::work_struct) {
     let _rcu = kernel::sync::rcu::read_lock();
-    // SAFETY: `work` is the `work` field of a live `Priv` (repr(C)); its `sch` was set in
-    // `init_cb` before the work item could be queued; RCU is held, as `qdisc_root` requires.
+    // SAFETY: `work` is the `work` field of a live `Priv` (repr(C)); by the `Priv` invariant
+    // its `sch` was set in `init_cb` before the work item could be queued, and `destroy_cb`
+    // cancels the work before the qdisc goes; RCU is held, as `qdisc_root` requires.
     unsafe {
         let p = work
             .cast::<u8>()
@@ -1155,13 +1250,20 @@ fn to_c(r: Result) -> c_int {
 }
 
 /// The ops tables of a kind, which the core points to while it is registered.
+///
+/// # Invariants
+///
+/// Filled in by [`Registration::new`] before `register_qdisc` and not written by Rust after;
+/// registered (the core points to `ops`, and `ops.cl_ops` to `cl_ops`) until the owning
+/// [`Registration`] is dropped: hence pinned.
 #[repr(C)]
 struct KindTables {
     ops: Opaque<sys::Qdisc_ops>,
     cl_ops: Opaque<sys::Qdisc_class_ops>,
 }
 
-// SAFETY: read by the kernel from any CPU; Rust does not touch the tables after registration.
+// SAFETY: read by the kernel from any CPU; by the type invariant Rust does not touch the tables
+// after registration.
 unsafe impl Send for KindTables {}
 // SAFETY: `&KindTables` gives Rust no access; the kernel only reads them.
 unsafe impl Sync for KindTables {}
@@ -1174,6 +1276,11 @@ const fn zeroed<U>() -> U {
 }
 
 /// A registered qdisc kind; unregistered on drop.
+///
+/// # Invariants
+///
+/// `tables` hold `Adapter<T>`'s callbacks and are registered with `register_qdisc` from `new`
+/// until drop.
 pub(crate) struct Registration<T: QdiscOps> {
     tables: Pin<KBox<KindTables>>,
     _p: PhantomData<T>,
@@ -1204,6 +1311,7 @@ impl<T: QdiscOps> Registration<T> {
         ops.owner = module.as_ptr();
         // SAFETY: the tables are pinned and stay registered until `drop`.
         to_c_result(unsafe { sys::register_qdisc(tables.ops.get()) })?;
+        // INVARIANT: filled with `Adapter<T>`'s callbacks and registered just above.
         Ok(Registration {
             tables,
             _p: PhantomData,
@@ -1213,8 +1321,9 @@ impl<T: QdiscOps> Registration<T> {
 
 impl<T: QdiscOps> Drop for Registration<T> {
     fn drop(&mut self) {
-        // SAFETY: registered by `new`; the module reference held by every qdisc of the kind
-        // means none exists any more when the module (and this) goes away.
+        // SAFETY: by the type invariant the tables are registered. The module reference held by
+        // every qdisc of the kind means none exists any more when the module (and this) goes
+        // away; this assumes the registration lives until the module is unloaded.
         unsafe { sys::unregister_qdisc(self.tables.ops.get()) };
     }
 }

@@ -21,6 +21,11 @@ use kernel::{
 ///
 /// Dropping it releases the reference (`qdisc_put`), which may destroy the qdisc: drop children
 /// in control context (RTNL held, root lock not held), never in the packet path.
+///
+/// # Invariants
+///
+/// `self.0` points to a live qdisc of which this value owns one reference (handed on by
+/// [`Child::into_raw`], or put on drop).
 pub(crate) struct Child(NonNull<sys::Qdisc>);
 
 // SAFETY: a qdisc reference may be released from any CPU; the qdisc is used under its root lock.
@@ -29,10 +34,20 @@ unsafe impl Send for Child {}
 unsafe impl Sync for Child {}
 
 /// Names a qdisc for the core (a class's leaf, `tc qdisc show`), without access to it.
+///
+/// # Invariants
+///
+/// `self.0` is the address of the qdisc of the [`Child`] that made this ([`Child::id`]). It holds
+/// no reference: it names a live qdisc only while that child (or another reference) is held.
 #[derive(Clone, Copy)]
 pub(crate) struct QdiscId(pub(super) NonNull<sys::Qdisc>);
 
 /// Names a filter block for the core.
+///
+/// # Invariants
+///
+/// `self.0` is null or the block of the [`Filters`] that made this ([`Filters::block`]). It holds
+/// no reference: it names a live block only while that `Filters` has not been put.
 #[derive(Clone, Copy)]
 pub(crate) struct BlockId(pub(super) *mut sys::tcf_block);
 
@@ -41,6 +56,7 @@ impl Child {
     ///
     /// `q` is a qdisc whose reference the caller hands over.
     pub(super) unsafe fn from_raw(q: NonNull<sys::Qdisc>) -> Child {
+        // INVARIANT: the caller hands over its reference to the live qdisc `q`.
         Child(q)
     }
 
@@ -59,23 +75,25 @@ impl Child {
     ) -> Result<Child> {
         // SAFETY: RTNL is held (`Control`); `sch` is attached to a device queue.
         let q = unsafe { sys::knet_qdisc_create_pfifo(sch.raw(), classid, extack.as_ptr()) };
+        // INVARIANT: `qdisc_create_dflt` returns NULL or a new qdisc with one reference, ours.
         NonNull::new(q).map(Child).ok_or(ENOBUFS)
     }
 
     /// Makes the child visible to `tc qdisc show` (`qdisc_hash_add`).
     pub(crate) fn publish(&self, _sch: &Control<'_>) {
-        // SAFETY: RTNL is held; `self.0` is a valid qdisc.
+        // SAFETY: RTNL is held (`Control`); by the type invariant `self.0` is a live qdisc.
         unsafe { sys::qdisc_hash_add(self.0.as_ptr(), true) };
     }
 
     /// The core's name for this qdisc.
     pub(crate) fn id(&self) -> QdiscId {
+        // INVARIANT: the address of our qdisc.
         QdiscId(self.0)
     }
 
     /// The child's handle.
     pub(crate) fn handle(&self) -> u32 {
-        // SAFETY: the handle of a valid qdisc never changes.
+        // SAFETY: by the type invariant `self.0` is a live qdisc; its handle never changes.
         unsafe { sys::knet_qdisc_child_handle(self.0.as_ptr()) }
     }
 
@@ -88,8 +106,9 @@ impl Child {
         skb: Skb,
         to_free: &mut ToFree<'_>,
     ) -> Xmit {
-        // SAFETY: the root lock, which also guards children and `sch`'s counters, is held; the
-        // skb is handed over.
+        // SAFETY: the root lock, which also guards children and `sch`'s counters, is held
+        // (`Locked`); by the type invariant `self.0` is a live qdisc; the skb's reference (`Skb`
+        // invariant) is handed over.
         Xmit(unsafe {
             sys::knet_qdisc_child_enqueue_counted(
                 skb.into_raw(),
@@ -104,8 +123,8 @@ impl Child {
     /// queue length after it.
     pub(crate) fn dequeue(&self, _sch: &Locked<'_>) -> Dequeued {
         let (mut len, mut segs, mut qlen) = (0, 0, 0);
-        // SAFETY: the root lock is held; a returned skb is handed over to us; the shim writes
-        // the three counts.
+        // SAFETY: the root lock is held (`Locked`); by the type invariant `self.0` is a live
+        // qdisc; a returned skb is handed over to us; the shim writes the three counts.
         let skb = unsafe {
             sys::knet_qdisc_child_dequeue(self.0.as_ptr(), &mut len, &mut segs, &mut qlen)
         };
@@ -121,20 +140,23 @@ impl Child {
 
     /// Drops everything queued in the child, telling the ancestors (`qdisc_purge_queue`).
     pub(crate) fn purge(&self, _lock: &TreeLock<'_>) {
-        // SAFETY: the tree lock is held, as qdisc_purge_queue requires.
+        // SAFETY: the tree lock is held, as qdisc_purge_queue requires; by the type invariant
+        // `self.0` is a live qdisc.
         unsafe { sys::knet_qdisc_child_purge(self.0.as_ptr()) };
     }
 
     /// Resets the child (its parent is being reset).
     pub(crate) fn reset(&self, _lock: &Locked<'_>) {
-        // SAFETY: the root lock is held, as qdisc_reset requires.
+        // SAFETY: the root lock is held, as qdisc_reset requires; by the type invariant `self.0`
+        // is a live qdisc.
         unsafe { sys::qdisc_reset(self.0.as_ptr()) };
     }
 }
 
 impl Drop for Child {
     fn drop(&mut self) {
-        // SAFETY: we own one reference; see the type's documentation for the context.
+        // SAFETY: by the type invariant we own one reference to a live qdisc, put here once; the
+        // owner drops children in control context (see the type's documentation).
         unsafe { sys::qdisc_put(self.0.as_ptr()) };
     }
 }
@@ -153,6 +175,13 @@ pub(crate) enum Classified {
 
 /// A filter block with its chain, attached to a qdisc or a class; released on drop (control
 /// context).
+///
+/// # Invariants
+///
+/// `raw` was initialised by `tcf_block_get` in [`Filters::new`]: `block` is the block this value
+/// holds, until [`Filters::put`] puts it and sets it to null; `chain` is the RCU head of the
+/// block's chain 0 (null without filters, and once put), which the block updates through a
+/// pointer to it: hence pinned.
 #[pin_data(PinnedDrop)]
 pub(crate) struct Filters {
     #[pin]
@@ -170,6 +199,8 @@ impl Filters {
     pub(crate) fn new(sch: &Control<'_>, extack: &mut ExtAck<'_>) -> impl PinInit<Self, Error> {
         let (q, ext) = (sch.raw(), extack.as_ptr());
         try_pin_init!(Self {
+            // INVARIANT: on success `tcf_block_get` filled in `block` and keeps `chain` up to
+            // date through its address, which stays put (pinned).
             // SAFETY: the struct is zeroed first, then initialised in place by tcf_block_get;
             // the initialiser runs right away in the caller's control context (RTNL held,
             // `q` and `ext` valid); the block stays pinned until put.
@@ -187,13 +218,15 @@ impl Filters {
 
     /// The core's name for the block.
     pub(crate) fn block(&self) -> BlockId {
-        // SAFETY: `raw` was initialised by `new`; reading the block pointer is harmless.
+        // SAFETY: by the type invariant `raw` was initialised by `new`; reading the block
+        // pointer is harmless.
         BlockId(unsafe { (*self.raw.get()).block })
     }
 
     /// Runs the filters on `skb`.
     pub(crate) fn classify(&self, _sch: &Locked<'_>, skb: &Skb) -> Classified {
-        // SAFETY: `raw` is this block's live `knet_filters`; its chain pointer is read once, as
+        // SAFETY: by the type invariant `raw` is this block's live `knet_filters`, pinned; its
+        // chain pointer is read once, as
         // READ_ONCE would, and only compared with NULL: most trees have no filters on most
         // classes, and this spares them a call per packet.
         let chain = unsafe { core::ptr::addr_of!((*self.raw.get()).chain).read_volatile() };
@@ -202,7 +235,8 @@ impl Filters {
         }
         let mut classid = 0u32;
         // SAFETY: the packet path holds the root lock and runs with BH off (RCU-BH read side),
-        // as tcf_classify requires; `skb` is valid.
+        // as tcf_classify requires; `skb` is live (`Skb` invariant); by the type invariant
+        // `raw` is initialised and its `chain` maintained by the block.
         let r = unsafe { sys::knet_filters_classify(skb.as_ptr(), self.raw.get(), &mut classid) };
         match r {
             r if r < 0 => Classified::NoMatch,
@@ -227,8 +261,10 @@ impl Filters {
     ///
     /// RTNL is held.
     unsafe fn put_raw(&self) {
-        // SAFETY: `raw` was initialised by `new`; the block, if not put yet, is ours to put
-        // under RTNL, and is cleared so that it is put once.
+        // INVARIANT: `block` is null once put.
+        // SAFETY: by the type invariant `raw` was initialised by `new` and a non-null `block` is
+        // the block we hold: put under RTNL (the caller's guarantee), then cleared so that it is
+        // put once.
         unsafe {
             let f = self.raw.get();
             if !(*f).block.is_null() {
@@ -261,6 +297,11 @@ pub(crate) struct Dequeued {
 
 /// Byte and packet counters of a class, with an optional rate estimator; the estimator is
 /// killed on drop.
+///
+/// # Invariants
+///
+/// `raw` was initialised by `knet_class_stats_init` in [`ClassStats::new`]; its `rate_est` is
+/// null or an estimator that reads `bstats` in place (hence pinned), killed on drop.
 #[pin_data(PinnedDrop)]
 pub(crate) struct ClassStats {
     #[pin]
@@ -279,6 +320,7 @@ impl ClassStats {
     /// Zero counters, no estimator.
     pub(crate) fn new() -> impl PinInit<Self> {
         pin_init!(Self {
+            // INVARIANT: initialised in place, without an estimator; pinned from here on.
             // SAFETY: initialised in place; pinned from here on (the estimator points at it).
             raw <- Opaque::ffi_init(|p| unsafe { sys::knet_class_stats_init(p) }),
             _p: PhantomData,
@@ -292,8 +334,9 @@ impl ClassStats {
     pub(crate) fn add_sent(&self, _sch: &Locked<'_>, len: u32, segs: u32) {
         let l = layout();
         let base = self.raw.get().cast::<u8>();
-        // SAFETY: the root lock of the qdisc (`Locked`), held, serialises the counters'
-        // writers; the estimator's timer only reads them; the offsets are the fields'.
+        // SAFETY: by the type invariant the counters are initialised; the root lock of the qdisc
+        // (`Locked`), held, serialises their writers; the estimator's timer only reads them; the
+        // offsets are the fields'.
         unsafe {
             add_u64(base, l.class_bytes, u64::from(len));
             add_u64(base, l.class_packets, u64::from(segs));
@@ -308,7 +351,9 @@ impl ClassStats {
         replace: bool,
     ) -> Result {
         let nla = rate.map_or(core::ptr::null_mut(), |r| r.0);
-        // SAFETY: RTNL is held; `nla` is NULL or the request's TCA_RATE attribute.
+        // SAFETY: RTNL is held (`Control`); by the type invariant `raw` is initialised and pinned,
+        // so the estimator may keep pointing at its counters; `nla` is NULL or the request's
+        // TCA_RATE attribute (`RateAttr` invariant).
         to_result(unsafe { sys::knet_class_stats_estimator(self.raw.get(), nla, replace) })
     }
 
@@ -323,7 +368,9 @@ impl ClassStats {
         xstats: &[u8],
     ) -> Result {
         let leaf = leaf.map_or(core::ptr::null_mut(), |c| c.0.as_ptr());
-        // SAFETY: `d` is the dump in progress; `xstats` is valid for its length.
+        // SAFETY: `d.0` is the dump in progress (`StatsDump` invariant); by the type invariant
+        // `raw` is initialised; `leaf` is NULL or a live qdisc (`Child` invariant); `xstats` is
+        // valid for its length.
         let r = unsafe {
             sys::knet_class_stats_dump(
                 d.0,
@@ -346,7 +393,8 @@ impl ClassStats {
 #[pinned_drop]
 impl PinnedDrop for ClassStats {
     fn drop(self: Pin<&mut Self>) {
-        // SAFETY: the estimator (if any) points at these counters; it is stopped before they go.
+        // SAFETY: by the type invariant `raw` is initialised and `rate_est` is null or the
+        // estimator reading these counters; it is stopped here, before they go.
         unsafe { sys::gen_kill_estimator(&raw mut (*self.raw.get()).rate_est) };
     }
 }

@@ -15,12 +15,18 @@ use kernel::bindings;
 ///
 /// Dropping an `Skb` frees the packet (`kfree_skb`); the packet path hands packets on instead,
 /// or drops them through [`ToFree`] so they are freed after the qdisc lock is released.
+///
+/// # Invariants
+///
+/// `self.0` points to a live `sk_buff` of which this value owns one reference (handed on by
+/// [`Skb::into_raw`], or put on drop).
 #[cfg(any(knet_qdisc, knet_divert))]
 #[must_use = "a packet must be queued, returned or dropped"]
 pub(crate) struct Skb(NonNull<bindings::sk_buff>);
 
 #[cfg(any(knet_qdisc, knet_divert))]
-// SAFETY: an owned skb may be handed to another CPU; the kernel does so all the time.
+// SAFETY: by the type invariant the value owns its reference to the packet, and an owned skb may
+// be handed to another CPU; the kernel does so all the time.
 unsafe impl Send for Skb {}
 
 #[cfg(any(knet_qdisc, knet_divert))]
@@ -31,6 +37,7 @@ impl Skb {
     ///
     /// `skb` is a valid packet whose reference the caller owns and hands over.
     pub(super) unsafe fn from_raw(skb: NonNull<bindings::sk_buff>) -> Skb {
+        // INVARIANT: the caller hands over its reference to a live skb.
         Skb(skb)
     }
 
@@ -50,15 +57,16 @@ impl Skb {
     /// every segment (`qdisc_pkt_len`).
     #[cfg(knet_qdisc)]
     pub(crate) fn pkt_len(&self) -> u32 {
-        // SAFETY: `self` owns a valid skb; the offset is that of `qdisc_skb_cb(skb)->pkt_len`,
-        // set by the core before enqueue.
+        // SAFETY: by the type invariant `self.0` is a live skb we own; the offset is that of
+        // `qdisc_skb_cb(skb)->pkt_len`, set by the core before enqueue.
         unsafe { load_u32(self.0.as_ptr().cast(), layout().skb_pkt_len) }
     }
 
     /// `skb->priority` (for HTB: a class id, or the qdisc's handle for the direct queue).
     #[cfg(knet_qdisc)]
     pub(crate) fn priority(&self) -> u32 {
-        // SAFETY: `self` owns a valid skb.
+        // SAFETY: by the type invariant `self.0` is a live skb we own; the offset is that of
+        // `skb->priority` (a u32, checked in C).
         unsafe { load_u32(self.0.as_ptr().cast(), layout().skb_priority) }
     }
 }
@@ -72,7 +80,7 @@ impl Skb {
 
     /// The tag in bytes 40..47 of the control block (see [`tag_of`]).
     pub(crate) fn tag(&self) -> (u32, u32) {
-        // SAFETY: `self` owns a valid skb.
+        // SAFETY: by the type invariant `self.0` is a live skb we own, so we may read it.
         unsafe { tag_of(self.0.as_ptr()) }
     }
 }
@@ -80,8 +88,8 @@ impl Skb {
 #[cfg(any(knet_qdisc, knet_divert))]
 impl Drop for Skb {
     fn drop(&mut self) {
-        // SAFETY: `self` owns the skb and nothing else refers to it. `kfree_skb`: a drop, seen by
-        // the `kfree_skb` tracepoint.
+        // SAFETY: by the type invariant `self` owns one reference to a live skb, put here and not
+        // used after. `kfree_skb`: a drop, seen by the `kfree_skb` tracepoint.
         unsafe {
             bindings::sk_skb_reason_drop(
                 core::ptr::null_mut(),
@@ -93,6 +101,12 @@ impl Drop for Skb {
 }
 
 /// Packets queued without a qdisc of their own (HTB's direct queue); freed on drop.
+///
+/// # Invariants
+///
+/// `head` is null or the first of `qlen` live packets, each owned by the queue (one reference),
+/// linked through their `next` field; the last one's `next` is null and `tail` points to it.
+/// `head` and `tail` are both null when `qlen` is 0.
 #[cfg(any(knet_qdisc, knet_divert))]
 pub(crate) struct SkbQueue {
     head: *mut bindings::sk_buff,
@@ -113,13 +127,15 @@ unsafe fn next_of(skb: *mut bindings::sk_buff) -> *mut *mut bindings::sk_buff {
 }
 
 #[cfg(any(knet_qdisc, knet_divert))]
-// SAFETY: owned packets may move between CPUs.
+// SAFETY: by the type invariant the queue owns its packets (one reference each), and owned
+// packets may move between CPUs.
 unsafe impl Send for SkbQueue {}
 
 #[cfg(any(knet_qdisc, knet_divert))]
 impl SkbQueue {
     /// An empty queue.
     pub(crate) const fn new() -> Self {
+        // INVARIANT: empty: both ends null, no packet counted.
         SkbQueue {
             head: core::ptr::null_mut(),
             tail: core::ptr::null_mut(),
@@ -135,7 +151,9 @@ impl SkbQueue {
     /// Appends `skb`.
     pub(crate) fn push(&mut self, skb: Skb) {
         let skb = skb.into_raw();
-        // SAFETY: the queue owns its packets, and now `skb`; each is linked once.
+        // SAFETY: `skb` is a live packet whose reference `Skb::into_raw` handed to the queue; by
+        // the type invariant a non-null `tail` is the last packet the queue owns. Both `next`
+        // links are the queue's to write, and each packet is linked once.
         unsafe {
             *next_of(skb) = core::ptr::null_mut();
             if self.tail.is_null() {
@@ -144,6 +162,7 @@ impl SkbQueue {
                 *next_of(self.tail) = skb;
             }
         }
+        // INVARIANT: `skb` is now linked last, its `next` null, and counted in `qlen`.
         self.tail = skb;
         self.qlen += 1;
     }
@@ -151,7 +170,10 @@ impl SkbQueue {
     /// Takes the first packet.
     pub(crate) fn pop(&mut self) -> Option<Skb> {
         let skb = NonNull::new(self.head)?;
-        // SAFETY: the head is a packet the queue owns; unlinked, it is handed over.
+        // INVARIANT: `head` moves to the next packet (`tail` is cleared with the last one) and
+        // `qlen` stops counting the one taken.
+        // SAFETY: by the type invariant a non-null `head` is a live packet the queue owns, whose
+        // `next` is the following packet or null; unlinked, its reference goes to the `Skb`.
         unsafe {
             self.head = *next_of(skb.as_ptr());
             *next_of(skb.as_ptr()) = core::ptr::null_mut();
@@ -165,6 +187,7 @@ impl SkbQueue {
 
     /// Forgets the packets (whoever called owns them now).
     fn clear(&mut self) {
+        // INVARIANT: an empty queue; the caller has freed or taken over the packets.
         self.head = core::ptr::null_mut();
         self.tail = core::ptr::null_mut();
         self.qlen = 0;
@@ -173,9 +196,9 @@ impl SkbQueue {
     /// Frees every packet, counted as dropped for `reason` (the `kfree_skb` tracepoint sees
     /// each).
     pub(crate) fn purge_reason(&mut self, reason: bindings::skb_drop_reason) {
-        // SAFETY: the queue owns the packets, linked through `next` and ending in null: a list
-        // `kfree_skb_list_reason` frees whole (not rtnl_kfree_skbs: the caller may hold the
-        // qdisc lock, not RTNL).
+        // SAFETY: by the type invariant the queue owns the packets, linked through `next` and
+        // ending in null: a list `kfree_skb_list_reason` frees whole (not rtnl_kfree_skbs: the
+        // caller may hold the qdisc lock, not RTNL).
         unsafe { bindings::kfree_skb_list_reason(self.head, reason) };
         // Field by field: assigning a new queue would drop this one, freeing the list again.
         self.clear();
@@ -195,9 +218,12 @@ impl SkbQueue {
         if self.tail.is_null() {
             self.head = other.head;
         } else {
-            // SAFETY: our tail is a packet this queue owns; `other`'s packets become ours.
+            // SAFETY: by the type invariant our non-null `tail` is the last packet this queue
+            // owns; `other`'s packets become ours.
             unsafe { *next_of(self.tail) = other.head };
         }
+        // INVARIANT: `other`'s list, whose last packet is its `tail` (with a null `next`), now
+        // follows ours, and `qlen` counts both.
         self.tail = other.tail;
         self.qlen += other.qlen;
         // Its packets are ours now: emptied, not dropped.
@@ -270,11 +296,17 @@ pub(crate) unsafe fn headers<'a>(
 pub(crate) unsafe fn headers_mut<'a>(
     skb: *mut bindings::sk_buff,
 ) -> &'a mut bindings::sk_buff__bindgen_ty_4__bindgen_ty_1 {
-    // SAFETY: as in `headers`.
+    // SAFETY: per the function's contract (the caller owns `skb` for `'a`, so nothing else
+    // accesses it); the anonymous struct is the union member the fields are declared in.
     unsafe { (*skb).__bindgen_anon_4.__bindgen_anon_1.as_mut() }
 }
 
 /// The list of packets an enqueue drops, freed by the core once the qdisc lock is released.
+///
+/// # Invariants
+///
+/// `list` is the `to_free` list and `sch` the qdisc of the enqueue in progress, which outlasts
+/// this value (made by `Adapter::enqueue_cb` for the call).
 #[cfg(knet_qdisc)]
 pub(crate) struct ToFree<'a> {
     list: *mut *mut bindings::sk_buff,
@@ -288,6 +320,7 @@ impl ToFree<'_> {
     ///
     /// `list` is the `to_free` argument of the enqueue of `sch` in progress.
     pub(super) unsafe fn new(list: *mut *mut bindings::sk_buff, sch: *mut sys::Qdisc) -> Self {
+        // INVARIANT: the caller passes the `to_free` list and qdisc of the enqueue in progress.
         ToFree {
             list,
             sch,
@@ -297,8 +330,8 @@ impl ToFree<'_> {
 
     /// Drops `skb`, counting it in the qdisc's drops.
     pub(crate) fn drop_counted(&mut self, skb: Skb) -> Xmit {
-        // SAFETY: `list` and `sch` belong to the enqueue in progress (see `new`); the skb is
-        // owned and handed over.
+        // SAFETY: by the type invariant `list` and `sch` belong to the enqueue in progress; the
+        // skb's reference (`Skb` invariant) is handed over.
         unsafe { sys::knet_skb_drop(skb.into_raw(), self.sch, self.list) };
         Xmit::DROP
     }
@@ -306,7 +339,8 @@ impl ToFree<'_> {
     /// Frees `skb` without counting a drop (a filter action took or dropped it), returning
     /// `ret` for the caller to pass on.
     pub(crate) fn discard(&mut self, skb: Skb, ret: Xmit) -> Xmit {
-        // SAFETY: as in `drop_counted`.
+        // SAFETY: by the type invariant `list` is the `to_free` list of the enqueue in progress;
+        // the skb's reference (`Skb` invariant) is handed over to it.
         unsafe { sys::knet_skb_discard(skb.into_raw(), self.list) };
         ret
     }

@@ -27,6 +27,11 @@ pub(crate) trait DropWatch: Send + Sync + 'static {
 }
 
 /// A registered probe; unregistered (and waited for) in `Drop`.
+///
+/// # Invariants
+///
+/// `drop_cb` is registered on the `kfree_skb` tracepoint with `Arc::as_ptr(&watch)` as its data,
+/// from `new` until drop.
 pub(crate) struct DropWatchRegistration<W: DropWatch> {
     /// The probe's data points to it.
     watch: Arc<W>,
@@ -44,6 +49,7 @@ impl<W: DropWatch> DropWatchRegistration<W> {
                 Arc::as_ptr(&watch).cast_mut().cast(),
             )
         })?;
+        // INVARIANT: registered just above, with `watch`'s address as the data.
         Ok(DropWatchRegistration { watch })
     }
 
@@ -67,7 +73,8 @@ impl<W: DropWatch> DropWatchRegistration<W> {
         if tag.0 != W::MAGIC || unsafe { sys::knet_irqs_disabled() } {
             return;
         }
-        // SAFETY: `data` is the watcher, held by the registration while the probe exists.
+        // SAFETY: `data` is the watcher, held by the registration while the probe is registered
+        // (type invariant of `DropWatchRegistration<W>`).
         let watch = unsafe { &*data.cast::<W>() };
         watch.dropped(skb as usize, tag);
     }
@@ -75,8 +82,8 @@ impl<W: DropWatch> DropWatchRegistration<W> {
 
 impl<W: DropWatch> Drop for DropWatchRegistration<W> {
     fn drop(&mut self) {
-        // SAFETY: registered in `new` with the same probe and data; afterwards, wait until no
-        // CPU still runs the probe.
+        // SAFETY: by the type invariant `drop_cb` is registered with this data; afterwards, wait
+        // until no CPU still runs the probe, so `watch` may go.
         unsafe {
             bindings::tracepoint_probe_unregister(
                 &raw mut __tracepoint_kfree_skb,

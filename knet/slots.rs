@@ -46,6 +46,14 @@ const FILLING: u32 = 1;
 const FULL: u32 = 2;
 const TAKEN: u32 = 3;
 
+/// One slot of a [`SlotTable`].
+///
+/// # Invariants
+///
+/// `entry` is initialised while `state` is `FULL` or `TAKEN`, and while `FILLING` once `insert`
+/// has written it; otherwise it is uninitialised. Only whoever moved `state` to `FILLING` or
+/// `TAKEN` (by compare-and-swap from `FREE` or `FULL`) accesses `entry`, until it stores `FULL`
+/// or `FREE` (release).
 struct Slot<T> {
     state: AtomicU32,
     /// The entry's key and birth, for peeking: written before the slot becomes full.
@@ -57,6 +65,7 @@ struct Slot<T> {
 
 impl<T> Slot<T> {
     fn free() -> Slot<T> {
+        // INVARIANT: free, with an uninitialised entry.
         Slot {
             state: AtomicU32::new(FREE),
             key: AtomicUsize::new(0),
@@ -74,6 +83,11 @@ impl<T> Slot<T> {
 }
 
 /// An entry taken out of the table: owned until dropped (which frees the slot) or put back.
+///
+/// # Invariants
+///
+/// `slot` is `TAKEN`, moved there by the compare-and-swap that made this value: its entry is
+/// initialised and only this value accesses it.
 pub(crate) struct Taken<'a, T: Keyed> {
     slot: &'a Slot<T>,
 }
@@ -82,7 +96,8 @@ impl<T: Keyed> Deref for Taken<'_, T> {
     type Target = T;
 
     fn deref(&self) -> &T {
-        // SAFETY: the slot is taken by us, so its entry is initialised and ours alone.
+        // SAFETY: by the type invariant the slot is taken by us, so its entry is initialised and
+        // ours alone.
         unsafe { (*self.slot.entry.get()).assume_init_ref() }
     }
 }
@@ -92,20 +107,30 @@ impl<T: Keyed> Taken<'_, T> {
     fn put_back(self) {
         let slot = self.slot;
         core::mem::forget(self);
+        // INVARIANT: the entry, still initialised, goes back to the table: `FULL` (release)
+        // publishes it to the next one that takes the slot.
         slot.state.store(FULL, Ordering::Release);
     }
 }
 
 impl<T: Keyed> Drop for Taken<'_, T> {
     fn drop(&mut self) {
-        // SAFETY: the slot is taken by us: its entry is initialised and dropped once, here,
-        // before the slot is freed for others.
+        // SAFETY: by the type invariant the slot is taken by us: its entry is initialised and
+        // dropped once, here, before the slot is freed for others.
         unsafe { (*self.slot.entry.get()).assume_init_drop() };
+        // INVARIANT: the entry was dropped: the slot is free, its entry uninitialised.
         self.slot.state.store(FREE, Ordering::Release);
     }
 }
 
 /// The table (see the module documentation).
+///
+/// # Invariants
+///
+/// `chunks` has `CHUNKS` entries. A non-null entry points to a chunk of `CHUNK` initialised
+/// slots from `KVec::into_raw_parts` (length and capacity `CHUNK`), stored once by `grow`
+/// (release) and freed only in `drop`. `chunks[..nchunks]` are non-null, and `nchunks >= 1`
+/// once `new` has returned.
 pub(crate) struct SlotTable<T: Keyed> {
     chunks: KVVec<AtomicPtr<Slot<T>>>,
     /// Chunks published: `chunks[..nchunks]` are all non-null.
@@ -114,11 +139,12 @@ pub(crate) struct SlotTable<T: Keyed> {
     _p: PhantomData<T>,
 }
 
-// SAFETY: entries move between CPUs only with ownership of their slot (`T: Send`); the slots'
-// states and peeks are atomics.
+// SAFETY: entries move between CPUs only with ownership of their slot (`T: Send`, see the
+// `Slot` invariants); the slots' states and peeks are atomics.
 unsafe impl<T: Keyed + Send> Send for SlotTable<T> {}
-// SAFETY: `&self` methods hand out an entry only to the one caller that took its slot, never a
-// shared reference to an entry someone else may own.
+// SAFETY: `&self` methods hand out an entry only to the one caller that took its slot (a
+// `Taken`, which is neither `Send` nor `Sync`), never a shared reference to an entry someone
+// else may own (`Slot` invariants).
 unsafe impl<T: Keyed + Send> Sync for SlotTable<T> {}
 
 impl<T: Keyed> SlotTable<T> {
@@ -138,6 +164,8 @@ impl<T: Keyed> SlotTable<T> {
         for _ in 0..CHUNKS {
             chunks.push(AtomicPtr::new(ptr::null_mut()), GFP_KERNEL)?;
         }
+        // INVARIANT: `CHUNKS` null entries, none published yet; `grow` below publishes the first
+        // or `new` fails.
         let t = SlotTable {
             chunks,
             nchunks: AtomicUsize::new(0),
@@ -158,16 +186,22 @@ impl<T: Keyed> SlotTable<T> {
         for _ in 0..Self::CHUNK {
             v.push(Slot::<T>::free(), flags).ok()?;
         }
+        // `with_capacity` on an empty vector allocates exactly `CHUNK`, all pushed above.
         let (p, _len, _cap) = v.into_raw_parts();
+        // INVARIANT: a chunk of `CHUNK` free slots, stored only where the entry was still null
+        // (never replacing a published chunk).
         if self.chunks[n]
             .compare_exchange(ptr::null_mut(), p, Ordering::AcqRel, Ordering::Acquire)
             .is_err()
         {
             // Another CPU grew the table first: its chunk serves.
-            // SAFETY: `p` and the lengths come from `into_raw_parts` above, never shared.
+            // SAFETY: `p` came from `into_raw_parts` above with length and capacity `CHUNK`,
+            // and was never shared.
             drop(unsafe { KVec::from_raw_parts(p, Self::CHUNK, Self::CHUNK) });
         }
         // Published in order: whoever stored chunk `n` (or saw it stored) moves the count on.
+        // INVARIANT: `chunks[n]` is non-null (ours, or the one that beat us) before the count
+        // passes it.
         let _ = self
             .nchunks
             .compare_exchange(n, n + 1, Ordering::AcqRel, Ordering::Relaxed);
@@ -180,7 +214,8 @@ impl<T: Keyed> SlotTable<T> {
         if c.is_null() {
             return None;
         }
-        // SAFETY: a published chunk holds CHUNK initialised slots and lives as long as `self`.
+        // SAFETY: by the type invariant a non-null chunk holds `CHUNK` initialised slots and is
+        // freed only in `drop`, so it outlives `&self`; `id % CHUNK` is in bounds.
         Some(unsafe { &*c.add(id % Self::CHUNK) })
     }
 
@@ -198,8 +233,10 @@ impl<T: Keyed> SlotTable<T> {
                 }
                 slot.key.store(e.key(), Ordering::Relaxed);
                 slot.born.store(e.born(), Ordering::Relaxed);
-                // SAFETY: the slot is ours while filling; its entry is uninitialised.
+                // SAFETY: we moved the slot from `FREE` to `FILLING`, so by the `Slot`
+                // invariants it is ours alone and its entry uninitialised.
                 unsafe { (*slot.entry.get()).write(e) };
+                // INVARIANT: the entry is initialised before the release store makes it `FULL`.
                 slot.state.store(FULL, Ordering::Release);
                 return Ok(id as u32);
             }
@@ -227,6 +264,8 @@ impl<T: Keyed> SlotTable<T> {
         ) {
             return None;
         }
+        // INVARIANT: the compare-and-swap moved the slot from `FULL` to `TAKEN` (acquire):
+        // its entry is initialised and ours alone.
         slot.swap_state(FULL, TAKEN).then_some(Taken { slot })
     }
 
@@ -279,8 +318,10 @@ impl<T: Keyed> Drop for SlotTable<T> {
         for c in self.chunks.iter() {
             let p = c.load(Ordering::Acquire);
             if !p.is_null() {
-                // SAFETY: published by `grow` from `into_raw_parts` with CHUNK and CHUNK; no
-                // one else uses the table any more (`&mut self`), and no slot holds an entry.
+                // SAFETY: by the type invariant a non-null chunk came from `into_raw_parts` with
+                // length and capacity `CHUNK`, and is freed only here; no one else uses the table
+                // (`&mut self`: no `Taken` or `insert` is alive), so after `take_all` no slot
+                // holds an entry (dropping a `Slot` does not drop its entry anyway).
                 drop(unsafe { KVec::from_raw_parts(p, Self::CHUNK, Self::CHUNK) });
             }
         }

@@ -38,6 +38,11 @@ pub(crate) enum InetAddr {
 }
 
 /// The segment that completed a handshake, as seen by the probe.
+///
+/// # Invariants
+///
+/// `skb` is the packet argument of the probed call whose handler made this value: live, and not
+/// changed while that handler runs, which outlasts the value (`'a`).
 pub(crate) struct Segment<'a> {
     skb: NonNull<bindings::sk_buff>,
     _life: PhantomData<&'a bindings::sk_buff>,
@@ -47,15 +52,13 @@ pub(crate) struct Segment<'a> {
 pub(crate) const TCP_MAX_HEADER: usize = 60;
 
 impl Segment<'_> {
-    /// Copies the TCP header, options included, into `buf`; returns the copied part (empty if
-    /// the segment has none).
     /// The segment's linear data from `offset` (from `skb->head`) up to its tail; `None` if the
     /// header is not set (`offset` is `u16::MAX`).
     fn linear_from(&self, offset: u16) -> Option<&[u8]> {
         if offset == u16::MAX {
             return None;
         }
-        // SAFETY: `skb` is the live segment being processed by the probed call, not changed
+        // SAFETY: by the type invariant `skb` is the live segment of the probed call, not changed
         // while the handler runs; `head..head + tail` is its linear data (`skb_tail_pointer`
         // with offsets, as on 64-bit).
         unsafe {
@@ -72,7 +75,7 @@ impl Segment<'_> {
     /// the linear data holds no whole TCP header). On the receive path TCP has pulled the header
     /// and its options into the linear data already.
     pub(crate) fn tcp_header<'b>(&self, buf: &'b mut [u8; TCP_MAX_HEADER]) -> &'b [u8] {
-        // SAFETY: the live segment (see `linear_from`).
+        // SAFETY: by the type invariant `skb` is a live packet, unchanged while we read it.
         let th = unsafe { super::skb::headers(self.skb.as_ptr()) }.transport_header;
         let Some(data) = self.linear_from(th).filter(|d| d.len() >= 20) else {
             return &buf[..0];
@@ -91,7 +94,7 @@ impl Segment<'_> {
 
     /// The segment's source address.
     pub(crate) fn source(&self) -> Option<InetAddr> {
-        // SAFETY: the live segment (see `linear_from`).
+        // SAFETY: by the type invariant `skb` is a live packet, unchanged while `self` lives.
         let h = unsafe { super::skb::headers(self.skb.as_ptr()) };
         let nh = self.linear_from(h.network_header)?;
         match u32::from(u16::from_be(h.protocol)) {
@@ -104,6 +107,12 @@ impl Segment<'_> {
 }
 
 /// The address a `getpeername()`/`accept()` call is about to return.
+///
+/// # Invariants
+///
+/// `uaddr` is the address buffer that the probed `inet_getname`/`inet6_getname` call filled in
+/// and returned success for: live and writable while the return handler that made this value
+/// runs (which outlasts it), and holding the sockaddr its family names.
 pub(crate) struct PeerName<'a> {
     uaddr: NonNull<bindings::sockaddr>,
     _life: PhantomData<&'a mut bindings::sockaddr>,
@@ -113,9 +122,9 @@ impl PeerName<'_> {
     /// The address and port (host order) the kernel filled in.
     pub(crate) fn get(&self) -> Option<(InetAddr, u16)> {
         let sa = self.uaddr.as_ptr();
-        // SAFETY: `uaddr` is the sockaddr the probed call just filled in (a `sockaddr_storage`
-        // in its caller's frame, live during the return handler): its family says which
-        // sockaddr it holds.
+        // SAFETY: by the type invariant `uaddr` is the sockaddr the probed call just filled in
+        // (for `getpeername()`/`accept()`, a `sockaddr_storage` in its caller's frame), live
+        // during the return handler: its family says which sockaddr it holds.
         unsafe {
             match u32::from((*sa).sa_family) {
                 bindings::AF_INET => {
@@ -150,7 +159,9 @@ impl PeerName<'_> {
             (InetAddr::V6(_), false) => return false,
         };
         let sa = self.uaddr.as_ptr();
-        // SAFETY: as in `get`; the family, and so the sockaddr's size, stays.
+        // SAFETY: by the type invariant `uaddr` is live, writable, and holds the sockaddr its
+        // family names; only that sockaddr's fields are written and the family stays, so the
+        // write stays within what the probed call wrote.
         unsafe {
             match u32::from((*sa).sa_family) {
                 bindings::AF_INET => {
@@ -214,6 +225,8 @@ impl<T: TcpObserver, const V6: bool> EntryProbe for SynRecv<T, V6> {
         let Some(skb) = NonNull::new(regs.arg(1) as *mut bindings::sk_buff) else {
             return;
         };
+        // INVARIANT: the skb argument of the probed call, live and unchanged while this handler
+        // runs; `seg` does not outlive it.
         let seg = Segment {
             skb,
             _life: PhantomData,
@@ -290,6 +303,8 @@ impl<T: TcpObserver> RetProbe for GetName<T> {
         let Some(uaddr) = NonNull::new(uaddr as *mut bindings::sockaddr) else {
             return;
         };
+        // INVARIANT: the `uaddr` argument of this call, which returned success (checked above)
+        // after filling it in; `name` does not outlive this handler.
         let mut name = PeerName {
             uaddr,
             _life: PhantomData,
@@ -308,6 +323,8 @@ impl<T: TcpObserver> EntryProbe for RouteReq<T> {
         let Some(skb) = NonNull::new(regs.arg(1) as *mut bindings::sk_buff) else {
             return;
         };
+        // INVARIANT: the skb argument (the SYN) of the probed call, live and unchanged while this
+        // handler runs; `seg` does not outlive it.
         let seg = Segment {
             skb,
             _life: PhantomData,
@@ -339,6 +356,12 @@ impl<T: TcpObserver> SockTracepoint for Destroy<T> {
 }
 
 /// The probes of a [`TcpObserver`], registered together: all or none.
+///
+/// # Invariants
+///
+/// Every counter of ours that `ctx.stats()` watches is that of a probe in [`Self::all`], still
+/// registered: `drop` unwatches them all before the fields (the registrations) are dropped.
+/// This holds only if [`TcpObserver::stats`] returns the same table every time.
 pub(crate) struct TcpProbes<T: TcpObserver> {
     ctx: Arc<T>,
     // Dropped in this order: getname first, destruction last, so no entry outlives its socket.
@@ -380,6 +403,8 @@ impl<T: TcpObserver> TcpProbes<T> {
             req_free,
             _destroy: destroy,
         };
+        // INVARIANT: only the probes of `all` are watched; on an error `probes` is dropped,
+        // unwatching those watched so far.
         if let Some(stats) = probes.ctx.stats() {
             for p in probes.all() {
                 stats.watch(p)?;

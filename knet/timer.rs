@@ -12,6 +12,13 @@ pub(crate) trait Periodic: Send + Sync + 'static {
     fn tick(&self);
 }
 
+/// The kernel's timer and what its callback needs.
+///
+/// # Invariants
+///
+/// `handler` points to the `P` of the `Arc` held by the `PeriodicTimer<P>` that owns this, and
+/// `tick` is `PeriodicTimer::<P>::tick` for that same `P`. `timer` is set up with `timer_cb`
+/// before it is armed, and shut down before the memory goes.
 #[repr(C)]
 struct Inner {
     /// First: the callback finds the rest from it.
@@ -22,13 +29,19 @@ struct Inner {
 }
 
 /// The timer; shut down (and waited for) in `Drop`.
+///
+/// # Invariants
+///
+/// `inner.timer` is set up and armed by `new`, and shut down only in `drop`; `inner.handler`
+/// points to the `P` in `_handler`.
 pub(crate) struct PeriodicTimer<P: Periodic> {
     inner: Pin<KBox<Inner>>,
     /// The timer points to it.
     _handler: Arc<P>,
 }
 
-// SAFETY: `Inner` is the kernel's timer and a pointer to the `Sync` handler, used from any CPU.
+// SAFETY: `Inner` is the kernel's timer and, by the type invariant, a pointer to a
+// `Send + Sync` handler, used from any CPU.
 unsafe impl Send for Inner {}
 // SAFETY: `&Inner` allows nothing to Rust; the kernel serialises the timer itself.
 unsafe impl Sync for Inner {}
@@ -40,7 +53,8 @@ impl<P: Periodic> PeriodicTimer<P> {
             Inner {
                 // SAFETY: all-zero is an unused timer, set up below before use.
                 timer: Opaque::new(unsafe { core::mem::zeroed() }),
-                // INVARIANT: the timer holds `handler` until it is shut down.
+                // INVARIANT: the timer holds `handler` until it is shut down, and `tick` reads
+                // it as the `P` it is.
                 handler: Arc::as_ptr(&handler).cast(),
                 tick: Self::tick,
                 period: msecs_to_jiffies(period_ms),
@@ -62,6 +76,8 @@ impl<P: Periodic> PeriodicTimer<P> {
                 (jiffies() + inner.period) as kernel::ffi::c_ulong,
             );
         }
+        // INVARIANT: set up and armed above; shut down in `drop`; `handler` moves into
+        // `_handler` (moving the `Arc` does not move the `P`).
         Ok(PeriodicTimer {
             inner,
             _handler: handler,
@@ -80,9 +96,11 @@ impl<P: Periodic> PeriodicTimer<P> {
     ///
     /// Called by the timer core with the timer of an `Inner`.
     unsafe extern "C" fn timer_cb(t: *mut bindings::timer_list) {
-        // SAFETY: the timer is the first field of a pinned `repr(C)` `Inner`.
+        // SAFETY: the timer is the first field of a pinned `repr(C)` `Inner`, live until the
+        // timer is shut down (type invariant of `Inner`), which waits for this callback.
         let inner = unsafe { &*t.cast::<Inner>() };
-        // SAFETY: the handler is held by the `PeriodicTimer` until the timer is shut down.
+        // SAFETY: by the `Inner` invariant `tick` reads `handler` as the `P` it points to, held
+        // by the `PeriodicTimer` until the timer is shut down.
         unsafe { (inner.tick)(inner.handler) };
         // SAFETY: not shut down yet (`timer_shutdown_sync` makes this a no-op once it is).
         unsafe { bindings::mod_timer(t, (jiffies() + inner.period) as kernel::ffi::c_ulong) };
@@ -91,7 +109,9 @@ impl<P: Periodic> PeriodicTimer<P> {
 
 impl<P: Periodic> Drop for PeriodicTimer<P> {
     fn drop(&mut self) {
-        // SAFETY: set up in `new`; waits for a running callback and prevents re-arming.
+        // SAFETY: by the type invariant the timer was set up in `new` and not shut down yet;
+        // this waits for a running callback and prevents re-arming, so `inner` and the handler
+        // may go after it.
         unsafe { bindings::timer_shutdown_sync(self.inner.timer.get()) };
     }
 }
