@@ -195,20 +195,21 @@ impl StatsDump<'_> {
 ///
 /// # Invariants
 ///
-/// `sch` and `w` are the qdisc and the walker of the `walk` callback in progress, for `'a`.
-pub(crate) struct Walker<'a> {
+/// `sch` and `w` are the qdisc and the walker of the `walk` callback in progress, for `'a`;
+/// `C` is the class type of that qdisc's kind (the type its class callbacks read cookies as).
+pub(crate) struct Walker<'a, C> {
     pub(super) sch: *mut sys::Qdisc,
     pub(super) w: *mut sys::qdisc_walker,
-    pub(super) _p: PhantomData<&'a mut ()>,
+    pub(super) _p: PhantomData<(&'a mut (), *const C)>,
 }
 
-impl Walker<'_> {
+impl<C> Walker<'_, C> {
     /// Reports a class; `false` when the walk is over.
-    pub(crate) fn visit_class<C>(&mut self, class: super::qdisc::ClassPtr<C>) -> bool {
+    pub(crate) fn visit_class(&mut self, class: super::qdisc::ClassPtr<C>) -> bool {
         // SAFETY: by the type invariant `sch` and `w` are the qdisc and walker of the walk in
         // progress. The core hands the cookie to this kind's class callbacks, which read it as a
-        // live `T::Class` of this qdisc: the caller must pass such a class (not checked: `C` is
-        // any type, and a `ClassPtr` does not keep its class alive).
+        // `C`, the kind's class type (by the type invariant); that it is alive is the kind's
+        // promise for every `ClassPtr` it gives out (see `ClassPtr`).
         unsafe { sys::knet_walker_visit(self.sch, class.cookie(), self.w) }
     }
 }

@@ -24,7 +24,7 @@ use core::{
     ops::{Deref, DerefMut},
     pin::Pin,
     ptr::NonNull,
-    sync::atomic::{AtomicBool, Ordering},
+    sync::atomic::{AtomicBool, AtomicU32, Ordering},
 };
 use kernel::{
     bindings,
@@ -343,13 +343,25 @@ impl<S> Drop for CellGuard<'_, S> {
 
 /// Proof of either lock that guards a [`SharedCell`] for reading: RTNL ([`Control`]) or the
 /// root lock ([`Locked`], [`TreeLock`]).
-pub(crate) trait EitherLock: private::Sealed {}
-impl EitherLock for Locked<'_> {}
-impl EitherLock for TreeLock<'_> {}
+pub(crate) trait EitherLock: private::Sealed {
+    /// Whether the holder also holds RTNL, and so may take a write borrow while reading: such
+    /// reads are counted, and a write waits for none of them to be outstanding.
+    const RTNL: bool;
+}
+impl EitherLock for Locked<'_> {
+    const RTNL: bool = false;
+}
+impl EitherLock for TreeLock<'_> {
+    const RTNL: bool = true;
+}
 impl private::Sealed for Control<'_> {}
-impl EitherLock for Control<'_> {}
+impl EitherLock for Control<'_> {
+    const RTNL: bool = true;
+}
 impl private::Sealed for Lookup<'_> {}
-impl EitherLock for Lookup<'_> {}
+impl EitherLock for Lookup<'_> {
+    const RTNL: bool = false;
+}
 
 /// State read in any context (a class index the core's `find` consults from inside
 /// `qdisc_tree_reduce_backlog`, under the root lock, as well as under RTNL), written only
@@ -360,15 +372,19 @@ impl EitherLock for Lookup<'_> {}
 /// `data` is written only through a [`SharedCellGuard`], made with RTNL and a root lock held,
 /// and `writing` is true while one exists. Readers hold RTNL or a root lock; as with
 /// [`QdiscCell`], the root lock is assumed (not checked) to be that of the qdisc whose state
-/// holds the cell.
+/// holds the cell. `rtnl_readers` counts the outstanding [`SharedRef`]s made with a token that
+/// implies RTNL (only the RTNL holder changes it); a write guard is made only when it is 0, so
+/// a read borrow of the same callback never overlaps a write borrow.
 pub(crate) struct SharedCell<S> {
     writing: AtomicBool,
+    rtnl_readers: AtomicU32,
     data: UnsafeCell<S>,
 }
 
 // SAFETY: readers on several CPUs only share `&S` (hence `S: Sync`); a writer holds RTNL and
-// the root lock, which shut out readers on other CPUs, and `writing` turns away a reader that
-// re-enters on the writer's own CPU.
+// the root lock, which shut out readers on other CPUs, `writing` turns away a reader that
+// re-enters on the writer's own CPU, and `rtnl_readers` a writer while its own callback still
+// holds a read borrow.
 unsafe impl<S: Send + Sync> Sync for SharedCell<S> {}
 // SAFETY: moving the cell moves `S`.
 unsafe impl<S: Send> Send for SharedCell<S> {}
@@ -378,18 +394,24 @@ impl<S> SharedCell<S> {
     pub(crate) const fn new(s: S) -> Self {
         SharedCell {
             writing: AtomicBool::new(false),
+            rtnl_readers: AtomicU32::new(0),
             data: UnsafeCell::new(s),
         }
     }
 
     /// Shared access under either lock; `None` while this CPU is writing.
-    pub(crate) fn read<'a>(&'a self, _lock: &'a impl EitherLock) -> Option<&'a S> {
+    pub(crate) fn read<'a, L: EitherLock>(&'a self, _lock: &'a L) -> Option<SharedRef<'a, S>> {
         if self.writing.load(Ordering::Acquire) {
             return None;
         }
-        // SAFETY: no writer runs: one would hold both locks, excluding other CPUs, and set
-        // `writing` on this one (see the `Sync` impl).
-        Some(unsafe { &*self.data.get() })
+        if L::RTNL {
+            self.rtnl_readers.fetch_add(1, Ordering::Relaxed);
+        }
+        // INVARIANT: counted if made under RTNL; no writer runs (see the `Sync` impl).
+        Some(SharedRef {
+            cell: self,
+            counted: L::RTNL,
+        })
     }
 
     /// Exclusive access, with RTNL and the root lock held; `None` if already writing.
@@ -401,9 +423,44 @@ impl<S> SharedCell<S> {
         if self.writing.swap(true, Ordering::Acquire) {
             return None;
         }
+        if self.rtnl_readers.load(Ordering::Relaxed) != 0 {
+            // A read borrow of this callback is still out.
+            self.writing.store(false, Ordering::Release);
+            return None;
+        }
         // INVARIANT: `writing` was false, so no other write guard exists (RTNL also excludes
-        // one); now set, it turns away readers on this CPU until the guard drops.
+        // one), and no read borrow made under RTNL is out (readers under the root lock alone
+        // run on other CPUs, shut out by the root lock we hold); now set, `writing` turns away
+        // readers on this CPU until the guard drops.
         Some(SharedCellGuard { cell: self })
+    }
+}
+
+/// A read borrow of a [`SharedCell`].
+///
+/// # Invariants
+///
+/// No write borrow of `cell` exists while this one does: it was made while `writing` was
+/// false, and if `counted` it is counted in `rtnl_readers`, which keeps a write borrow from
+/// being made until it drops; if not counted, its holder holds no RTNL and cannot make one.
+pub(crate) struct SharedRef<'a, S> {
+    cell: &'a SharedCell<S>,
+    counted: bool,
+}
+
+impl<S> Deref for SharedRef<'_, S> {
+    type Target = S;
+    fn deref(&self) -> &S {
+        // SAFETY: by the type invariant no write borrow exists while `self` does.
+        unsafe { &*self.cell.data.get() }
+    }
+}
+
+impl<S> Drop for SharedRef<'_, S> {
+    fn drop(&mut self) {
+        if self.counted {
+            self.cell.rtnl_readers.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -569,7 +626,7 @@ pub(crate) trait QdiscOps: Sized + 'static {
         build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
     }
     /// Reports every class to `walker`.
-    fn walk(_data: &Self::Data, _sch: &Control<'_>, _walker: &mut Walker<'_>) {
+    fn walk(_data: &Self::Data, _sch: &Control<'_>, _walker: &mut Walker<'_, Self::Class>) {
         build_error!(kernel::error::VTABLE_DEFAULT_ERROR)
     }
     /// The filter block of `cl`, or of the qdisc if `None`.

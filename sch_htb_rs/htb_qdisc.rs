@@ -242,7 +242,7 @@ impl QdiscOps for HtbRs {
         let Some(ids) = data.ids.read(sch) else {
             return to_free.drop_counted(skb);
         };
-        match st.classify(ids, &data.filters, sch, &skb) {
+        match st.classify(&ids, &data.filters, sch, &skb) {
             Target::Direct => {
                 if st.direct.len() >= st.direct_qlen {
                     return to_free.drop_counted(skb);
@@ -520,7 +520,7 @@ impl QdiscOps for HtbRs {
             let parent = if parentid == TC_H_ROOT || parentid == sch.handle() {
                 None
             } else {
-                match data.ids.read(&lock).and_then(|ids| find(ids, parentid)) {
+                match data.ids.read(&lock).and_then(|ids| find(&ids, parentid)) {
                     Some(p) => Some(p),
                     None if cl.is_none() => {
                         return Err(fail(extack, "parent class not found", ENOENT))
@@ -624,7 +624,7 @@ impl QdiscOps for HtbRs {
         Ok(class)
     }
 
-    fn walk(data: &Htb, sch: &Control<'_>, walker: &mut Walker<'_>) {
+    fn walk(data: &Htb, sch: &Control<'_>, walker: &mut Walker<'_, Class>) {
         // RTNL keeps the index as it is; the walker's callbacks take the lock themselves.
         let Some(ids) = data.ids.read(sch) else {
             return;
@@ -655,7 +655,8 @@ impl QdiscOps for HtbRs {
         classid: u32,
     ) -> Option<ClassPtr<Class>> {
         let st = data.state.borrow(sch)?;
-        let idx = find(data.ids.read(sch)?, classid)?;
+        let ids = data.ids.read(sch)?;
+        let idx = find(&ids, classid)?;
         let c = st.class(idx)?;
         c.filter_cnt.fetch_add(1, Ordering::Relaxed);
         st.class_ptr(idx)
