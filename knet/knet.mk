@@ -45,9 +45,9 @@ knet_bindgen_flags := --rust-target 1.85 --use-core --with-derive-default \
 	--enable-function-attribute-detection --no-recursive-allowlist \
 	--blocklist-type '__kernel_s?size_t' --blocklist-type __kernel_ptrdiff_t \
 	--allowlist-function 'knet_.*' --allowlist-var 'KNET_.*|knet_qdisc_layout|knet_l3_features' \
-	--allowlist-type 'knet_stats|fprobe_hlist' --opaque-type 'knet_stats|ftrace_regs|fprobe_hlist' \
+	--allowlist-type 'fprobe_hlist' --opaque-type 'ftrace_regs|fprobe_hlist' \
 	--allowlist-type 'fprobe|fprobe_entry_cb|fprobe_exit_cb|ftrace_regs' \
-	--allowlist-function 'register_fprobe_syms|unregister_fprobe' \
+	--allowlist-function 'register_fprobe_syms|unregister_fprobe|proc_create_single_data|remove_proc_entry' \
 	--allowlist-type 'Qdisc_ops|Qdisc_class_ops|knet_qdisc_layout|knet_filters|knet_class_stats|tcmsg' \
 	--allowlist-type '$(knet_net_types)|$(knet_net_alias)' \
 	--allowlist-type '$(knet_net_ptr_only)' --opaque-type '$(knet_net_ptr_only)' \

@@ -13,7 +13,6 @@
 #include <net/sock.h>
 
 /* The static inlines the Rust probes (knet/probe.rs) need. */
-s64 knet_probe_nmissed(const unsigned long *counter);
 unsigned long knet_regs_arg(struct pt_regs *regs, unsigned int n);
 unsigned long knet_regs_return(struct pt_regs *regs);
 
@@ -22,16 +21,9 @@ struct sock *knet_socket_sk(const struct socket *sock);
 bool knet_sk_is_tcp(const struct sock *sk);
 
 
-/*
- * Per-CPU counters shown as a table in /proc/net/<name> (initial namespace). The last of the n
- * names is not a counter: it shows the sum of the probes' missed-hit counters being watched.
- */
-struct knet_stats;
-struct knet_stats *knet_stats_create(const char *name, const char *const *names, unsigned int n);
-int knet_stats_watch(struct knet_stats *stats, const unsigned long *nmissed);
-void knet_stats_unwatch(struct knet_stats *stats, const unsigned long *nmissed);
-void knet_stats_destroy(struct knet_stats *stats);
-void knet_stats_add(struct knet_stats *stats, unsigned int idx, s64 v);
-s64 knet_stats_sum(struct knet_stats *stats, unsigned int idx);
+/* Per-CPU counters (knet/stats.rs): __alloc_percpu, per_cpu_ptr and this_cpu_add are macros. */
+void __percpu *knet_alloc_percpu(size_t size, size_t align);
+void *knet_per_cpu_ptr(void __percpu *base, int cpu);
+void knet_this_cpu_add_s64(void __percpu *base, unsigned int idx, s64 v);
 
 #endif
