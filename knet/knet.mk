@@ -22,7 +22,12 @@ knet_skip_c_flags := -mno-fp-ret-in-387 -mpreferred-stack-boundary=% -mskip-rax-
 	-fpatchable-function-entry=% -fmerge-constants -Wp,-MMD,%
 
 # Scheduler types Rust only points to (or embeds whole, never looking inside).
-knet_opaque_net := Qdisc|gnet_dump|qdisc_walker|tcf_block|tcf_proto|gnet_stats_basic_sync|net_rate_estimator|qdisc_watchdog
+knet_opaque_net := gnet_dump|qdisc_walker|tcf_block|tcf_proto|net_rate_estimator|qdisc_watchdog
+
+# The qdisc and the counters the packet path updates, laid out by bindgen (kernel::bindings
+# lacks them); the qdisc's members Rust never looks into are opaque, size and alignment kept.
+knet_qdisc_types := Qdisc|qdisc_skb_head|gnet_stats_basic_sync|gnet_stats_queue|qdisc_skb_cb
+knet_qdisc_members := qdisc_size_table
 
 # Netfilter, xtables and netdevice types whose tables Rust builds (imq's divert). kernel::bindings
 # lacks them; what their function pointers mention only by pointer is made opaque.
@@ -44,11 +49,12 @@ knet_bindgen_flags := --rust-target 1.85 --use-core --with-derive-default \
 	--ctypes-prefix kernel::ffi --no-layout-tests --no-debug '.*' --no-doc-comments \
 	--enable-function-attribute-detection --no-recursive-allowlist \
 	--blocklist-type '__kernel_s?size_t' --blocklist-type __kernel_ptrdiff_t \
-	--allowlist-function 'knet_.*' --allowlist-var 'KNET_.*|knet_qdisc_layout|knet_l3_features' \
+	--allowlist-function 'knet_.*' --allowlist-var 'KNET_.*|knet_l3_features' \
 	--allowlist-type 'fprobe_hlist' --opaque-type 'ftrace_regs|fprobe_hlist' \
 	--allowlist-type 'fprobe|fprobe_entry_cb|fprobe_exit_cb|ftrace_regs' \
 	--allowlist-function 'register_fprobe_syms|unregister_fprobe|proc_create_single_data|remove_proc_entry' \
-	--allowlist-type 'Qdisc_ops|Qdisc_class_ops|knet_qdisc_layout|knet_filters|knet_class_stats|tcmsg' \
+	--allowlist-type 'Qdisc_ops|Qdisc_class_ops|knet_filters|knet_class_stats|tcmsg' \
+	--allowlist-type '$(knet_qdisc_types)' --allowlist-type '$(knet_qdisc_members)' --opaque-type '$(knet_qdisc_members)' \
 	--allowlist-type '$(knet_net_types)|$(knet_net_alias)' \
 	--allowlist-type '$(knet_net_ptr_only)' --opaque-type '$(knet_net_ptr_only)' \
 	--allowlist-function '$(knet_net_functions)|$(knet_qdisc_functions)' \

@@ -14,26 +14,8 @@ const char *knet_uts_release(void)
 	return UTS_RELEASE;
 }
 
-const struct knet_qdisc_layout knet_qdisc_layout = {
-	.privdata = offsetof(struct Qdisc, privdata),
-	.qlen = offsetof(struct Qdisc, q.qlen),
-	.handle = offsetof(struct Qdisc, handle),
-	.skb_priority = offsetof(struct sk_buff, priority),
-	.skb_pkt_len = offsetof(struct sk_buff, cb) + offsetof(struct qdisc_skb_cb, pkt_len),
-	.bytes = offsetof(struct Qdisc, bstats.bytes),
-	.packets = offsetof(struct Qdisc, bstats.packets),
-	.backlog = offsetof(struct Qdisc, qstats.backlog),
-	.class_bytes = offsetof(struct knet_class_stats, bstats.bytes),
-	.class_packets = offsetof(struct knet_class_stats, bstats.packets),
-};
 /* u64_stats_add() is local64_add() on 64-bit: what the Rust side does to a u64. */
-static_assert(IS_ENABLED(CONFIG_64BIT) && sizeof(u64_stats_t) == sizeof(u64));
-static_assert(sizeof(((struct Qdisc *)0)->qstats.backlog) == sizeof(u32));
-/* What the Rust side reads through the offsets must be what it reads them as. */
-static_assert(sizeof(((struct Qdisc *)0)->q.qlen) == sizeof(u32));
-static_assert(sizeof(((struct Qdisc *)0)->handle) == sizeof(u32));
-static_assert(sizeof(((struct sk_buff *)0)->priority) == sizeof(u32));
-static_assert(sizeof(((struct qdisc_skb_cb *)0)->pkt_len) == sizeof(u32));
+static_assert(IS_ENABLED(CONFIG_64BIT));
 
 struct sk_buff *knet_qdisc_peek_dequeued(struct Qdisc *sch)
 {

@@ -71,21 +71,17 @@ int knet_filters_classify(struct sk_buff *skb, struct knet_filters *f, u32 *clas
 /* Where the packet path finds the fields it reads for every packet, as byte offsets fixed at
  * build time: Rust loads them directly, as the static inline accessors compile to in C, instead
  * of calling a function per field. */
-struct knet_qdisc_layout {
-	size_t privdata;	/* the qdisc's private area (qdisc_priv) */
-	size_t qlen;		/* sch->q.qlen, u32 */
-	size_t handle;		/* sch->handle, u32 */
-	size_t skb_priority;	/* skb->priority, u32 */
-	size_t skb_pkt_len;	/* qdisc_skb_cb(skb)->pkt_len, u32 */
-	/* Counters the packet path updates in Rust (64-bit u64_stats_t: a plain u64 that one
-	 * writer, under the root lock, updates and readers load whole). */
-	size_t bytes;		/* sch->bstats.bytes */
-	size_t packets;		/* sch->bstats.packets */
-	size_t backlog;		/* sch->qstats.backlog, u32 */
-	size_t class_bytes;	/* struct knet_class_stats: bstats.bytes */
-	size_t class_packets;	/* struct knet_class_stats: bstats.packets */
+/* Layout guards for the Qdisc and qdisc_skb_cb that bindgen generates (checked in sys.rs). */
+enum {
+	KNET_SIZEOF_QDISC = sizeof(struct Qdisc),
+	KNET_OFF_QDISC_HANDLE = offsetof(struct Qdisc, handle),
+	KNET_OFF_QDISC_QLEN = offsetof(struct Qdisc, q.qlen),
+	KNET_OFF_QDISC_BYTES = offsetof(struct Qdisc, bstats.bytes),
+	KNET_OFF_QDISC_PACKETS = offsetof(struct Qdisc, bstats.packets),
+	KNET_OFF_QDISC_BACKLOG = offsetof(struct Qdisc, qstats.backlog),
+	KNET_OFF_QDISC_PRIVDATA = offsetof(struct Qdisc, privdata),
+	KNET_OFF_SKB_CB_PKT_LEN = offsetof(struct qdisc_skb_cb, pkt_len),
 };
-extern const struct knet_qdisc_layout knet_qdisc_layout;
 
 /* Byte/packet counters and a rate estimator of one class. */
 struct knet_class_stats {

@@ -21,6 +21,7 @@ use super::{netlink::*, qdisc_parts::*, skb::*, sys};
 use core::{
     cell::{Cell, UnsafeCell},
     marker::PhantomData,
+    mem::{offset_of, size_of},
     ops::{Deref, DerefMut},
     pin::Pin,
     ptr::NonNull,
@@ -151,7 +152,7 @@ impl Locked<'_> {
     /// into C on the packet path.
     #[inline]
     pub(crate) fn count_dequeued(&self, len: u32, segs: u32) {
-        let l = layout();
+        let l = &LAYOUT;
         let base = self.sch.cast::<u8>();
         // SAFETY: by the type invariant `sch` is live and its root lock is held: this is the
         // counters' only writer; the offsets are the fields' (C asserts the u64 and u32 sizes).
@@ -183,7 +184,7 @@ impl Locked<'_> {
     pub(crate) fn qlen(&self) -> u32 {
         // SAFETY: by the type invariant `sch` is live and its root lock, which guards `q.qlen`,
         // is held; the offset is that field's (a u32, checked in C).
-        unsafe { load_u32(self.sch.cast(), layout().qlen) }
+        unsafe { load_u32(self.sch.cast(), LAYOUT.qlen) }
     }
 
     /// Runs the qdisc again at `at_ns` (monotonic ns): the hrtimer watchdog.
@@ -243,7 +244,7 @@ impl QdiscInfo for Locked<'_> {
     fn handle(&self) -> u32 {
         // SAFETY: by the type invariant `sch` is live; the handle is set before init and never
         // changes; the offset is its place in the qdisc.
-        unsafe { load_u32(self.sch.cast(), layout().handle) }
+        unsafe { load_u32(self.sch.cast(), LAYOUT.handle) }
     }
 }
 
@@ -251,7 +252,7 @@ impl QdiscInfo for Control<'_> {
     fn handle(&self) -> u32 {
         // SAFETY: by the type invariant `sch` is live for the token's lifetime; its handle is
         // set at creation and never changes; the offset is its place in the qdisc.
-        unsafe { load_u32(self.sch.cast(), layout().handle) }
+        unsafe { load_u32(self.sch.cast(), LAYOUT.handle) }
     }
 }
 
@@ -673,7 +674,7 @@ pub(crate) trait QdiscOps: Sized + 'static {
     }
 }
 
-/// Loads the `u32` at byte `offset` of `base` (a field named by `knet_qdisc_layout`).
+/// Loads the `u32` at byte `offset` of `base` (a field named by [`LAYOUT`]).
 ///
 /// # Safety
 ///
@@ -685,12 +686,48 @@ pub(super) unsafe fn load_u32(base: *const u8, offset: usize) -> u32 {
     unsafe { base.add(offset).cast::<u32>().read() }
 }
 
-/// Where the fields the Rust side reads and writes sit (`knet_qdisc_layout`).
-#[inline]
-pub(super) fn layout() -> &'static sys::knet_qdisc_layout {
-    // SAFETY: a `const` C object, initialised at compile time and never written.
-    unsafe { &sys::knet_qdisc_layout }
+/// Where the fields the packet path reads and writes sit, from bindgen's view of the types
+/// (checked against the C compiler's in `sys.rs`).
+pub(super) struct Layout {
+    /// The qdisc's private area (`qdisc_priv`).
+    pub(super) privdata: usize,
+    /// `sch->q.qlen`, u32.
+    pub(super) qlen: usize,
+    /// `sch->handle`, u32.
+    pub(super) handle: usize,
+    /// `qdisc_skb_cb(skb)->pkt_len`, u32.
+    pub(super) skb_pkt_len: usize,
+    /// `sch->bstats.bytes`, `sch->bstats.packets` (64-bit `u64_stats_t`: a plain u64 that one
+    /// writer, under the root lock, updates and readers load whole).
+    pub(super) bytes: usize,
+    pub(super) packets: usize,
+    /// `sch->qstats.backlog`, u32.
+    pub(super) backlog: usize,
+    /// `struct knet_class_stats`: `bstats.bytes`, `bstats.packets`.
+    pub(super) class_bytes: usize,
+    pub(super) class_packets: usize,
 }
+
+pub(super) const LAYOUT: Layout = Layout {
+    privdata: offset_of!(sys::Qdisc, privdata),
+    qlen: offset_of!(sys::Qdisc, q.qlen),
+    handle: offset_of!(sys::Qdisc, handle),
+    skb_pkt_len: offset_of!(bindings::sk_buff, cb) + offset_of!(sys::qdisc_skb_cb, pkt_len),
+    bytes: offset_of!(sys::Qdisc, bstats.bytes),
+    packets: offset_of!(sys::Qdisc, bstats.packets),
+    backlog: offset_of!(sys::Qdisc, qstats.backlog),
+    class_bytes: offset_of!(sys::knet_class_stats, bstats.bytes),
+    class_packets: offset_of!(sys::knet_class_stats, bstats.packets),
+};
+
+/// The fields are read and written as the widths `load_u32`, `store_u32` and `add_u64` assume
+/// (a compile-time check; never called).
+#[allow(dead_code, reason = "a type check")]
+fn layout_widths(q: &sys::Qdisc, c: &sys::qdisc_skb_cb, b: &sys::gnet_stats_basic_sync) {
+    let _: [&u32; 4] = [&q.q.qlen, &q.handle, &q.qstats.backlog, &c.pkt_len];
+    let _: [&bindings::u64_stats_t; 2] = [&b.bytes, &b.packets];
+}
+const _: () = assert!(size_of::<bindings::u64_stats_t>() == size_of::<u64>());
 
 /// Stores `v` into the `u32` at byte `offset` of `base`.
 ///
@@ -746,7 +783,7 @@ struct Priv {
 unsafe fn priv_of(sch: *mut sys::Qdisc) -> *mut Priv {
     // SAFETY: the offset is that of `privdata`, the qdisc's private area of `priv_size`
     // (`size_of::<Priv>()`) bytes, cache-line aligned.
-    unsafe { sch.cast::<u8>().add(layout().privdata).cast::<Priv>() }
+    unsafe { sch.cast::<u8>().add(LAYOUT.privdata).cast::<Priv>() }
 }
 
 /// The Rust state pointer a qdisc of a knet kind keeps in its private area.

@@ -5,7 +5,7 @@
 
 use super::{
     netlink::{ExtAck, StatsDump},
-    qdisc::{add_u64, layout, Control, Locked, RateAttr, RootLock, TreeLock},
+    qdisc::{add_u64, Control, Locked, RateAttr, RootLock, TreeLock, LAYOUT},
     skb::{Skb, ToFree, Xmit},
     sys,
 };
@@ -332,7 +332,7 @@ impl ClassStats {
     /// ([`Locked::count_dequeued`]).
     #[inline]
     pub(crate) fn add_sent(&self, _sch: &Locked<'_>, len: u32, segs: u32) {
-        let l = layout();
+        let l = &LAYOUT;
         let base = self.raw.get().cast::<u8>();
         // SAFETY: by the type invariant the counters are initialised; the root lock of the qdisc
         // (`Locked`), held, serialises their writers; the estimator's timer only reads them; the

@@ -4,7 +4,7 @@
 //! (`knet_divert`) read and write of them.
 
 #[cfg(knet_qdisc)]
-use super::qdisc::{layout, load_u32};
+use super::qdisc::{load_u32, LAYOUT};
 #[cfg(any(knet_qdisc, knet_divert))]
 use super::sys;
 #[cfg(any(knet_qdisc, knet_divert))]
@@ -59,15 +59,22 @@ impl Skb {
     pub(crate) fn pkt_len(&self) -> u32 {
         // SAFETY: by the type invariant `self.0` is a live skb we own; the offset is that of
         // `qdisc_skb_cb(skb)->pkt_len`, set by the core before enqueue.
-        unsafe { load_u32(self.0.as_ptr().cast(), layout().skb_pkt_len) }
+        unsafe { load_u32(self.0.as_ptr().cast(), LAYOUT.skb_pkt_len) }
     }
 
     /// `skb->priority` (for HTB: a class id, or the qdisc's handle for the direct queue).
     #[cfg(knet_qdisc)]
     pub(crate) fn priority(&self) -> u32 {
-        // SAFETY: by the type invariant `self.0` is a live skb we own; the offset is that of
-        // `skb->priority` (a u32, checked in C).
-        unsafe { load_u32(self.0.as_ptr().cast(), layout().skb_priority) }
+        // SAFETY: by the type invariant `self.0` is a live skb we own; the header fields are the
+        // union member they are declared in.
+        unsafe {
+            self.0
+                .as_ref()
+                .__bindgen_anon_4
+                .__bindgen_anon_1
+                .as_ref()
+                .priority
+        }
     }
 }
 

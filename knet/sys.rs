@@ -69,3 +69,16 @@ const _: () = {
     assert!(offset_of!(net_device, priv_) == KNET_OFF_NETDEV_PRIV as usize);
     assert!(offset_of!(nf_hook_entries, hooks) == KNET_OFF_NF_HOOKS as usize);
 };
+
+// The Qdisc that bindgen generated for knet (kernel::bindings lacks it) against the C compiler's.
+#[cfg(knet_qdisc)]
+const _: () = {
+    assert!(size_of::<Qdisc>() == KNET_SIZEOF_QDISC as usize);
+    assert!(offset_of!(Qdisc, handle) == KNET_OFF_QDISC_HANDLE as usize);
+    assert!(offset_of!(Qdisc, q.qlen) == KNET_OFF_QDISC_QLEN as usize);
+    assert!(offset_of!(Qdisc, bstats.bytes) == KNET_OFF_QDISC_BYTES as usize);
+    assert!(offset_of!(Qdisc, bstats.packets) == KNET_OFF_QDISC_PACKETS as usize);
+    assert!(offset_of!(Qdisc, qstats.backlog) == KNET_OFF_QDISC_BACKLOG as usize);
+    assert!(offset_of!(Qdisc, privdata) == KNET_OFF_QDISC_PRIVDATA as usize);
+    assert!(offset_of!(qdisc_skb_cb, pkt_len) == KNET_OFF_SKB_CB_PKT_LEN as usize);
+};
