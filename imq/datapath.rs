@@ -76,6 +76,10 @@ pub(crate) struct Counters {
     pub(crate) expired: u64,
     /// Entries alive now.
     pub(crate) outstanding: u64,
+    /// GSO packets queued as their segments.
+    pub(crate) segmented: u64,
+    /// Segments dropped for want of state.
+    pub(crate) seg_dropped: u64,
 }
 
 #[derive(Default)]
@@ -90,6 +94,8 @@ struct AtomicCounters {
     freed: AtomicU64,
     expired: AtomicU64,
     outstanding: AtomicU64,
+    segmented: AtomicU64,
+    seg_dropped: AtomicU64,
 }
 
 fn inc(c: &AtomicU64) {
@@ -146,6 +152,19 @@ impl Divert {
     }
 }
 
+impl Divert {
+    /// Queues `pkt` on `dev` with its state kept; `Accept` if the state cannot be kept.
+    fn divert(&self, mut pkt: HookPacket<'_>, dev: Device<'_>) -> Verdict {
+        let Some(id) = self.keep(&pkt) else {
+            inc(&self.counters.no_state);
+            return Verdict::Accept;
+        };
+        pkt.set_tag(TAG_ENTRY, id);
+        inc(&self.counters.diverted);
+        pkt.queue_on(dev)
+    }
+}
+
 impl Hook for Divert {
     fn wants(tag: (u32, u32), hook: u8) -> bool {
         tag.0 == TAG_TARGET | u32::from(hook)
@@ -163,13 +182,27 @@ impl Hook for Divert {
             inc(&self.counters.passed_down);
             return Verdict::Accept;
         };
-        let Some(id) = self.keep(&pkt) else {
-            inc(&self.counters.no_state);
-            return Verdict::Accept;
-        };
-        pkt.set_tag(TAG_ENTRY, id);
-        inc(&self.counters.diverted);
-        pkt.queue_on(dev)
+        // A GSO packet the device does not take whole (its default) is queued as its segments,
+        // as the original IMQ and NFQUEUE do: the qdisc's limits count packets, and its drops
+        // are then one segment each, not the tens of a 64 KB packet at once (a burst of losses
+        // TCP only recovers from by timeout).
+        if pkt.needs_gso(dev) {
+            match pkt.segment(dev, |seg| {
+                let v = self.divert(seg, dev);
+                if let Verdict::Accept = v {
+                    // Dropped: a segment cannot go on through the chain by itself.
+                    inc(&self.counters.seg_dropped);
+                }
+                v
+            }) {
+                Ok(v) => {
+                    inc(&self.counters.segmented);
+                    return v;
+                }
+                Err(p) => pkt = p,
+            }
+        }
+        self.divert(pkt, dev)
     }
 }
 
@@ -297,6 +330,8 @@ impl Datapath {
             freed: get(&c.freed),
             expired: get(&c.expired),
             outstanding: get(&c.outstanding),
+            segmented: get(&c.segmented),
+            seg_dropped: get(&c.seg_dropped),
         }
     }
 

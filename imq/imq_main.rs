@@ -103,7 +103,7 @@ impl Drop for Imq {
         let c = datapath.finish();
         pr_info!(
             "unloaded ({} devices, behavior {}): diverted {} reinjected {} passed_down {} \
-             no_state {} lost {} foreign {} gone {} dropped_in_qdisc {} expired {} outstanding {}\n",
+             no_state {} lost {} foreign {} gone {} dropped_in_qdisc {} expired {} outstanding {} segmented {} seg_dropped {}\n",
             self.numdevs,
             self.behavior.name(),
             c.diverted,
@@ -115,7 +115,9 @@ impl Drop for Imq {
             c.gone,
             c.freed,
             c.expired,
-            c.outstanding
+            c.outstanding,
+            c.segmented,
+            c.seg_dropped
         );
     }
 }

@@ -49,7 +49,7 @@ knet_bindgen_flags := --rust-target 1.85 --use-core --with-derive-default \
 	--ctypes-prefix kernel::ffi --no-layout-tests --no-debug '.*' --no-doc-comments \
 	--enable-function-attribute-detection --no-recursive-allowlist \
 	--blocklist-type '__kernel_s?size_t' --blocklist-type __kernel_ptrdiff_t \
-	--allowlist-function 'knet_.*' --allowlist-var 'KNET_.*|knet_l3_features' \
+	--allowlist-function 'knet_.*' --allowlist-var 'KNET_.*|knet_l3_features|knet_l3_gso_features' \
 	--allowlist-type 'fprobe_hlist' --opaque-type 'ftrace_regs|fprobe_hlist' \
 	--allowlist-type 'fprobe|fprobe_entry_cb|fprobe_exit_cb|ftrace_regs' \
 	--allowlist-function 'register_fprobe_syms|unregister_fprobe|proc_create_single_data|remove_proc_entry' \

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /* See net_helpers.h. Included by the knet_shim.c of the modules that divert packets (imq). */
+#include <net/gso.h>
 #include <linux/interrupt.h>
 #include <linux/tracepoint.h>
 #include <net/net_namespace.h>
@@ -15,8 +16,8 @@ static_assert(sizeof_field(struct sk_buff, cb) >= KNET_SKB_CB_FREE_OFF + 8);
  * the NETIF_F_* masks are macros with casts, which bindgen cannot evaluate.
  */
 const netdev_features_t knet_l3_features = NETIF_F_HW_CSUM | NETIF_F_SG | NETIF_F_FRAGLIST |
-	NETIF_F_GSO_SOFTWARE | NETIF_F_GSO_ENCAP_ALL | NETIF_F_HIGHDMA |
-	NETIF_F_HW_VLAN_CTAG_TX | NETIF_F_HW_VLAN_STAG_TX;
+	NETIF_F_HIGHDMA | NETIF_F_HW_VLAN_CTAG_TX | NETIF_F_HW_VLAN_STAG_TX;
+const netdev_features_t knet_l3_gso_features = NETIF_F_GSO_SOFTWARE | NETIF_F_GSO_ENCAP_ALL;
 
 bool knet_netif_running(const struct net_device *dev)
 {
@@ -68,6 +69,20 @@ void knet_dev_stats_tx(struct net_device *dev, unsigned int len)
 void knet_dev_stats_tx_dropped(struct net_device *dev)
 {
 	DEV_STATS_INC(dev, tx_dropped);
+}
+
+bool knet_netif_needs_gso(struct sk_buff *skb, const struct net_device *dev)
+{
+	return netif_needs_gso(skb, dev->features);
+}
+
+/* The segments of a GSO packet for `dev`, with its offloads (checksum, scatter-gather), a list
+ * through ->next; NULL if it cannot be segmented. The packet itself is left to the caller. */
+struct sk_buff *knet_skb_gso_segment(struct sk_buff *skb, const struct net_device *dev)
+{
+	struct sk_buff *segs = skb_gso_segment(skb, dev->features);
+
+	return IS_ERR_OR_NULL(segs) ? NULL : segs;
 }
 
 void knet_skb_clear_tstamp(struct sk_buff *skb)

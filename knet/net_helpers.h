@@ -38,8 +38,9 @@ enum {
 	KNET_OFF_NF_HOOKS = offsetof(struct nf_hook_entries, hooks),
 };
 
-/* The features of a layer-3 virtual device (imq's). */
+/* The features of a layer-3 virtual device (imq's): on, and GSO ones it may have (off). */
 extern const netdev_features_t knet_l3_features;
+extern const netdev_features_t knet_l3_gso_features;
 
 bool knet_netif_running(const struct net_device *dev);
 void knet_netif_start_queue(struct net_device *dev);
@@ -53,6 +54,8 @@ void knet_dev_stats_tx(struct net_device *dev, unsigned int len);
 void knet_dev_stats_tx_dropped(struct net_device *dev);
 
 void knet_skb_clear_tstamp(struct sk_buff *skb);
+bool knet_netif_needs_gso(struct sk_buff *skb, const struct net_device *dev);
+struct sk_buff *knet_skb_gso_segment(struct sk_buff *skb, const struct net_device *dev);
 
 void knet_tasklet_schedule(struct tasklet_struct *t);
 

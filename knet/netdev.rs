@@ -34,6 +34,7 @@ const RQ_MAX: u32 = 64;
 const BUDGET: u32 = 64;
 
 /// A device, valid for `'a`.
+#[derive(Clone, Copy)]
 pub(crate) struct Device<'a> {
     raw: NonNull<sys::net_device>,
     _p: PhantomData<&'a ()>,
@@ -352,10 +353,14 @@ unsafe extern "C" fn setup_cb(dev: *mut sys::net_device) {
     d.addr_len = 0;
     d.tx_queue_len = 1000;
     d.flags = bindings::net_device_flags_IFF_NOARP;
-    // SAFETY: a constant defined in the C part.
-    d.features |= unsafe { sys::knet_l3_features };
-    d.hw_features |= d.features;
-    d.hw_enc_features |= d.features;
+    // GSO off by default: the hook then queues a GSO packet as its segments, so that the
+    // qdisc's limits and drops count real packets; `ethtool -K imqN tso on` (and the other GSO
+    // features) lets such packets through whole, as IFB does, for less CPU per byte.
+    // SAFETY: constants defined in the C part.
+    let (l3, gso) = unsafe { (sys::knet_l3_features, sys::knet_l3_gso_features) };
+    d.features |= l3;
+    d.hw_features |= l3 | gso;
+    d.hw_enc_features |= l3 | gso;
     // Not shareable on transmit; dst kept (netif_keep_dst): the chain resumes with it.
     // SAFETY: `struct_group(priv_flags_fast, ...)`: both members of the union are the same
     // fields (one anonymous, one named); the allocation zeroed them.

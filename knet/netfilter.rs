@@ -164,6 +164,56 @@ impl<'a> HookPacket<'a> {
         }
     }
 
+    /// The packet is a GSO packet that `dev`'s features do not take whole
+    /// (`netif_needs_gso`): the stack would segment it before handing it to such a device.
+    pub(crate) fn needs_gso(&self, dev: Device<'_>) -> bool {
+        // SAFETY: the chain lends us the packet for the duration of the hook; `dev` is alive.
+        unsafe { sys::knet_netif_needs_gso(self.skb.as_ptr(), dev.as_ptr()) }
+    }
+
+    /// Splits a GSO packet into its segments, with `dev`'s offloads (checksums left to the
+    /// device that finally sends them, fragments shared), and hands each to `f` as a packet at
+    /// this hook, with the control block the packet had here. A segment `f` does not steal
+    /// (its verdict `Accept`) is dropped. The packet itself is then freed: the hook's verdict
+    /// is `Stolen`. `Err` gives the packet back, untouched, if it cannot be segmented.
+    pub(crate) fn segment(
+        self,
+        dev: Device<'_>,
+        mut f: impl FnMut(HookPacket<'a>) -> Verdict,
+    ) -> Result<Verdict, HookPacket<'a>> {
+        let skb = self.skb.as_ptr();
+        // SAFETY: the chain lends us the packet for the duration of the hook; `dev` is alive.
+        // Segmenting writes the packet's GSO state into the control block, which the segments
+        // copy: they get the control block back as it was.
+        let (cb, mut next) = unsafe { ((*skb).cb, sys::knet_skb_gso_segment(skb, dev.as_ptr())) };
+        if next.is_null() {
+            return Err(self);
+        }
+        while let Some(seg) = NonNull::new(next) {
+            // SAFETY: the segments are ours, a list through `next`; each is taken off it
+            // (`skb_mark_not_on_list`) and gets the control block back.
+            unsafe {
+                let list = &mut (*seg.as_ptr()).__bindgen_anon_1.__bindgen_anon_1;
+                next = list.next;
+                list.next = ptr::null_mut();
+                (*seg.as_ptr()).cb = cb;
+            }
+            let p = HookPacket {
+                skb: seg,
+                state: self.state,
+                ops: self.ops,
+            };
+            if let Verdict::Accept = f(p) {
+                // SAFETY: not stolen: still ours, freed as a drop.
+                drop(unsafe { Skb::from_raw(seg) });
+            }
+        }
+        // SAFETY: the packet is ours to steal; the segments hold what they need of it, and it
+        // is not a drop (`consume_skb`).
+        unsafe { bindings::consume_skb(skb) };
+        Ok(Verdict::Stolen)
+    }
+
     /// Queues the packet on `dev` (`dev_queue_xmit`), counted as received by the device.
     pub(crate) fn queue_on(self, dev: Device<'_>) -> Verdict {
         let skb = self.skb.as_ptr();

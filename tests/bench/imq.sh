@@ -1,7 +1,9 @@
 # Ingress shaping through imq with a tree that does not limit (htb at 10gbit) against (a) no
 # shaping and (b) IFB + act_mirred with the same htb, in the same VM run: TCP forwarding
 # throughput through a router and CPU time per megabyte forwarded, and the packet rate of
-# 64-byte frames forwarded. Alternating rounds (ABC, CBA, ...), medians.
+# 64-byte frames forwarded. Alternating rounds (ABC, CBA, ...), medians. imq runs as it comes
+# (GSO packets queued as their segments) and with `ethtool -K imq0 tso on` (queued whole, as
+# IFB does: mode imqgso).
 . /src/tests/vm/lib.sh
 SECS=${BENCH_SECS:-6}
 ROUNDS=${BENCH_ROUNDS:-4}
@@ -37,7 +39,10 @@ setup() { # setup none|ifb|imq: how the router's ingress from the server side is
 		tc -n rtr qdisc add dev r1 handle ffff: ingress
 		tc -n rtr filter add dev r1 parent ffff: matchall action mirred egress redirect dev ifb0
 		;;
-	imq) ip netns exec rtr iptables -t mangle -A PREROUTING -i r1 -j IMQ --todev 0 ;;
+	imq | imqgso)
+		ethtool -K imq0 tso $([ "$1" = imqgso ] && echo on || echo off)
+		ip netns exec rtr iptables -t mangle -A PREROUTING -i r1 -j IMQ --todev 0
+		;;
 	esac
 }
 
@@ -68,25 +73,28 @@ pps() { # pps MODE -> packets/s of 64-byte frames one UDP socket in srv sends th
 	awk -v n=$((f1 - f0)) -v s="$secs" 'BEGIN { printf "%.1f\n", n / s }'
 }
 
-declare -A tput=([none]= [ifb]= [imq]=) cpu=([none]= [ifb]= [imq]=) pkts=([none]= [ifb]= [imq]=)
+declare -A tput=([none]= [ifb]= [imq]= [imqgso]=) cpu=([none]= [ifb]= [imq]= [imqgso]=)
+declare -A pkts=([none]= [ifb]= [imq]=)
 for i in $(seq "$ROUNDS"); do
-	order="none ifb imq"
-	[ $((i % 2)) = 0 ] && order="imq ifb none"
+	order="none ifb imq imqgso"
+	[ $((i % 2)) = 0 ] && order="imqgso imq ifb none"
 	for m in $order; do
 		read -r t c <<<"$(run $m)"
 		tput[$m]="${tput[$m]} $t"
 		cpu[$m]="${cpu[$m]} $c"
-		pkts[$m]="${pkts[$m]} $(pps $m)"
+		[ $m = imqgso ] || pkts[$m]="${pkts[$m]} $(pps $m)"
 	done
 done
-for m in none ifb imq; do
-	note "$m: Mbit/s${tput[$m]}; CPU us/MB${cpu[$m]}; packets/s${pkts[$m]}"
+for m in none ifb imq imqgso; do
+	note "$m: Mbit/s${tput[$m]}; CPU us/MB${cpu[$m]}; packets/s${pkts[$m]:-}"
 done
 med() { tr ' ' '\n' <<<"$1" | grep . | median; }
 report imq_fwd_vs_ifb "Mbit/s forwarded, htb 10gbit on imq0 vs on ifb0" "$(med "${tput[imq]}")" "$(med "${tput[ifb]}")"
 report imq_fwd_vs_none "Mbit/s forwarded, htb 10gbit on imq0 vs no shaping" "$(med "${tput[imq]}")" "$(med "${tput[none]}")"
 report imq_cpu_vs_ifb "CPU us per MB forwarded, lower is better" "$(med "${cpu[imq]}")" "$(med "${cpu[ifb]}")"
 report imq_cpu_vs_none "CPU us per MB forwarded, lower is better" "$(med "${cpu[imq]}")" "$(med "${cpu[none]}")"
+report imq_fwd_gso_vs_ifb "Mbit/s forwarded, imq0 with tso on (GSO packets queued whole) vs ifb0" "$(med "${tput[imqgso]}")" "$(med "${tput[ifb]}")"
+report imq_cpu_gso_vs_ifb "CPU us per MB forwarded, imq0 with tso on vs ifb0, lower is better" "$(med "${cpu[imqgso]}")" "$(med "${cpu[ifb]}")"
 report imq_pps_vs_ifb "packets/s forwarded, 64-byte frames, htb 10gbit on imq0 vs on ifb0" "$(med "${pkts[imq]}")" "$(med "${pkts[ifb]}")"
 report imq_pps_vs_none "packets/s forwarded, 64-byte frames, htb 10gbit on imq0 vs no shaping" "$(med "${pkts[imq]}")" "$(med "${pkts[none]}")"
 setup none
