@@ -88,10 +88,11 @@ near() {
 # expect RATE_MBIT: the goodput expected of a class of RATE_MBIT.
 expect() { awk -v r="$1" -v g="$GOODPUT" 'BEGIN { printf "%.3f", r * g }'; }
 
-# wait_drained DEV [SECONDS]: the root qdisc of DEV holds no packets.
+# wait_drained DEV [SECONDS]: the qdiscs of DEV hold no packets (their "backlog Nb Mp" lines;
+# cake's per-tin table has backlog rows in bytes only).
 wait_drained() {
 	for _ in $(seq $((${2:-10} * 5))); do
-		tc -s qdisc show dev "$1" | awk '$1 == "backlog" && $3 != "0p" { bad = 1 } END { exit bad }' && return 0
+		tc -s qdisc show dev "$1" | awk '$1 == "backlog" && $3 ~ /p$/ && $3 != "0p" { bad = 1 } END { exit bad }' && return 0
 		sleep 0.2
 	done
 	fail "$1 still holds packets: $(tc -s qdisc show dev "$1")"
