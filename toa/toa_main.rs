@@ -26,7 +26,7 @@ use knet::{
     stats::ProcStats,
     tcp::{InetAddr, PeerName, ReqKey, Segment, SockKey, TcpObserver, TcpProbes, TCP_MAX_HEADER},
 };
-use option::Client;
+use option::{Client, Kinds};
 use trusted::{Addr, Trusted};
 
 module! {
@@ -46,6 +46,7 @@ module! {
 /// String parameters, declared in `toa_params.c`.
 mod params {
     crate::knet::param::str_param!(pub(super) trusted);
+    crate::knet::param::str_param!(pub(super) kinds);
 }
 
 /// The rows of `/proc/net/toa_stats`: the classic counters first, then ours. The last row is the
@@ -134,6 +135,8 @@ struct State {
     entries: AtomicUsize,
     max_entries: usize,
     trusted: Trusted,
+    /// The option kinds read.
+    kinds: Kinds,
     stats: ProcStats,
 }
 
@@ -197,7 +200,7 @@ impl State {
     }
 
     fn entry_of(&self, hdr: &[u8], from: Option<(Addr, u16)>) -> Option<Entry> {
-        let scan = option::scan_tcp_header(hdr);
+        let scan = option::scan_tcp_header(hdr, &self.kinds);
         if scan.malformed {
             self.stats.inc(stat::TOA_MALFORMED);
         }
@@ -376,6 +379,18 @@ impl kernel::Module for Toa {
                 return Err(EINVAL);
             }
         };
+        let raw = params::kinds();
+        let kinds = match Kinds::parse(raw) {
+            Ok(k) => k,
+            Err(e) => {
+                pr_err!(
+                    "TOA: kinds={:?} refused: {}\n",
+                    kernel::str::BStr::from_bytes(raw),
+                    e.describe()
+                );
+                return Err(EINVAL);
+            }
+        };
         let max_entries = module_parameters::max_entries.value();
         if !(1..=1 << 24).contains(&max_entries) {
             pr_err!("TOA: max_entries={max_entries} is out of range (1 to 16777216)\n");
@@ -388,15 +403,17 @@ impl kernel::Module for Toa {
                 entries: AtomicUsize::new(0),
                 max_entries: max_entries as usize,
                 trusted,
+                kinds,
                 stats: ProcStats::new(c"toa_stats", &stat::NAMES)?,
             }),
             GFP_KERNEL,
         )?;
         let probes = TcpProbes::new(state.clone())?;
+        let k = kinds.as_slice();
         if prefixes == 0 {
-            pr_info!("TOA: toa loaded (options accepted from any peer)\n");
+            pr_info!("TOA: toa loaded (options accepted from any peer; kinds {k:?})\n");
         } else {
-            pr_info!("TOA: toa loaded (options accepted from {prefixes} trusted prefixes)\n");
+            pr_info!("TOA: toa loaded (options accepted from {prefixes} trusted prefixes; kinds {k:?})\n");
         }
         Ok(Toa { probes, state })
     }

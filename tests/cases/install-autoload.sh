@@ -44,7 +44,7 @@ grep -q '^toa ' /proc/modules || fail "toa not loaded at boot"
 ip link show imq3 >/dev/null || fail "imq3 missing (numdevs=4 not applied)"
 ! ip link show imq4 >/dev/null 2>&1 || fail "imq4 exists (numdevs=4 not applied)"
 dmesg_has 'imq: loaded: numdevs=4 behavior=AB'
-dmesg_has 'toa: TOA: toa loaded \(options accepted from 1 trusted prefixes\)'
+dmesg_has 'toa: TOA: toa loaded \(options accepted from 1 trusted prefixes; kinds \[254\]\)'
 
 # The installed plugins, found where the tools look (here: under the staging root).
 export XTABLES_LIBDIR=$root/usr/lib/$triplet/xtables:/usr/lib/$triplet/xtables

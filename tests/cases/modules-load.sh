@@ -54,6 +54,6 @@ dmesg_has 'TOA: trusted=.* refused: an entry is not'
 [ ! -d /sys/module/imq ] && [ ! -d /sys/module/toa ] || fail "a refused load left a module behind"
 
 insmod "$(ko toa)" trusted=10.0.0.0/8,2001:db8::/32
-dmesg_has 'TOA: toa loaded \(options accepted from 2 trusted prefixes\)'
+dmesg_has 'TOA: toa loaded \(options accepted from 2 trusted prefixes; kinds \[254\]\)'
 rmmod toa
 note "all loads, refusals and unloads as expected"

@@ -1,7 +1,12 @@
 //! The test balancer's insertion, read back by the toa module's own parser.
-use crate::toa::option::{scan_tcp_header, Client};
+use crate::toa::option::{scan_tcp_header as scan_tcp_header_in, Client, Kinds};
 use crate::toa::trusted::Addr;
 use crate::toa_lb::insert::{checksum, insert_toa, Place, Skip, Variant, MTU};
+
+/// `scan_tcp_header` for the default kinds (254 alone).
+fn scan_tcp_header(b: &[u8]) -> crate::toa::option::Scan {
+    scan_tcp_header_in(b, &Kinds::DEFAULT)
+}
 
 fn tcp(sport: u16, opts: &[u8], payload: &[u8]) -> Vec<u8> {
     let doff = (20 + opts.len()) / 4;

@@ -1,8 +1,20 @@
 //! Property tests (proptest) of the TOA option parser and the `trusted` list parser: any byte
 //! string, and mutations of well-formed headers.
-use crate::toa::option::{scan_options, scan_tcp_header, TCP_MAX_LEN};
+use crate::toa::option::{
+    scan_options as scan_options_in, scan_tcp_header as scan_tcp_header_in, Kinds, TCP_MAX_LEN,
+};
 use crate::toa::trusted::{Addr, Trusted};
 use proptest::prelude::*;
+
+/// `scan_options` for the default kinds (254 alone).
+fn scan_options(b: &[u8]) -> crate::toa::option::Scan {
+    scan_options_in(b, &Kinds::DEFAULT)
+}
+
+/// `scan_tcp_header` for the default kinds (254 alone).
+fn scan_tcp_header(b: &[u8]) -> crate::toa::option::Scan {
+    scan_tcp_header_in(b, &Kinds::DEFAULT)
+}
 
 fn header_with(opts: &[u8]) -> Vec<u8> {
     let mut o = opts.to_vec();

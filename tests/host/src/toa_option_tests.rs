@@ -1,5 +1,18 @@
-use crate::toa::option::{scan_options, scan_tcp_header, Client, Scan, TCP_MAX_LEN};
+use crate::toa::option::{
+    scan_options as scan_options_in, scan_tcp_header as scan_tcp_header_in, Client, Kinds,
+    KindsError, Scan, TCP_MAX_LEN,
+};
 use crate::toa::trusted::Addr;
+
+/// `scan_options` for the default kinds (254 alone).
+fn scan_options(b: &[u8]) -> crate::toa::option::Scan {
+    scan_options_in(b, &Kinds::DEFAULT)
+}
+
+/// `scan_tcp_header` for the default kinds (254 alone).
+fn scan_tcp_header(b: &[u8]) -> crate::toa::option::Scan {
+    scan_tcp_header_in(b, &Kinds::DEFAULT)
+}
 
 fn v4opt(port: u16, a: [u8; 4]) -> Vec<u8> {
     let mut o = vec![254, 8];
@@ -209,4 +222,64 @@ fn arbitrary_headers_never_panic() {
             assert!(s.count >= 1);
         }
     }
+}
+
+#[test]
+fn kinds_parse() {
+    let k = Kinds::parse(b"254").unwrap();
+    assert_eq!(k, Kinds::DEFAULT);
+    let k = Kinds::parse(b" 253, 200 ,254,").unwrap();
+    assert_eq!(k.as_slice(), &[253, 200, 254]);
+    assert_eq!(Kinds::parse(b""), Err(KindsError::Empty));
+    assert_eq!(Kinds::parse(b","), Err(KindsError::Empty));
+    assert_eq!(
+        Kinds::parse(b"200,201,202,203,204"),
+        Err(KindsError::TooMany)
+    );
+    assert_eq!(Kinds::parse(b"256"), Err(KindsError::NotAKind));
+    assert_eq!(Kinds::parse(b"0x fe"), Err(KindsError::NotAKind));
+    assert_eq!(Kinds::parse(b"-1"), Err(KindsError::NotAKind));
+    assert_eq!(Kinds::parse(b"1000"), Err(KindsError::NotAKind));
+    for r in [0u8, 1, 2, 3, 4, 5, 6, 7, 8, 28, 29, 30] {
+        let s = format!("254,{r}");
+        assert_eq!(
+            Kinds::parse(s.as_bytes()),
+            Err(KindsError::Reserved(r)),
+            "{s}"
+        );
+    }
+    assert!(Kinds::parse(b"9,27,31").is_ok());
+    assert_eq!(Kinds::parse(b"254,254"), Err(KindsError::Repeated(254)));
+}
+
+#[test]
+fn other_kinds_read_only_when_configured() {
+    let mut o = v4opt(40000, [192, 0, 2, 7]);
+    o[0] = 253;
+    assert_eq!(
+        scan_options(&o),
+        Scan::default(),
+        "253 is not read by default"
+    );
+    let k = Kinds::parse(b"253").unwrap();
+    let s = scan_options_in(&o, &k);
+    assert_eq!(s.client.unwrap().port, 40000);
+    assert_eq!(s.count, 1);
+    // 254 is then not read.
+    assert_eq!(
+        scan_options_in(&v4opt(1, [192, 0, 2, 1]), &k),
+        Scan::default()
+    );
+    // Two kinds in one segment: the last wins, both counted.
+    let k = Kinds::parse(b"254,200").unwrap();
+    let mut o = v4opt(1111, [192, 0, 2, 1]);
+    let mut second = v4opt(2222, [192, 0, 2, 2]);
+    second[0] = 200;
+    o.extend_from_slice(&second);
+    let s = scan_options_in(&o, &k);
+    assert_eq!(s.count, 2);
+    assert_eq!(s.client.unwrap().port, 2222);
+    // A configured kind with another length is ignored, not read.
+    let s = scan_options_in(&[200, 6, 0, 1, 2, 3], &k);
+    assert_eq!((s.client, s.ignored), (None, 1));
 }

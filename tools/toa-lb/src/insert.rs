@@ -52,6 +52,11 @@ pub enum Variant {
     /// Fuzzing (`random:SEED`): each segment a fresh mix of options, well-formed and broken
     /// (see [`random_options`]); [`Variant::next`] moves the state on between segments.
     Random(u64),
+    /// `kind:K`: the good option with kind K instead of 254 (Akamai's 253, Tencent's 200...).
+    Kind(u8),
+    /// `pair:K`: a forged option of kind 254 (as [`Variant::Repeated`]'s) followed by the real
+    /// one with kind K: two kinds in one segment.
+    Pair(u8),
 }
 
 /// Forged clients of [`Variant::Random`]: 192.0.2.0/24 and 2001:db8:ff::/48 with any port, so
@@ -146,6 +151,8 @@ impl Variant {
             "truncated" => Variant::Truncated,
             "zero-len" => Variant::ZeroLen,
             "repeated" => Variant::Repeated,
+            _ if s.starts_with("kind:") => Variant::Kind(s["kind:".len()..].parse().ok()?),
+            _ if s.starts_with("pair:") => Variant::Pair(s["pair:".len()..].parse().ok()?),
             _ => Variant::Random(s.strip_prefix("random:")?.parse().ok()?),
         })
     }
@@ -185,6 +192,18 @@ impl Variant {
                 (o, false)
             }
             Variant::Random(s) => random_options(s, port, addr),
+            Variant::Kind(k) => {
+                let mut o = good(port, addr);
+                o[0] = k;
+                (o, false)
+            }
+            Variant::Pair(k) => {
+                let mut o = good([0, 9], &[192, 0, 2, 99]);
+                let mut real = good(port, addr);
+                real[0] = k;
+                o.extend(real);
+                (o, false)
+            }
         }
     }
 }
