@@ -38,10 +38,15 @@ fn parse_error(extack: &mut ExtAck<'_>, e: attrs::ParseError) -> Error {
     fail(extack, e.msg, if e.out_of_range { ERANGE } else { EINVAL })
 }
 
-/// The `TCA_HTB_*` attributes of a request; offload (hardware HTB) is refused for qdisc and
-/// classes alike.
+/// The `TCA_HTB_*` attributes of a class request. `TCA_HTB_OFFLOAD` there is ignored, as
+/// sch_htb reads it only when a qdisc is made (found by htb-fuzz, seed 181804814).
 fn parse_options(opt: &[u8], extack: &mut ExtAck<'_>) -> Result<attrs::HtbAttrs> {
-    let a = attrs::parse(opt).map_err(|e| parse_error(extack, e))?;
+    attrs::parse(opt).map_err(|e| parse_error(extack, e))
+}
+
+/// The `TCA_HTB_*` attributes of a qdisc request; offload (hardware HTB) is refused.
+fn parse_qdisc_options(opt: &[u8], extack: &mut ExtAck<'_>) -> Result<attrs::HtbAttrs> {
+    let a = parse_options(opt, extack)?;
     if a.offload {
         return Err(fail(
             extack,
@@ -72,7 +77,7 @@ fn qdisc_settings(opt: Option<&[u8]>, extack: &mut ExtAck<'_>) -> Result<QdiscSe
             direct_qlen: None,
         });
     };
-    let a = parse_options(opt, extack)?;
+    let a = parse_qdisc_options(opt, extack)?;
     let Some(g) = a.init else {
         return Err(fail(extack, "TCA_HTB_INIT missing", EINVAL));
     };
