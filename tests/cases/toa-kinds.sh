@@ -8,20 +8,7 @@ topo_3
 fullnat_lb 0
 
 run() { # run VARIANT WANT_PEER_V4 WANT_PEER_V6
-	pkill -f 'toa-lb --queue' || true
-	sleep 0.2
-	toa_lb_start 0 ack "$1"
-	peer_server srv 8080 4
-	out=$(client_connect cli 10.0.9.100 80)
-	port=$(echo "$out" | awk '/^local/ {print $3}')
-	sleep 0.3
-	grep -qx "peer $2 $port" /tmp/server.log || fail "$1: peer is not $2: $(cat /tmp/server.log)"
-	grep -qx "data hello" /tmp/server.log || fail "$1: data lost"
-	peer_server srv 8080 6
-	out=$(client_connect cli 2001:db8:9::100 80)
-	port=$(echo "$out" | awk '/^local/ {print $3}')
-	sleep 0.3
-	grep -qx "peer $3 $port" /tmp/server.log || fail "$1: IPv6 peer is not $3: $(cat /tmp/server.log)"
+	toa_through_lb "$1" ack "$2" "$3"
 	note "$1 with kinds=$(cat /sys/module/toa/parameters/kinds): server sees $2 and $3"
 }
 

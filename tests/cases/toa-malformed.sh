@@ -9,20 +9,7 @@ fullnat_lb 0
 insmod "$(ko toa)"
 
 run() { # run VARIANT PLACE WANT_PEER_V4 WANT_PEER_V6
-	pkill -f 'toa-lb --queue' || true
-	sleep 0.2
-	toa_lb_start 0 "$2" "$1"
-	peer_server srv 8080 4
-	out=$(client_connect cli 10.0.9.100 80)
-	port=$(echo "$out" | awk '/^local/ {print $3}')
-	sleep 0.3
-	grep -qx "peer $3 $port" /tmp/server.log || fail "$1/$2: peer is not $3: $(cat /tmp/server.log)"
-	grep -qx "data hello" /tmp/server.log || fail "$1/$2: data lost"
-	peer_server srv 8080 6
-	out=$(client_connect cli 2001:db8:9::100 80)
-	port=$(echo "$out" | awk '/^local/ {print $3}')
-	sleep 0.3
-	grep -qx "peer $4 $port" /tmp/server.log || fail "$1/$2: IPv6 peer is not $4: $(cat /tmp/server.log)"
+	toa_through_lb "$@"
 	note "$1 in $2: server sees $3 and $4 (malformed $(toa_stat toa_malformed), ignored $(toa_stat toa_ignored), no_toa $(toa_stat syn_recv_sock_no_toa); lb: $(grep -c inserted /tmp/toa-lb.log) inserted)"
 }
 before() { toa_stat "$1"; }

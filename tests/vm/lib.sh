@@ -211,6 +211,27 @@ PY
 nstat_srv() { ip netns exec srv nstat -asz "$1" | awk -v n="$1" '$1 == n { print $2 }'; }
 
 # toa_stat NAME: the total of one row of /proc/net/toa_stats.
+# toa_through_lb VARIANT PLACE WANT_PEER_V4 WANT_PEER_V6: restarts the test balancer (queue 0)
+# with VARIANT in PLACE, connects through it over IPv4 and IPv6 (topo_3 with fullnat_lb 0) and
+# checks the peer the server saw and that the data arrived.
+toa_through_lb() {
+	local out port
+	pkill -f 'toa-lb --queue' || true
+	sleep 0.2
+	toa_lb_start 0 "$2" "$1"
+	peer_server srv 8080 4
+	out=$(client_connect cli 10.0.9.100 80)
+	port=$(echo "$out" | awk '/^local/ {print $3}')
+	sleep 0.3
+	grep -qx "peer $3 $port" /tmp/server.log || fail "$1/$2: peer is not $3: $(cat /tmp/server.log)"
+	grep -qx "data hello" /tmp/server.log || fail "$1/$2: data lost"
+	peer_server srv 8080 6
+	out=$(client_connect cli 2001:db8:9::100 80)
+	port=$(echo "$out" | awk '/^local/ {print $3}')
+	sleep 0.3
+	grep -qx "peer $4 $port" /tmp/server.log || fail "$1/$2: IPv6 peer is not $4: $(cat /tmp/server.log)"
+}
+
 toa_stat() { awk -v n="$1" '$1 == n { print $NF }' /proc/net/toa_stats; }
 
 # toa_table_drains [SECONDS]: wait until toa's table is empty (its sockets and requests gone);
