@@ -150,9 +150,7 @@ impl Divert {
         self.counters.outstanding.fetch_add(1, Ordering::Relaxed);
         Some(id)
     }
-}
 
-impl Divert {
     /// Queues `pkt` on `dev` with its state kept; `Accept` if the state cannot be kept.
     fn divert(&self, mut pkt: HookPacket<'_>, dev: Device<'_>) -> Verdict {
         let Some(id) = self.keep(&pkt) else {
