@@ -5,6 +5,7 @@
 #                        running Debian 7.x kernel, else the newest of trixie-backports)
 #   make ref             build the modules inside the reference build root, against its kernel
 #   make demo            set everything up, boot the reference kernel in QEMU, show the modules
+#                        at work with traffic (about a minute once the cache is warm)
 #   make test            host tests + VM tests; FILTER=word runs only matching tests;
 #                        KERNEL=debug boots the reference version built with lockdep, KMEMLEAK,
 #                        UBSAN, DEBUG_OBJECTS (tools/refenv/debug-kernel) instead
@@ -78,6 +79,7 @@ test:
 	@tests/run all
 
 demo: ref
+	@cargo build --release --quiet -p toa-lb -p tc-htb-rs -p xt-imq
 	@tests/vm/run-vm demo
 
 bench: ref

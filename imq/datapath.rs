@@ -2,8 +2,8 @@
 
 //! imq's datapath: packets from netfilter through the qdisc of an imq device and back.
 //!
-//! - The `IMQ` target tags a packet (`skb->cb` bytes 40..47, which the packet scheduler leaves
-//!   alone): "divert at hook H to device N".
+//! - The `IMQ` target (module `xt_IMQ`) tags a packet (`skb->cb` bytes 40..47, which the
+//!   packet scheduler leaves alone): "divert at hook H to device N" (see `tag`).
 //! - Our netfilter hook, in every network namespace at PREROUTING and POSTROUTING, takes tagged
 //!   packets: it keeps what the rest of the chain will need (the hook state, `skb->cb`, the
 //!   devices, timestamps...) in an [`Entry`] of a [`SlotTable`], writes the entry's id into the
@@ -21,16 +21,13 @@
 
 use crate::knet::{
     netdev::{Device, DeviceSet, DeviceTable, TxHandler},
-    netfilter::{
-        self, Hook, HookPacket, PernetHooks, SavedState, SkbMeta, TargetCheck, TargetRegistration,
-        Verdict,
-    },
+    netfilter::{self, Hook, HookPacket, PernetHooks, SavedState, SkbMeta, Verdict},
     skb::Skb,
     skb_watch::{DropWatch, DropWatchRegistration},
     slots::{Keyed, SlotTable, Taken},
     timer::{Periodic, PeriodicTimer},
 };
-use crate::rule;
+use crate::tag::{self, ENTRY as TAG_ENTRY};
 use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::{c_str, prelude::*, sync::Arc};
 
@@ -38,10 +35,6 @@ use kernel::{c_str, prelude::*, sync::Arc};
 const MAX_AGE_S: u32 = 120;
 /// How often the sweep runs.
 const SWEEP_EVERY_MS: u32 = 10_000;
-
-/// The target's tag ("divert at hook H to device N") and a queued packet's entry id.
-const TAG_TARGET: u32 = 0x494d_5100; // | hook number
-const TAG_ENTRY: u32 = 0x494d_51ff;
 
 /// Where the hooks sit and how many devices there are.
 pub(crate) struct Config {
@@ -122,9 +115,8 @@ impl Keyed for Entry {
     }
 }
 
-/// The state shared by the hooks, the devices, the target, the drop watch and the sweep.
+/// The state shared by the hooks, the devices, the drop watch and the sweep.
 struct Divert {
-    numdevs: u32,
     table: SlotTable<Entry>,
     devices: Arc<DeviceTable>,
     counters: AtomicCounters,
@@ -164,8 +156,8 @@ impl Divert {
 }
 
 impl Hook for Divert {
-    fn wants(tag: (u32, u32), hook: u8) -> bool {
-        tag.0 == TAG_TARGET | u32::from(hook)
+    fn wants(t: (u32, u32), hook: u8) -> bool {
+        tag::is_divert(t, hook)
     }
 
     fn hook(&self, mut pkt: HookPacket<'_>) -> Verdict {
@@ -250,27 +242,9 @@ impl Periodic for Divert {
     }
 }
 
-impl TargetCheck for Divert {
-    fn check(&self, todev: u32, hook_mask: u32) -> Result {
-        rule::check(todev, self.numdevs, hook_mask).map_err(|why| {
-            // There is no extack for xtables: the kernel log it is.
-            pr_info!(
-                "rule refused (--todev {todev}, numdevs={}): {why}\n",
-                self.numdevs
-            );
-            EINVAL
-        })
-    }
-
-    fn tag(todev: u32, hook: u8) -> (u32, u32) {
-        (TAG_TARGET | u32::from(hook), todev)
-    }
-}
-
-/// The devices `imq0..`, the hooks, the `IMQ` target, the drop watch and the sweep.
+/// The devices `imq0..`, the hooks, the drop watch and the sweep.
 pub(crate) struct Datapath {
     // Torn down in this order (see `teardown`).
-    target: Option<TargetRegistration<Divert>>,
     devices: Option<DeviceSet<Divert>>,
     hooks: Option<PernetHooks<Divert>>,
     watch: Option<DropWatchRegistration<Divert>>,
@@ -279,12 +253,11 @@ pub(crate) struct Datapath {
 }
 
 impl Datapath {
-    /// Creates the devices, hooks and target of `config`, owned by `module`.
-    pub(crate) fn new(module: &'static ThisModule, config: &Config) -> Result<Self> {
+    /// Creates the devices and hooks of `config`.
+    pub(crate) fn new(config: &Config) -> Result<Self> {
         let devices = DeviceTable::new(config.ndevs)?;
         let divert = Arc::new(
             Divert {
-                numdevs: config.ndevs,
                 table: SlotTable::new()?,
                 devices: devices.clone(),
                 counters: AtomicCounters::default(),
@@ -292,7 +265,6 @@ impl Datapath {
             GFP_KERNEL,
         )?;
         let mut dp = Datapath {
-            target: None,
             devices: None,
             hooks: None,
             watch: None,
@@ -306,7 +278,6 @@ impl Datapath {
         dp.devices = Some(DeviceSet::new(fmt, kind, &devices, d.clone())?);
         let (pre, post) = (config.pre_priority, config.post_priority);
         dp.hooks = Some(PernetHooks::new(pre, post, d.clone())?);
-        dp.target = Some(TargetRegistration::new(module, c_str!("IMQ"), d.clone())?);
         dp.sweep = Some(PeriodicTimer::new(SWEEP_EVERY_MS, d.clone())?);
         Ok(dp)
     }
@@ -333,13 +304,12 @@ impl Datapath {
         }
     }
 
-    /// No new tags, then no devices (their qdiscs drop what they hold, and the drop watch
-    /// releases its state; what their tasklets release meanwhile still finds our hooks and is
-    /// reinjected, not dropped as gone; tagged packets still on their way find no device and
-    /// pass), then no hooks, then no drop watch and no sweep; then what is left in the table
+    /// No devices (their qdiscs drop what they hold, and the drop watch releases its state;
+    /// what their tasklets release meanwhile still finds our hooks and is reinjected, not
+    /// dropped as gone; tagged packets still on their way find no device and pass), then no
+    /// hooks, then no drop watch and no sweep; then what is left in the table
     /// (state whose packet was freed unseen) is released as expired.
     fn teardown(&mut self) {
-        drop(self.target.take());
         drop(self.devices.take());
         drop(self.hooks.take());
         drop(self.watch.take());

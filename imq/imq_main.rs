@@ -4,9 +4,10 @@
 //!
 //! Packets diverted by the iptables target `IMQ --todev N` at PREROUTING or POSTROUTING are
 //! queued on the virtual device `imqN`, whose qdisc (any tree) shapes them, and then continue
-//! through the rest of the netfilter chain. The datapath (`datapath`: devices, hooks, target,
-//! per-packet state, reinjection) is safe Rust over knet's netfilter and netdev abstractions;
-//! `behavior` chooses the hook priorities and `rule` which rules to accept.
+//! through the rest of the netfilter chain. The target is module `xt_IMQ` (`xt_imq_main.rs`),
+//! so this one loads without `x_tables`. The datapath (`datapath`: devices, hooks, per-packet
+//! state, reinjection) is safe Rust over knet's netfilter and netdev abstractions; `behavior`
+//! chooses the hook priorities.
 
 use kernel::prelude::*;
 
@@ -15,7 +16,7 @@ mod knet;
 
 mod behavior;
 mod datapath;
-mod rule;
+mod tag;
 
 use behavior::Behavior;
 
@@ -40,17 +41,12 @@ mod params {
 
 // The kernel constants the host-tested parts copy, checked against the kernel's own.
 const _: () = {
-    use knet::netfilter::{priority, POST_ROUTING, PRE_ROUTING};
-    assert!(rule::HOOK_PRE_ROUTING == PRE_ROUTING as u32);
-    assert!(rule::HOOK_POST_ROUTING == POST_ROUTING as u32);
+    use knet::netfilter::priority;
     assert!(behavior::PRI_MANGLE == priority::MANGLE);
     assert!(behavior::PRI_NAT_DST == priority::NAT_DST);
     assert!(behavior::PRI_NAT_SRC == priority::NAT_SRC);
     assert!(behavior::PRI_LAST == priority::LAST);
 };
-
-/// Most devices the module creates, as the original IMQ.
-const MAX_DEVS: u32 = 16;
 
 struct Imq {
     behavior: Behavior,
@@ -60,10 +56,13 @@ struct Imq {
 }
 
 impl kernel::Module for Imq {
-    fn init(module: &'static ThisModule) -> Result<Self> {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
         let numdevs = module_parameters::numdevs.value();
-        if !(1..=MAX_DEVS).contains(&numdevs) {
-            pr_err!("numdevs={numdevs} is out of range (1 to {MAX_DEVS})\n");
+        if !(1..=tag::MAX_DEVS).contains(&numdevs) {
+            pr_err!(
+                "numdevs={numdevs} is out of range (1 to {})\n",
+                tag::MAX_DEVS
+            );
             return Err(EINVAL);
         }
         let raw = params::behavior();
@@ -79,7 +78,7 @@ impl kernel::Module for Imq {
             pre_priority: behavior.pre_routing_priority(),
             post_priority: behavior.post_routing_priority(),
         };
-        let datapath = datapath::Datapath::new(module, &config)?;
+        let datapath = datapath::Datapath::new(&config)?;
         pr_info!(
             "loaded: numdevs={numdevs} behavior={} (PREROUTING prio {}, POSTROUTING prio {})\n",
             behavior.name(),

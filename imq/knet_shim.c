@@ -1,3 +1,3 @@
 #include "../knet/shim.c"
-/* Only imq diverts packets: the others must not depend on x_tables. */
+/* Only imq diverts packets. */
 #include "../knet/net_helpers.c"

@@ -23,7 +23,7 @@ mod probe;
 pub(crate) mod qdisc;
 #[cfg(knet_qdisc)]
 pub(crate) mod qdisc_parts;
-#[cfg(any(knet_qdisc, knet_divert, knet_probe))]
+#[cfg(any(knet_qdisc, knet_divert, knet_probe, knet_xt))]
 pub(crate) mod skb;
 #[cfg(knet_divert)]
 pub(crate) mod skb_watch;
@@ -36,3 +36,5 @@ pub(crate) mod sys;
 pub(crate) mod tcp;
 #[cfg(knet_divert)]
 pub(crate) mod timer;
+#[cfg(knet_xt)]
+pub(crate) mod xtables;

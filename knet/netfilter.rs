@@ -1,15 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Netfilter: hooks in every network namespace, resuming a hook chain after one of them, and
-//! xtables targets.
+//! Netfilter: hooks in every network namespace, and resuming a hook chain after one of them.
 //!
 //! - [`PernetHooks`] registers one [`Hook`] at PREROUTING and POSTROUTING, IPv4 and IPv6, in
 //!   every namespace (pernet init and exit), and unregisters it in `Drop`.
 //! - A hook may keep a packet's hook state ([`SavedState`], holding references on the
 //!   namespace and the socket) and later [`resume`] the chain right after itself, as
 //!   `nf_reinject` does for NFQUEUE.
-//! - [`TargetRegistration`] registers an xtables target (IPv4 and IPv6, mangle table) whose
-//!   rule check is a [`TargetCheck`].
 
 use super::{netdev::Device, skb::Skb, sys};
 use core::{
@@ -17,7 +14,7 @@ use core::{
     ptr::{self, NonNull},
     sync::atomic::{AtomicPtr, Ordering},
 };
-use kernel::{bindings, ffi::c_void, prelude::*, str::CStrExt, sync::Arc, types::Opaque};
+use kernel::{bindings, ffi::c_void, prelude::*, sync::Arc, types::Opaque};
 
 /// `NF_INET_PRE_ROUTING`.
 pub(crate) const PRE_ROUTING: u8 = sys::nf_inet_hooks_NF_INET_PRE_ROUTING as u8;
@@ -435,12 +432,6 @@ const fn zeroed_hook_ops() -> sys::nf_hook_ops {
     unsafe { core::mem::zeroed() }
 }
 
-/// An empty xtables target (filled in before registration).
-const fn zeroed_target() -> sys::xt_target {
-    // SAFETY: all-zero is a valid `xt_target`: null pointers, no callbacks.
-    unsafe { core::mem::zeroed() }
-}
-
 /// Hook registrations in every namespace; only one per module (pernet callbacks carry no
 /// pointer of their own).
 static PERNET: AtomicPtr<c_void> = AtomicPtr::new(ptr::null_mut());
@@ -585,134 +576,5 @@ impl<H: Hook> Drop for PernetHooks<H> {
         // for the packets in them, `synchronize_net`).
         unsafe { bindings::unregister_pernet_subsys(self.inner.pernet.get()) };
         PERNET.store(ptr::null_mut(), Ordering::Release);
-    }
-}
-
-/// The rule check of an xtables target with one `u32` argument (`--todev N`).
-pub(crate) trait TargetCheck: Send + Sync + 'static {
-    /// Whether a rule with argument `arg` in the hooks `hook_mask` is accepted.
-    fn check(&self, arg: u32, hook_mask: u32) -> Result;
-    /// The tag the target writes for a packet at hook `hook`.
-    fn tag(arg: u32, hook: u8) -> (u32, u32);
-}
-
-/// An xtables target for IPv4 and IPv6 in the mangle table, at PREROUTING and POSTROUTING:
-/// it tags the packet (see [`TargetCheck::tag`]) and the chain continues.
-pub(crate) struct TargetRegistration<C: TargetCheck> {
-    inner: Pin<KBox<TargetInner>>,
-    /// The targets point to it.
-    _check: Arc<C>,
-}
-
-#[repr(C)]
-struct TargetInner {
-    targets: [Opaque<sys::xt_target>; 2],
-    check: *const c_void,
-}
-
-// SAFETY: read by the kernel from any CPU; `check` points to a `Sync` checker.
-unsafe impl Send for TargetInner {}
-// SAFETY: after registration Rust only reads `check`, a pointer to a `Sync` checker.
-unsafe impl Sync for TargetInner {}
-
-impl<C: TargetCheck> TargetRegistration<C> {
-    /// Registers target `name` (revision 0) owned by `module`, whose rules `check` judges.
-    pub(crate) fn new(
-        module: &'static ThisModule,
-        name: &'static CStr,
-        check: Arc<C>,
-    ) -> Result<Self> {
-        let inner = KBox::pin(
-            TargetInner {
-                targets: [const { Opaque::new(zeroed_target()) }; 2],
-                // INVARIANT: the registration holds `check` until the targets are gone.
-                check: Arc::as_ptr(&check).cast(),
-            },
-            GFP_KERNEL,
-        )?;
-        let bytes = name.to_bytes();
-        for (t, family) in inner
-            .targets
-            .iter()
-            .zip([sys::NFPROTO_IPV4, sys::NFPROTO_IPV6])
-        {
-            // SAFETY: not registered yet: ours to fill.
-            let t = unsafe { &mut *t.get() };
-            if bytes.len() >= t.name.len() {
-                return Err(EINVAL);
-            }
-            t.name[..bytes.len()].copy_from_slice(bytes);
-            t.revision = 0;
-            t.family = family as u16;
-            t.target = Some(Self::target_cb);
-            t.checkentry = Some(Self::check_cb);
-            t.targetsize = core::mem::size_of::<u32>() as u32;
-            t.table = c"mangle".as_char_ptr();
-            t.hooks = (1 << PRE_ROUTING) | (1 << POST_ROUTING);
-            t.me = module.as_ptr();
-        }
-        // SAFETY: the targets are pinned and stay registered until `drop`.
-        let err = unsafe { sys::xt_register_targets(Opaque::cast_into(inner.targets.as_ptr()), 2) };
-        if err != 0 {
-            return Err(Error::from_errno(err));
-        }
-        Ok(TargetRegistration {
-            inner,
-            _check: check,
-        })
-    }
-
-    /// # Safety
-    ///
-    /// Called by xtables for a packet matching a rule with this target.
-    unsafe extern "C" fn target_cb(
-        skb: *mut bindings::sk_buff,
-        par: *const sys::xt_action_param,
-    ) -> u32 {
-        // SAFETY: `par` is valid for the call; `targinfo` is the rule's `u32` (targetsize) and
-        // `state` the hook state.
-        let (arg, hook) = unsafe {
-            let par = &*par;
-            (
-                *par.__bindgen_anon_2.targinfo.cast::<u32>(),
-                (*par.state).hook,
-            )
-        };
-        let (magic, val) = C::tag(arg, hook);
-        // SAFETY: the chain lends us the packet for the call.
-        unsafe { super::skb::set_tag_of(skb, magic, val) };
-        sys::XT_CONTINUE
-    }
-
-    /// # Safety
-    ///
-    /// Called by xtables when a rule with this target is added.
-    unsafe extern "C" fn check_cb(par: *const sys::xt_tgchk_param) -> i32 {
-        // SAFETY: valid for the call; `target` is one of our pinned targets, the first field
-        // of a `TargetInner` is the array (repr(C)), and the target's own family says which
-        // element (the rule's may differ under nft's compat layer).
-        let (arg, mask, inner) = unsafe {
-            let par = &*par;
-            let idx = usize::from((*par.target).family == sys::NFPROTO_IPV6 as u16);
-            let first = par.target.cast::<Opaque<sys::xt_target>>().sub(idx);
-            (
-                *par.targinfo.cast::<u32>(),
-                par.hook_mask,
-                &*first.cast::<TargetInner>(),
-            )
-        };
-        // SAFETY: the registration keeps the checker alive while the targets exist (see `new`).
-        let check = unsafe { &*inner.check.cast::<C>() };
-        match check.check(arg, mask) {
-            Ok(()) => 0,
-            Err(e) => e.to_errno(),
-        }
-    }
-}
-
-impl<C: TargetCheck> Drop for TargetRegistration<C> {
-    fn drop(&mut self) {
-        // SAFETY: registered in `new`.
-        unsafe { sys::xt_unregister_targets(Opaque::cast_into(self.inner.targets.as_ptr()), 2) };
     }
 }

@@ -33,3 +33,26 @@ macro_rules! str_param {
 }
 #[allow(unused_imports, reason = "not every module has string parameters")]
 pub(crate) use str_param;
+
+/// Puts `"field=value"` in the module's `.modinfo` section, for what `module!` has no key for
+/// (e.g. `modinfo!(SOFTDEP, "softdep=pre: imq")`, which modprobe reads as `MODULE_SOFTDEP`).
+#[allow(unused_macros, reason = "not every module needs one")]
+macro_rules! modinfo {
+    ($id:ident, $entry:literal) => {
+        #[cfg(MODULE)]
+        #[link_section = ".modinfo"]
+        #[used]
+        static $id: [u8; concat!($entry, "\0").len()] = {
+            let s = concat!($entry, "\0").as_bytes();
+            let mut a = [0u8; concat!($entry, "\0").len()];
+            let mut i = 0;
+            while i < s.len() {
+                a[i] = s[i];
+                i += 1;
+            }
+            a
+        };
+    };
+}
+#[allow(unused_imports, reason = "not every module needs one")]
+pub(crate) use modinfo;

@@ -5,7 +5,7 @@
 
 #[cfg(knet_qdisc)]
 use super::qdisc::{load_u32, LAYOUT};
-#[cfg(any(knet_qdisc, knet_divert))]
+#[cfg(any(knet_qdisc, knet_divert, knet_xt))]
 use super::sys;
 #[cfg(any(knet_qdisc, knet_divert))]
 use core::ptr::NonNull;
@@ -247,7 +247,7 @@ impl Drop for SkbQueue {
 
 /// Where a tag sits in `skb->cb`: bytes 40..47, after everything the packet scheduler keeps
 /// there (checked at build time in `net_helpers.c`).
-#[cfg(knet_divert)]
+#[cfg(any(knet_divert, knet_xt))]
 const TAG_OFF: usize = sys::KNET_SKB_CB_FREE_OFF as usize;
 
 /// The tag (two native-endian words) in the control block of `skb`.
@@ -272,7 +272,7 @@ pub(crate) unsafe fn tag_of(skb: *const bindings::sk_buff) -> (u32, u32) {
 /// # Safety
 ///
 /// `skb` is a valid packet the caller may write (held by it, or lent to it by the chain).
-#[cfg(knet_divert)]
+#[cfg(any(knet_divert, knet_xt))]
 pub(crate) unsafe fn set_tag_of(skb: *mut bindings::sk_buff, magic: u32, val: u32) {
     // SAFETY: per the function's contract.
     let cb = unsafe { &mut (*skb).cb };

@@ -13,9 +13,9 @@ so=/src/target/release/libxt_IMQ.so
 mkdir -p /tmp/xt
 cp "$so" /tmp/xt/
 export XTABLES_LIBDIR=/tmp/xt:/usr/lib/x86_64-linux-gnu/xtables
-modprobe x_tables
 modprobe ifb numifbs=0
 insmod "$(ko imq)"
+xt_imq_load
 
 topo_3
 # Small packets go to 10.0.1.3, whose neighbour entry names a MAC nobody has: cli's veth drops

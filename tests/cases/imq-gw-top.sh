@@ -19,7 +19,6 @@ so=/src/target/release/libxt_IMQ.so
 mkdir -p /tmp/xt
 cp "$so" /tmp/xt/
 export XTABLES_LIBDIR=/tmp/xt:/usr/lib/x86_64-linux-gnu/xtables
-modprobe x_tables
 
 # Before imq is loaded: a clear error, no panic.
 out=$("$bin" --count 1 2>&1) && fail "gw-top ran without imq0: $out"
@@ -30,6 +29,7 @@ out=$(PATH=/nonexistent "$bin" --down lo --count 1 2>&1) && fail "gw-top ran wit
 note "errors: $out"
 
 insmod "$(ko imq)"
+xt_imq_load
 for d in /proc/sys/net/ipv6/conf/imq*; do echo 1 >"$d/disable_ipv6"; done
 topo_3
 ip netns add cli2
@@ -288,3 +288,4 @@ out=$("$bin" --up imq5 --count 1 2>&1) && fail "gw-top ran with --up imq5"
 grep -q 'no device imq5' <<<"$out" || fail "--up imq5: $out"
 for t in iptables ip6tables; do ip netns exec rtr $t -t mangle -F; done
 for _ in $(seq 50); do rmmod imq 2>/dev/null && break; sleep 0.2; done
+xt_imq_unload

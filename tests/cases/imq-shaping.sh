@@ -1,7 +1,8 @@
 # The classic IMQ example on a router: what arrives from the server side (downloads of two
 # hosts) is diverted at PREROUTING to imq0 and shaped there by one HTB tree (2mbit, 1mbit per
 # host), then forwarded as if untouched. Also: IPv6 through ip6tables, a device that is down
-# lets packets through unshaped, counters add up, and rmmod under traffic is clean.
+# lets packets through unshaped, counters add up, and rmmod under traffic is clean (the rules
+# hold xt_IMQ, not imq: with imq gone their packets pass unshaped).
 . /src/tests/vm/lib.sh
 
 so=/src/target/release/libxt_IMQ.so
@@ -9,8 +10,8 @@ so=/src/target/release/libxt_IMQ.so
 mkdir -p /tmp/xt
 cp "$so" /tmp/xt/
 export XTABLES_LIBDIR=/tmp/xt:/usr/lib/x86_64-linux-gnu/xtables
-modprobe x_tables
 insmod "$(ko imq)"
+xt_imq_load
 
 topo_3
 ip -n cli addr add 10.0.1.3/24 dev c0
@@ -68,14 +69,13 @@ ip link set imq0 up
 tc qdisc del dev imq0 root
 tc qdisc add dev imq0 root handle 1: tbf rate 1mbit burst 80k latency 100ms
 
-# rmmod under full traffic: the rules go first (they hold the module), packets diverted before
-# are still queued in imq0 when the module goes: dropped cleanly, their state accounted for.
+# rmmod under full traffic, the rules in place: they hold the target's module (xt_IMQ), not
+# imq. Packets diverted before are still queued in imq0 when imq goes: dropped cleanly, their
+# state accounted for; those the rules tag afterwards find no hook and pass unshaped.
 ip netns exec srv timeout 20 iperf3 -c 10.0.1.2 -p 5201 -t 6 >/dev/null 2>&1 &
 load=$!
 sleep 2
-expect_fail "rmmod imq while rules use it" rmmod imq
-ip netns exec rtr iptables -t mangle -F PREROUTING
-ip netns exec rtr ip6tables -t mangle -F PREROUTING
+expect_fail "rmmod xt_IMQ while rules use it" rmmod xt_IMQ
 rmmod imq || fail "rmmod imq under traffic failed"
 kill $load 2>/dev/null || true
 wait $load 2>/dev/null || true
@@ -84,6 +84,10 @@ line=$(dmesg | grep 'imq: unloaded (2 devices' | tail -n 1)
 note "$line"
 # Every diverted packet went on, or was dropped by a qdisc or the unload: none lost its way.
 grep -q ' lost 0 ' <<<"$line" && grep -q ' gone 0 ' <<<"$line" || fail "packets without their state: $line"
-# Traffic flows on without the module.
+# Traffic flows on without the module, through the rules that still tag it.
+ip netns exec rtr iptables -t mangle -S PREROUTING | grep -q -- '-j IMQ' || fail "the rules went with imq"
 e=$(down 10.0.1.2 5201 3)
 awk -v e="$e" 'BEGIN { exit !(e > 5) }' || fail "after rmmod the flow is at $e Mbit/s"
+ip netns exec rtr iptables -t mangle -F PREROUTING
+ip netns exec rtr ip6tables -t mangle -F PREROUTING
+xt_imq_unload

@@ -2,8 +2,8 @@
 # backends (nft through nft_compat, and legacy), add `-j IMQ --todev N` rules in mangle
 # PREROUTING and POSTROUTING, list them (`IMQ: todev N`), save them (`--todev N`), restore and
 # delete them; bad option values get iptables' error format and exit status 2; the kernel's
-# refusals (device beyond numdevs, other tables, other hooks) come back as "Invalid argument"
-# with the reason in dmesg.
+# refusals (a device imq does not have, other tables, other hooks) come back as "Invalid
+# argument" with the reason in dmesg. The rules hold the target's module xt_IMQ, not imq.
 . /src/tests/vm/lib.sh
 
 so=/src/target/release/libxt_IMQ.so
@@ -16,9 +16,9 @@ stock=/usr/lib/x86_64-linux-gnu/xtables
 export XTABLES_LIBDIR=$xtdir:$stock
 note "$(iptables -V)"
 
-modprobe x_tables
 insmod "$(ko imq)" # numdevs=2: imq0 and imq1
 dmesg_has 'imq: loaded: numdevs=2'
+xt_imq_load
 ip netns add xt
 x() { ip netns exec xt "$@"; }
 tools="iptables-nft iptables-legacy ip6tables-nft ip6tables-legacy"
@@ -106,10 +106,11 @@ for t in $tools; do
 	refused "$t" 2 "^${t%-*} v1\.8\.[0-9]+ \((nf_tables|legacy)\): IMQ: " "" -t mangle -A PREROUTING -j IMQ --todev y
 	refused "$t" 2 "Try \`${t%-*} -h' or '${t%-*} --help'" "" -t mangle -A PREROUTING -j IMQ --todev y
 
-	# The kernel's refusals: a device beyond numdevs (the module), another table or hook (x_tables).
-	refused "$t" "[14]" 'Invalid argument' 'imq: rule refused \(--todev 2, numdevs=2\)' \
+	# The kernel's refusals: a device imq does not have (xt_IMQ), another table or hook
+	# (x_tables).
+	refused "$t" "[14]" 'Invalid argument' 'xt_IMQ: rule refused \(--todev 2\): no imq device imq2 \(load imq first, with numdevs=3 or more\)' \
 		-t mangle -A PREROUTING -i d0 -j IMQ --todev 2
-	refused "$t" "[14]" 'Invalid argument' 'imq: rule refused \(--todev 15, numdevs=2\)' \
+	refused "$t" "[14]" 'Invalid argument' 'xt_IMQ: rule refused \(--todev 15\): no imq device imq15' \
 		-t mangle -A POSTROUTING -j IMQ --todev 15
 	refused "$t" "[14]" 'Invalid argument' 'IMQ target: only valid in mangle table, not filter' \
 		-t filter -A INPUT -j IMQ
@@ -127,12 +128,19 @@ for t in $tools; do
 	x "$t" -t mangle -F
 done
 
-# The rules hold the module; once they are gone it unloads.
+# The rules hold xt_IMQ, not imq: imq unloads under them (their packets then pass unshaped),
+# and a new rule is refused while no imq device is there.
+x iptables -t mangle -A PREROUTING -i d0 -j IMQ --todev 1
+expect_fail "rmmod xt_IMQ while a rule uses it" rmmod xt_IMQ
+rmmod imq || fail "imq does not unload under a rule"
+refused iptables "[14]" 'Invalid argument' 'xt_IMQ: rule refused \(--todev 0\): no imq device imq0 \(load imq first' \
+	-t mangle -A PREROUTING -j IMQ --todev 0
+# A device of that name made by something else is not imq's.
+ip link add imq0 type dummy
+refused iptables "[14]" 'Invalid argument' 'xt_IMQ: rule refused \(--todev 0\): no imq device imq0' \
+	-t mangle -A PREROUTING -j IMQ --todev 0
+ip link del imq0
 cleanup
 trap - EXIT
-for _ in $(seq 50); do
-	rmmod imq 2>/dev/null && break
-	sleep 0.2
-done
-[ ! -d /sys/module/imq ] || fail "imq still loaded after its rules went: refcnt $(cat /sys/module/imq/refcnt)"
-note "all rules, listings, round trips and refusals as expected; imq unloaded"
+xt_imq_unload
+note "all rules, listings, round trips and refusals as expected; imq and xt_IMQ unloaded"

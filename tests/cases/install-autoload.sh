@@ -3,7 +3,8 @@
 # extension and tc plugin where those tools look, module options in modprobe.d, autoload
 # configs of both conventions. Then a "boot": what systemd-modules-load and the RHEL-style
 # /etc/sysconfig/modules scripts would do, against the staged tree: the chosen modules come up
-# with their options, `-j IMQ` and `htb_rs` work from the installed plugins. Then uninstall.
+# with their options, imq without x_tables; the first `-j IMQ` rule makes the kernel load xt_IMQ
+# (alias ipt_IMQ); `htb_rs` works from the installed plugin. Then uninstall.
 . /src/tests/vm/lib.sh
 
 root=/tmp/inst
@@ -12,7 +13,7 @@ triplet=$(gcc -dumpmachine)
 DESTDIR=$root AUTOLOAD="imq toa" IMQ_OPTS="numdevs=4 behavior=AB" TOA_OPTS="trusted=10.0.0.0/8" \
 	/src/tools/install/install install || fail "install failed"
 
-for m in imq toa sch_htb_rs; do
+for m in imq xt_IMQ toa sch_htb_rs; do
 	[ -f "$root/lib/modules/$kver/updates/rust-tc/$m.ko" ] || fail "$m.ko not installed"
 done
 grep -q "updates/rust-tc/imq.ko" "$root/lib/modules/$kver/modules.dep" ||
@@ -26,10 +27,29 @@ grep -qx imq "$root/etc/modules-load.d/imq.conf" || fail "no modules-load.d entr
 [ ! -e "$root/etc/modules-load.d/sch_htb_rs.conf" ] || fail "sch_htb_rs autoloaded though not chosen"
 note "installed: $(cd $root && find . -type f | sort | tr '\n' ' ')"
 
-# The "boot": modprobe against the staged tree and its modprobe.d (x_tables comes from the
-# system's tree, as modprobe would resolve it there).
-modprobe x_tables
+# As on a fresh boot, no x_tables if it can be had (earlier tests of this boot loaded it): imq
+# must come up without it.
+for _ in 1 2 3 4 5; do
+	for m in $(awk '$1 ~ /^(xt_|ipt_|ip6t_|iptable_|ip6table_|nft_compat|ip_tables|ip6_tables|x_tables)/ { print $1 }' /proc/modules); do
+		rmmod "$m" 2>/dev/null || true
+	done
+done
+fresh=yes
+grep -q '^x_tables ' /proc/modules && fresh="no (x_tables held: $(grep '^x_tables ' /proc/modules))"
+note "x_tables unloaded before the boot: $fresh"
+
+# The "boot": modprobe against the staged tree and its modprobe.d. The kernel's own module
+# requests (`-j IMQ` asks for ipt_IMQ) go through kernel.modprobe: a wrapper that looks in the
+# system's tree, then in the staged one.
 export MODPROBE="modprobe -d $root -C $root/etc/modprobe.d"
+printf '#!/bin/sh
+%s "$@" 2>/dev/null || exec %s -d %s -C %s/etc/modprobe.d "$@"
+' \
+	"$(command -v modprobe)" "$(command -v modprobe)" "$root" "$root" >/tmp/modprobe-staged
+chmod 755 /tmp/modprobe-staged
+oldmodprobe=$(cat /proc/sys/kernel/modprobe)
+echo /tmp/modprobe-staged >/proc/sys/kernel/modprobe
+trap 'echo "$oldmodprobe" >/proc/sys/kernel/modprobe' EXIT
 for conf in "$root"/etc/modules-load.d/*.conf; do
 	grep -v '^#' "$conf" | while read -r m; do
 		[ -n "$m" ] && $MODPROBE "$m"
@@ -45,6 +65,10 @@ ip link show imq3 >/dev/null || fail "imq3 missing (numdevs=4 not applied)"
 ! ip link show imq4 >/dev/null 2>&1 || fail "imq4 exists (numdevs=4 not applied)"
 dmesg_has 'imq: loaded: numdevs=4 behavior=AB'
 dmesg_has 'toa: TOA: toa loaded \(options accepted from 1 trusted prefixes; kinds \[254\]\)'
+if [ "$fresh" = yes ]; then
+	! grep -q '^x_tables ' /proc/modules || fail "loading imq loaded x_tables"
+fi
+! grep -q '^xt_IMQ ' /proc/modules || fail "xt_IMQ loaded before any rule"
 
 # The installed plugins, found where the tools look (here: under the staging root).
 export XTABLES_LIBDIR=$root/usr/lib/$triplet/xtables:/usr/lib/$triplet/xtables
@@ -52,6 +76,8 @@ export TC_LIB_DIR=$root/usr/lib/$triplet/tc
 ip netns add inst
 ip netns exec inst iptables -t mangle -A PREROUTING -j IMQ --todev 3 || fail "-j IMQ --todev 3 refused"
 ip netns exec inst iptables -t mangle -S PREROUTING | grep_q -- "-j IMQ --todev 3" || fail "rule not listed"
+grep -q '^xt_IMQ ' /proc/modules || fail "the rule did not autoload xt_IMQ"
+note "after the first -j IMQ rule: $(grep -E '^(xt_IMQ|imq|x_tables) ' /proc/modules | cut -d' ' -f1,4 | tr '\n' ' ')"
 ip -n inst link add d0 type dummy
 ip -n inst link set d0 up
 $MODPROBE sch_htb_rs
@@ -61,6 +87,7 @@ ip netns exec inst tc qdisc del dev d0 root
 ip netns exec inst iptables -t mangle -F
 ip netns del inst
 rmmod sch_htb_rs imq toa
+xt_imq_unload
 
 DESTDIR=$root /src/tools/install/install uninstall || fail "uninstall failed"
 left=$(cd $root && find . -type f ! -name 'modules.*' | sort)

@@ -1,10 +1,9 @@
 # The three modules load into the stock kernel, show their parameters, refuse bad ones with a
-# message, and unload cleanly; reload works.
+# message, and unload cleanly; reload works. imq needs no other module (its iptables target is
+# the module xt_IMQ, which iptables autoloads), so a plain insmod works on a fresh boot.
 . /src/tests/vm/lib.sh
-# imq needs x_tables (modprobe would load it; insmod does not).
-modprobe x_tables
 
-for m in imq toa sch_htb_rs; do
+for m in imq xt_IMQ toa sch_htb_rs; do
 	[ -e "$(ko $m)" ] || fail "$(ko $m) not built (make ref)"
 	[ "$(modinfo -F vermagic "$(ko $m)" | cut -d' ' -f1)" = "$(uname -r)" ] ||
 		fail "$m vermagic $(modinfo -F vermagic "$(ko $m)") does not match $(uname -r)"
@@ -16,6 +15,12 @@ modinfo -F parm "$(ko imq)" | grep_q '^behavior:' || fail "imq: no behavior in m
 modinfo -F parm "$(ko toa)" | grep_q '^trusted:' || fail "toa: no trusted in modinfo"
 modinfo -F parm "$(ko sch_htb_rs)" | grep_q '^htb_rate_est:' || fail "sch_htb_rs: no htb_rate_est"
 modinfo -F alias "$(ko sch_htb_rs)" | grep_q -x 'net-sch-htb_rs' || fail "sch_htb_rs: no alias"
+[ -z "$(modinfo -F depends "$(ko imq)")" ] || fail "imq depends on $(modinfo -F depends "$(ko imq)")"
+# xt_IMQ: found by the names iptables asks for, and modprobe brings imq first.
+[ "$(modinfo -F alias "$(ko xt_IMQ)" | sort | tr '\n' ' ')" = "ip6t_IMQ ipt_IMQ " ] ||
+	fail "xt_IMQ aliases: $(modinfo -F alias "$(ko xt_IMQ)")"
+[ "$(modinfo -F softdep "$(ko xt_IMQ)")" = "pre: imq" ] || fail "xt_IMQ softdep: $(modinfo -F softdep "$(ko xt_IMQ)")"
+[ "$(modinfo -F depends "$(ko xt_IMQ)")" = x_tables ] || fail "xt_IMQ depends: $(modinfo -F depends "$(ko xt_IMQ)")"
 
 for round in 1 2; do
 	insmod "$(ko imq)"

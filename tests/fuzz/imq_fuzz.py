@@ -133,10 +133,15 @@ def reload(line):
 
 
 def load():
-    """imq with DEVS devices, up, without IPv6 of their own (as imq-lib.sh's imq_load)."""
+    """imq with DEVS devices, up, without IPv6 of their own, and the target's module xt_IMQ (as
+    imq-lib.sh's imq_load)."""
     rc, out = sh(f"insmod /src/imq/imq.ko numdevs={DEVS}")
     if rc:
         return out
+    rc, out = sh("grep -q '^xt_IMQ ' /proc/modules || "
+                 "{ modprobe x_tables && insmod /src/imq/xt_IMQ.ko; }")
+    if rc:
+        return f"xt_IMQ: {out}"
     for d in range(DEVS):
         sh(f"echo 1 > /proc/sys/net/ipv6/conf/imq{d}/disable_ipv6; ip link set imq{d} up")
     return None
@@ -168,16 +173,19 @@ def main():
                 break
             continue
         if kind == "unload-attempt":
-            rc, out = sh("rmmod imq")
+            # The rules hold xt_IMQ; imq unloads under them, traffic flowing, and loads again.
             has_rules = sh("ip netns exec rtr iptables-save -t mangle | grep -q IMQ || "
                            "ip netns exec rtr ip6tables-save -t mangle | grep -q IMQ")[0] == 0
-            if rc != 0:
-                print(f"{i:5d} unload refused while rules hold it: {out}")
-                continue
-            if has_rules:
-                problems.append(f"step {i}: imq unloaded while rules used it")
+            rc, out = sh("rmmod xt_IMQ")
+            if rc == 0 and has_rules:
+                problems.append(f"step {i}: xt_IMQ unloaded while rules used it")
                 break
-            # No rules at the time: fine; its counters must balance; load it again.
+            if rc != 0:
+                print(f"{i:5d} xt_IMQ unload refused while rules hold it: {out}")
+            rc, out = sh("rmmod imq")
+            if rc != 0:
+                problems.append(f"step {i}: imq does not unload: {out}")
+                break
             line = unload_line()
             print(f"{i:5d} unloaded: {line}")
             why = reload(line)
@@ -203,6 +211,12 @@ def main():
         why = unbalanced(line) if line else "imq does not unload once the rules are gone"
         if why:
             problems.append(why)
+        for _ in range(50):
+            if sh("rmmod xt_IMQ")[0] == 0:
+                break
+            time.sleep(0.2)
+        else:
+            problems.append("xt_IMQ does not unload once the rules are gone")
         rc, out = sh("ip netns exec cli busybox ping -c 3 -W 2 10.0.2.2")
         if rc:
             problems.append(f"traffic does not flow after the run: {out}")

@@ -5,20 +5,21 @@
 # 12 timestamp option), so TCP goodput through a class of rate R is 1448/1500 = 0.965 R.
 GOODPUT=0.9653
 
-# imq_setup: the iptables extension on XTABLES_LIBDIR, x_tables loaded.
+# imq_setup: the iptables extension on XTABLES_LIBDIR (x_tables is not loaded here: imq does not
+# need it; xt_imq_load loads it for xt_IMQ).
 imq_setup() {
 	local so=/src/target/release/libxt_IMQ.so
 	[ -e "$so" ] || fail "$so not built (cargo build --release -p xt-imq)"
 	mkdir -p /tmp/xt
 	cp "$so" /tmp/xt/
 	export XTABLES_LIBDIR=/tmp/xt:/usr/lib/x86_64-linux-gnu/xtables
-	modprobe x_tables
 }
 
-# imq_load [ARGS...]: insmod imq; the devices get no IPv6 (the stack's own router
+# imq_load [ARGS...]: insmod imq, and xt_IMQ for the rules; the devices get no IPv6 (the stack's own router
 # solicitations would be counted as foreign packets and cloud exact accounting).
 imq_load() {
 	insmod "$(ko imq)" "$@"
+	xt_imq_load
 	local d
 	for d in /proc/sys/net/ipv6/conf/imq*; do
 		[ -e "$d/disable_ipv6" ] && echo 1 >"$d/disable_ipv6"
@@ -26,8 +27,8 @@ imq_load() {
 	return 0
 }
 
-# imq_unload: flush every mangle rule in the test namespaces, rmmod imq (retrying while the
-# last rules release it) and print the counters line.
+# imq_unload: flush every mangle rule in the test namespaces, rmmod imq and xt_IMQ (retrying
+# while the last rules release it) and print imq's counters line.
 imq_unload() {
 	local ns
 	for ns in $(ip netns list | awk '{ print $1 }'); do
@@ -39,6 +40,7 @@ imq_unload() {
 		sleep 0.2
 	done
 	[ ! -d /sys/module/imq ] || fail "imq does not unload: refcnt $(cat /sys/module/imq/refcnt)"
+	xt_imq_unload
 	dmesg | grep 'imq: unloaded' | tail -n 1 | sed 's/^\[[^]]*\] //'
 }
 

@@ -7,7 +7,32 @@ set -euo pipefail
 grep_q() { grep "$@" >/dev/null; }
 
 # Path of one of our modules' .ko, built by 'make ref'.
-ko() { echo "/src/$1/$1.ko"; }
+# ko MODULE: the built module's path (xt_IMQ is built in imq/).
+ko() {
+	case $1 in
+	xt_IMQ) echo /src/imq/xt_IMQ.ko ;;
+	*) echo "/src/$1/$1.ko" ;;
+	esac
+}
+
+# xt_imq_load: the IMQ target's module, which `-j IMQ` rules need (iptables autoloads it from an
+# installed tree with its dependency x_tables; the tests run from the build tree, so insmod).
+xt_imq_load() {
+	grep -q '^xt_IMQ ' /proc/modules && return 0
+	modprobe x_tables
+	insmod "$(ko xt_IMQ)"
+}
+
+# xt_imq_unload: unload the target once no rule holds it (retried: nft frees rules after a
+# grace period).
+xt_imq_unload() {
+	for _ in $(seq 50); do
+		[ -d /sys/module/xt_IMQ ] || return 0
+		rmmod xt_IMQ 2>/dev/null && return 0
+		sleep 0.2
+	done
+	fail "xt_IMQ does not unload once its rules are gone: refcnt $(cat /sys/module/xt_IMQ/refcnt)"
+}
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 

@@ -9,6 +9,8 @@
 #[path = "../../../imq"]
 pub mod imq {
     pub mod behavior;
+    pub mod rule;
+    pub mod tag;
 }
 
 /// From `knet/`: its kernel-independent data structures (over `kernel-model`).
@@ -54,6 +56,8 @@ mod htb_sched_cost;
 mod htb_sched_tests;
 #[cfg(test)]
 mod imq_behavior_tests;
+#[cfg(test)]
+mod imq_rule_tests;
 #[cfg(test)]
 mod knet_slots_tests;
 #[cfg(test)]

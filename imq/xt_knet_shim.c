@@ -1,0 +1,1 @@
+#include "../knet/shim.c"
