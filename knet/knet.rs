@@ -30,6 +30,8 @@ pub(crate) mod skb_watch;
 #[cfg(knet_divert)]
 pub(crate) mod slots;
 #[cfg(knet_probe)]
+pub(crate) mod sockopt;
+#[cfg(knet_probe)]
 pub(crate) mod stats;
 pub(crate) mod sys;
 #[cfg(knet_probe)]

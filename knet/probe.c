@@ -8,6 +8,8 @@
 #include <linux/ip.h>
 #include <linux/ipv6.h>
 #include <linux/tcp.h>
+#include <net/inet_sock.h>
+#include <net/tcp_states.h>
 #include <linux/percpu.h>
 #include <net/net_namespace.h>
 #include <linux/fprobe.h>
@@ -45,6 +47,26 @@ bool knet_sk_is_tcp(const struct sock *sk)
 {
 	return sk && sk->sk_type == SOCK_STREAM && sk->sk_protocol == IPPROTO_TCP &&
 	       (sk->sk_family == AF_INET || sk->sk_family == AF_INET6);
+}
+
+/*
+ * The peer inet_getname() reports: its family (0 if the socket has no peer port, or is closed
+ * or still connecting, as there), address (IPv4 in the first 4 of 16 bytes) and port. The
+ * inet_* and sk_v6_* names are macros over the socket's common part.
+ */
+int knet_sk_peer(const struct sock *sk, u8 *addr, __be16 *port)
+{
+	const struct inet_sock *inet = inet_sk(sk);
+
+	if (!inet->inet_dport || ((1 << sk->sk_state) & (TCPF_CLOSE | TCPF_SYN_SENT)))
+		return 0;
+	*port = inet->inet_dport;
+	if (sk->sk_family == AF_INET6) {
+		memcpy(addr, &sk->sk_v6_daddr, 16);
+		return AF_INET6;
+	}
+	memcpy(addr, &inet->inet_daddr, 4);
+	return sk->sk_family;
 }
 
 /* ---- per-CPU counters (knet/stats.rs) ---- */

@@ -19,6 +19,7 @@ unsigned long knet_regs_return(struct pt_regs *regs);
 /* Sockets and packets, as the probe handlers see them. */
 struct sock *knet_socket_sk(const struct socket *sock);
 bool knet_sk_is_tcp(const struct sock *sk);
+int knet_sk_peer(const struct sock *sk, u8 *addr, __be16 *port);
 
 
 /* Per-CPU counters (knet/stats.rs): __alloc_percpu, per_cpu_ptr and this_cpu_add are macros. */

@@ -24,6 +24,13 @@ use kernel::{bindings, ffi::c_int, prelude::*, sync::Arc};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct SockKey(usize);
 
+impl SockKey {
+    /// The key of socket `sk`.
+    pub(super) fn of(sk: *const bindings::sock) -> Self {
+        SockKey(sk as usize)
+    }
+}
+
 /// Identity of a connection request (a SYN being answered) while it exists.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct ReqKey(usize);

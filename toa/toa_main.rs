@@ -19,10 +19,12 @@ use kernel::{
 #[path = "../knet/knet.rs"]
 mod knet;
 
+mod nat64;
 mod option;
 mod trusted;
 
 use knet::{
+    sockopt::{GetSockopt, SockRef, SockoptOut, SockoptRegistration},
     stats::ProcStats,
     tcp::{InetAddr, PeerName, ReqKey, Segment, SockKey, TcpObserver, TcpProbes, TCP_MAX_HEADER},
 };
@@ -68,8 +70,10 @@ mod stat {
     pub(crate) const TABLE_FULL: usize = 13;
     pub(crate) const ALLOC_FAILED: usize = 14;
     pub(crate) const SYN_TOA: usize = 15;
+    pub(crate) const NAT64_LOOKUP_OK: usize = 16;
+    pub(crate) const NAT64_LOOKUP_EMPTY: usize = 17;
 
-    pub(crate) const NAMES: [&kernel::str::CStr; 17] = [
+    pub(crate) const NAMES: [&kernel::str::CStr; 19] = [
         c"syn_recv_sock_toa",
         c"syn_recv_sock_no_toa",
         c"getname_toa_ok",
@@ -86,6 +90,8 @@ mod stat {
         c"table_full",
         c"alloc_failed",
         c"syn_toa",
+        c"nat64_lookup_ok",
+        c"nat64_lookup_empty",
         c"probe_missed",
     ];
 }
@@ -351,8 +357,53 @@ impl TcpObserver for State {
     }
 }
 
+/// The NAT64 lookup (see `nat64`): the IPv6 client of an IPv4 socket.
+impl GetSockopt for State {
+    fn get(&self, sk: &SockRef<'_>, optname: i32, out: &mut SockoptOut<'_>) -> Result {
+        nat64::check_request(optname, out.room()).map_err(errno)?;
+        let peer = sk.peer();
+        let mut client = None;
+        if let (Some((a, port, _)), false) = (peer, self.is_empty()) {
+            let entry = self.table.lock().get(&Key::Sock(sk.key())).copied();
+            if let Some(e) = entry {
+                // As at getname: the peer must still be the balancer end the entry was made for.
+                if (addr(a).unmapped(), port) == (e.balancer.unmapped(), e.balancer_port) {
+                    client = Some(e.client);
+                } else {
+                    self.stats.inc(stat::GETNAME_TOA_MISMATCH);
+                    self.forget(Key::Sock(sk.key()));
+                }
+            }
+        }
+        let v6_socket = peer.is_some_and(|p| p.2);
+        match nat64::answer(peer.is_some(), client, v6_socket) {
+            Ok(bytes) => {
+                out.write(&bytes)?;
+                self.stats.inc(stat::NAT64_LOOKUP_OK);
+                Ok(())
+            }
+            Err(r) => {
+                if r == nat64::Refusal::Invalid {
+                    self.stats.inc(stat::NAT64_LOOKUP_EMPTY);
+                }
+                Err(errno(r))
+            }
+        }
+    }
+}
+
+fn errno(r: nat64::Refusal) -> Error {
+    match r {
+        nat64::Refusal::Invalid => EINVAL,
+        nat64::Refusal::NotConnected => ENOTCONN,
+        nat64::Refusal::NotNat64 => EFAULT,
+    }
+}
+
 struct Toa {
-    // Declared first, so dropped first: no handler runs once the state goes.
+    // Declared first, so dropped first: no lookup runs once the state goes.
+    _nat64: Option<SockoptRegistration<State>>,
+    // Then no handler runs once the state goes.
     probes: TcpProbes<State>,
     state: Arc<State>,
 }
@@ -366,7 +417,7 @@ fn describe(e: trusted::Error) -> &'static str {
 }
 
 impl kernel::Module for Toa {
-    fn init(_module: &'static ThisModule) -> Result<Self> {
+    fn init(module: &'static ThisModule) -> Result<Self> {
         let raw = params::trusted();
         let trusted = match Trusted::parse(raw) {
             Ok(t) => t,
@@ -409,13 +460,29 @@ impl kernel::Module for Toa {
             GFP_KERNEL,
         )?;
         let probes = TcpProbes::new(state.clone())?;
+        // Last: nothing may fail after it (see `SockoptRegistration`). Another module holding
+        // the name (another TOA) leaves the lookup to it.
+        let (first, last) = (nat64::TOA_SO_GET_LOOKUP, nat64::TOA_SO_GET_LOOKUP);
+        let nat64 = match SockoptRegistration::new(module, first, last, state.clone()) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                pr_warn!(
+                    "TOA: getsockopt {first} (TOA_SO_GET_LOOKUP) unavailable ({e:?}): no NAT64 lookup\n"
+                );
+                None
+            }
+        };
         let k = kinds.as_slice();
         if prefixes == 0 {
             pr_info!("TOA: toa loaded (options accepted from any peer; kinds {k:?})\n");
         } else {
             pr_info!("TOA: toa loaded (options accepted from {prefixes} trusted prefixes; kinds {k:?})\n");
         }
-        Ok(Toa { probes, state })
+        Ok(Toa {
+            _nat64: nat64,
+            probes,
+            state,
+        })
     }
 }
 

@@ -2,7 +2,8 @@
 # reboot), autoload configured in both conventions, then a real second boot: the boot applies
 # /etc/modules-load.d with systemd-modules-load and runs /etc/sysconfig/modules/*.modules as
 # RHEL's rc.sysinit does (tests/vm/guest-run). After it the chosen modules are up with their
-# /etc/modprobe.d options; `iptables -j IMQ` and `tc ... htb_rs` work without extra paths (tc
+# /etc/modprobe.d options, imq without x_tables; `iptables -j IMQ` and `tc ... htb_rs` work
+# without extra paths (the first rule makes the kernel load xt_IMQ by its alias ipt_IMQ; tc
 # autoloads sch_htb_rs by its alias); `make uninstall` leaves nothing behind.
 . /src/tests/vm/lib.sh
 
@@ -22,6 +23,7 @@ if [ ! -e $phase ]; then
 	[ -f /etc/modules-load.d/imq.conf ] || fail "no /etc/modules-load.d/imq.conf"
 	[ -x /etc/sysconfig/modules/toa.modules ] || fail "no executable toa.modules"
 	[ "$(modinfo -n imq)" = "$moddir/imq.ko" ] || fail "modprobe does not find the installed imq: $(modinfo -n imq 2>&1)"
+	[ "$(modinfo -n ipt_IMQ)" = "$moddir/xt_IMQ.ko" ] || fail "modprobe does not find xt_IMQ by its alias: $(modinfo -n ipt_IMQ 2>&1)"
 	note "installed; rebooting"
 	echo 2 >$phase
 	exit 75
@@ -42,11 +44,16 @@ ip link show imq2 >/dev/null || fail "imq2 missing (numdevs=3 not applied)"
 grep -q "fd00::/8" /sys/module/toa/parameters/trusted ||
 	fail "toa trusted=$(cat /sys/module/toa/parameters/trusted), expected the modprobe.d list"
 
+note "after boot: $(grep -E '^(imq|xt_IMQ|x_tables) ' /proc/modules | cut -d' ' -f1,4 | tr '\n' ' ')"
+! grep -q '^x_tables ' /proc/modules || fail "x_tables loaded at boot: imq should not need it"
+! grep -q '^xt_IMQ ' /proc/modules || fail "xt_IMQ loaded before any rule"
+
 # The plugins from where the tools look by default, no XTABLES_LIBDIR/TC_LIB_DIR.
 unset XTABLES_LIBDIR TC_LIB_DIR
 ip netns add inst
 ip netns exec inst iptables -t mangle -A PREROUTING -i lo -j IMQ --todev 2 ||
 	fail "iptables -j IMQ --todev 2 refused"
+grep -q '^xt_IMQ ' /proc/modules || fail "the first -j IMQ rule did not load xt_IMQ"
 ip netns exec inst iptables -t mangle -S PREROUTING | grep_q -- "-j IMQ --todev 2" ||
 	fail "the IMQ rule is not listed back"
 ip netns exec inst ip6tables -t mangle -A POSTROUTING -j IMQ --todev 1 || fail "ip6tables -j IMQ refused"
@@ -66,7 +73,7 @@ ip netns del inst
 # Uninstall from the live root: the files go, modprobe no longer finds the modules.
 trap - EXIT
 /src/tools/install/install uninstall || fail "uninstall failed"
-for f in $moddir/imq.ko /etc/modules-load.d/imq.conf /etc/sysconfig/modules/toa.modules \
+for f in $moddir/imq.ko $moddir/xt_IMQ.ko /etc/modules-load.d/imq.conf /etc/sysconfig/modules/toa.modules \
 	/etc/modprobe.d/rust-tc.conf /usr/lib/$triplet/xtables/libxt_IMQ.so /usr/lib/$triplet/tc/q_htb_rs.so; do
 	[ ! -e "$f" ] || fail "$f left after uninstall"
 done

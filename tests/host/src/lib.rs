@@ -34,6 +34,7 @@ pub mod sch_htb_rs {
 /// From `toa/`.
 #[path = "../../../toa"]
 pub mod toa {
+    pub mod nat64;
     pub mod option;
     pub mod trusted;
 }

@@ -294,3 +294,66 @@ fn random_options_read_back_as_real_or_forged_clients() {
         "{real} {forged} {none}"
     );
 }
+
+#[test]
+fn nat64_puts_the_client_in_the_nat64_prefix_with_the_ipv6_length() {
+    let ts = [1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2];
+    let p = ipv4([10, 0, 1, 2], [10, 0, 2, 2], &tcp(40000, &ts, b"x"));
+    let out = insert_toa(&p, Place::Both, Variant::parse("nat64").unwrap()).unwrap();
+    assert_eq!(out.len(), p.len() + 20);
+    assert!(tcp_sum_ok_v4(&out), "TCP checksum");
+    let mut want = [0u8; 16];
+    want[1..4].copy_from_slice(&[0x64, 0xff, 0x9b]);
+    want[12..].copy_from_slice(&[10, 0, 1, 2]);
+    let scan = scan_tcp_header(&out[20..]);
+    assert_eq!(
+        scan.client,
+        Some(Client {
+            addr: Addr::V6(want),
+            port: 40000
+        })
+    );
+}
+
+#[test]
+fn the_nat64_lookup_answers_in_dpvs_layout() {
+    use crate::toa::nat64::{check_request, peer_bytes, Refusal, PEER_LEN, TOA_SO_GET_LOOKUP};
+    let mut a = [0u8; 16];
+    a[0] = 0x20;
+    a[15] = 7;
+    let b = peer_bytes(a, 0x1234);
+    assert_eq!(
+        PEER_LEN, 20,
+        "sizeof(struct toa_nat64_peer) with in6_addr's alignment"
+    );
+    assert_eq!(&b[..16], &a);
+    assert_eq!(&b[16..18], &[0x12, 0x34], "port in network order");
+    assert_eq!(&b[18..], &[0, 0], "padding zeroed, not stack leftovers");
+    assert_eq!(check_request(TOA_SO_GET_LOOKUP, 20), Ok(()));
+    assert_eq!(check_request(TOA_SO_GET_LOOKUP, 64), Ok(()));
+    assert_eq!(check_request(TOA_SO_GET_LOOKUP, 18), Err(Refusal::Invalid));
+    assert_eq!(
+        check_request(TOA_SO_GET_LOOKUP + 1, 20),
+        Err(Refusal::Invalid)
+    );
+}
+
+#[test]
+fn the_nat64_lookup_answers_only_an_ipv6_client_on_an_ipv4_socket() {
+    use crate::toa::nat64::{answer, peer_bytes, Refusal};
+    let v6 = Client {
+        addr: Addr::V6([0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9]),
+        port: 4242,
+    };
+    let v4 = Client {
+        addr: Addr::V4([10, 0, 1, 2]),
+        port: 4242,
+    };
+    let Addr::V6(a) = v6.addr else { unreachable!() };
+    assert_eq!(answer(true, Some(v6), false), Ok(peer_bytes(a, 4242)));
+    assert_eq!(answer(false, Some(v6), false), Err(Refusal::NotConnected));
+    assert_eq!(answer(true, None, false), Err(Refusal::Invalid));
+    // Not NAT64: getpeername() answers these (DPVS: EFAULT).
+    assert_eq!(answer(true, Some(v4), false), Err(Refusal::NotNat64));
+    assert_eq!(answer(true, Some(v6), true), Err(Refusal::NotNat64));
+}

@@ -57,6 +57,10 @@ pub enum Variant {
     /// `pair:K`: a forged option of kind 254 (as [`Variant::Repeated`]'s) followed by the real
     /// one with kind K: two kinds in one segment.
     Pair(u8),
+    /// `nat64`: what a NAT64 balancer sends an IPv4 server for an IPv6 client: the IPv6 form
+    /// (length 20). The test client is IPv4, so its address goes in the well-known NAT64
+    /// prefix 64:ff9b::/96 (RFC 6052) as the IPv6 client the translator would have seen.
+    Nat64,
 }
 
 /// Forged clients of [`Variant::Random`]: 192.0.2.0/24 and 2001:db8:ff::/48 with any port, so
@@ -151,6 +155,7 @@ impl Variant {
             "truncated" => Variant::Truncated,
             "zero-len" => Variant::ZeroLen,
             "repeated" => Variant::Repeated,
+            "nat64" => Variant::Nat64,
             _ if s.starts_with("kind:") => Variant::Kind(s["kind:".len()..].parse().ok()?),
             _ if s.starts_with("pair:") => Variant::Pair(s["pair:".len()..].parse().ok()?),
             _ => Variant::Random(s.strip_prefix("random:")?.parse().ok()?),
@@ -204,6 +209,16 @@ impl Variant {
                 o.extend(real);
                 (o, false)
             }
+            Variant::Nat64 => match addr {
+                &[a, b, c, d] => (
+                    good(
+                        port,
+                        &[0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0, a, b, c, d],
+                    ),
+                    false,
+                ),
+                _ => (good(port, addr), false),
+            },
         }
     }
 }

@@ -38,7 +38,7 @@ fn main() -> ExitCode {
                 variant = insert::Variant::parse(v).unwrap_or(variant)
             }
             _ => {
-                eprintln!("usage: toa-lb [--queue N] [--place ack|syn|both] [--variant good|bad-len|truncated|zero-len|repeated|kind:K|pair:K|random:SEED] [--count C]");
+                eprintln!("usage: toa-lb [--queue N] [--place ack|syn|both] [--variant good|bad-len|truncated|zero-len|repeated|kind:K|pair:K|nat64|random:SEED] [--count C]");
                 return ExitCode::from(2);
             }
         }
