@@ -16,7 +16,8 @@
 //!
 //! An entry belongs to whoever took it out of the table: a copy of a packet (whose tag names its
 //! original's entry) never gets it, since the table checks the packet's identity once the entry
-//! is taken, and puts back what was not the caller's. Entries live in the table's slots: no
+//! is taken, and puts back what was not the caller's. A copy the qdisc releases (netem's
+//! duplicates) borrows the entry instead, for a copy of the state with references of its own. Entries live in the table's slots: no
 //! allocation per packet.
 
 use crate::knet::{
@@ -73,6 +74,9 @@ pub(crate) struct Counters {
     pub(crate) segmented: u64,
     /// Segments dropped for want of state.
     pub(crate) seg_dropped: u64,
+    /// Copies made inside the qdisc (netem's duplicates, segments of a packet queued whole)
+    /// reinjected with a copy of their original's state.
+    pub(crate) copies: u64,
 }
 
 #[derive(Default)]
@@ -89,6 +93,7 @@ struct AtomicCounters {
     outstanding: AtomicU64,
     segmented: AtomicU64,
     seg_dropped: AtomicU64,
+    copies: AtomicU64,
 }
 
 fn inc(c: &AtomicU64) {
@@ -207,8 +212,18 @@ impl TxHandler for Divert {
             return;
         }
         let Some(e) = self.table.take(id, skb.id()) else {
-            // A copy or segment made inside the qdisc, or state expired: no way back.
-            inc(&self.counters.lost);
+            // A copy or segment made inside the qdisc goes on with a copy of its original's
+            // state, as long as the original is queued still (with IFB every copy goes on).
+            let copy = self
+                .table
+                .lend(id, |e| Some((e.state.try_clone()?, e.meta.clone())))
+                .flatten();
+            match copy.map(|(state, meta)| netfilter::resume(skb, &state, &meta)) {
+                Some(Ok(())) => inc(&self.counters.copies),
+                Some(Err(())) => inc(&self.counters.lost),
+                // Its original went on or was dropped, or state expired: no way back.
+                None => inc(&self.counters.lost),
+            }
             return;
         };
         match netfilter::resume(skb, &e.state, &e.meta) {
@@ -301,6 +316,7 @@ impl Datapath {
             outstanding: get(&c.outstanding),
             segmented: get(&c.segmented),
             seg_dropped: get(&c.seg_dropped),
+            copies: get(&c.copies),
         }
     }
 

@@ -102,7 +102,7 @@ impl Drop for Imq {
         let c = datapath.finish();
         pr_info!(
             "unloaded ({} devices, behavior {}): diverted {} reinjected {} passed_down {} \
-             no_state {} lost {} foreign {} gone {} dropped_in_qdisc {} expired {} outstanding {} segmented {} seg_dropped {}\n",
+             no_state {} lost {} foreign {} gone {} dropped_in_qdisc {} expired {} outstanding {} segmented {} seg_dropped {} copies {}\n",
             self.numdevs,
             self.behavior.name(),
             c.diverted,
@@ -116,7 +116,8 @@ impl Drop for Imq {
             c.expired,
             c.outstanding,
             c.segmented,
-            c.seg_dropped
+            c.seg_dropped,
+            c.copies
         );
     }
 }

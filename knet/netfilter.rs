@@ -264,6 +264,7 @@ unsafe fn ifindex_of(dev: *mut sys::net_device) -> i32 {
 }
 
 /// A packet's fields that its stay in a qdisc may change, and that the chain needs back.
+#[derive(Clone)]
 pub(crate) struct SkbMeta {
     dev_ifindex: i32,
     tstamp: i64,
@@ -287,6 +288,30 @@ pub(crate) struct SavedState {
 
 // SAFETY: the references it holds may be put from any CPU; `ops` is only compared.
 unsafe impl Send for SavedState {}
+
+impl SavedState {
+    /// A copy with references of its own (for a copy of the packet, which goes on through the
+    /// chain by itself); `None` if the namespace or the socket is going away.
+    pub(crate) fn try_clone(&self) -> Option<SavedState> {
+        let state = &self.state;
+        // SAFETY: `self` holds a reference on the namespace: alive.
+        if unsafe { sys::knet_maybe_get_net(state.net) }.is_null() {
+            return None;
+        }
+        // SAFETY: `self` holds a reference on the socket, if any: alive.
+        if !state.sk.is_null() && !unsafe { sys::knet_sock_hold_not_zero(state.sk) } {
+            // SAFETY: the reference taken just above.
+            unsafe { sys::knet_put_net(state.net) };
+            return None;
+        }
+        Some(SavedState {
+            state: copy_state(state),
+            ops: self.ops,
+            in_ifindex: self.in_ifindex,
+            out_ifindex: self.out_ifindex,
+        })
+    }
+}
 
 impl Drop for SavedState {
     fn drop(&mut self) {

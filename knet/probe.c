@@ -12,6 +12,7 @@
 #include <net/tcp_states.h>
 #include <linux/percpu.h>
 #include <net/net_namespace.h>
+#include <net/netns/generic.h>
 #include <linux/fprobe.h>
 #include <linux/tracepoint.h>
 #include "probe.h"
@@ -70,6 +71,16 @@ int knet_sk_peer(const struct sock *sk, u8 *addr, __be16 *port)
 }
 
 /* ---- per-CPU counters (knet/stats.rs) ---- */
+
+struct net *knet_sk_net(const struct sock *sk)
+{
+	return sock_net(sk);
+}
+
+void *knet_net_generic(const struct net *net, unsigned int id)
+{
+	return net_generic(net, id);
+}
 
 void __percpu *knet_alloc_percpu(size_t size, size_t align)
 {

@@ -282,6 +282,16 @@ impl<T: Keyed> SlotTable<T> {
         None
     }
 
+    /// Lends entry `id`, whoever's it is, to `f` and puts it back; `None` if the slot holds no
+    /// entry now (free, or taken by its owner or another lender). While it is lent its owner's
+    /// own lookup finds nothing (as with any put-back lookup).
+    pub(crate) fn lend<R>(&self, id: u32, f: impl FnOnce(&T) -> R) -> Option<R> {
+        let e = Self::take_slot(self.slot(id as usize)?, |_, _| true)?;
+        let r = f(&e);
+        e.put_back();
+        Some(r)
+    }
+
     /// Takes out every entry born more than `age` jiffies before `now` and gives it to `f`.
     pub(crate) fn take_older(&self, now: usize, age: usize, mut f: impl FnMut(Taken<'_, T>)) {
         let old = |born: usize| now.wrapping_sub(born) as isize > age as isize;

@@ -8,6 +8,7 @@
 //! reference on the owner module while a call runs.
 
 use super::{
+    stats::NetNs,
     sys,
     tcp::{InetAddr, SockKey},
 };
@@ -48,6 +49,12 @@ impl SockRef<'_> {
     /// The socket's identity, as [`super::tcp::TcpObserver`] sees it.
     pub(crate) fn key(&self) -> SockKey {
         SockKey::of(self.sk.as_ptr())
+    }
+
+    /// The socket's network namespace.
+    pub(crate) fn net(&self) -> NetNs<'_> {
+        // SAFETY: by the type invariant `sk` is alive while `self` is.
+        unsafe { NetNs::of_sock(self.sk.as_ptr()) }
     }
 
     /// The peer `getpeername()` would report (address and port, host order) and whether the

@@ -3,20 +3,91 @@
 //! Per-CPU counters shown as a table in `/proc/net/<name>`, in the classic TOA layout: one row
 //! per counter, one column per online CPU, then the total. The last row shows the missed hits of
 //! the probes being watched.
+//!
+//! Every network namespace has its own file: the initial namespace's shows the totals of all
+//! namespaces, any other namespace's only what was counted in it (its counters live in the
+//! namespace's own area, `net_generic`, made and freed with it by pernet operations).
 
 use super::{probe, sys};
-use core::ptr::{self, NonNull};
+use core::{
+    marker::PhantomData,
+    ptr::{self, NonNull},
+    sync::atomic::{AtomicPtr, Ordering},
+};
 use kernel::{
     bindings,
     cpu::{nr_cpu_ids, CpuId},
     cpumask::Cpumask,
-    ffi::{c_int, c_ulong, c_void},
+    ffi::{c_int, c_uint, c_ulong, c_void},
     new_mutex,
     prelude::*,
     seq_file::{seq_print, SeqFile},
     str::CStrExt,
     sync::Mutex,
+    types::Opaque,
 };
+
+/// A network namespace, alive while the value is: what is counted belongs to it (a socket or
+/// request of it is being handled).
+///
+/// # Invariants
+///
+/// `net` is a live namespace for `'a`.
+pub(crate) struct NetNs<'a> {
+    net: NonNull<bindings::net>,
+    _life: PhantomData<&'a bindings::net>,
+}
+
+impl NetNs<'_> {
+    /// The namespace of `sk` (a full socket, or a request socket: both begin with the common
+    /// part that names it).
+    ///
+    /// # Safety
+    ///
+    /// `sk` is a live socket or request socket for the value's lifetime (which keeps its
+    /// namespace alive).
+    pub(super) unsafe fn of_sock(sk: *const bindings::sock) -> Self {
+        // SAFETY: per the function's contract.
+        let net = unsafe { sys::knet_sk_net(sk) };
+        // INVARIANT: a live socket's namespace lives at least as long as the socket.
+        NetNs {
+            net: NonNull::new(net).unwrap_or(init_net()),
+            _life: PhantomData,
+        }
+    }
+
+    /// The initial namespace (static).
+    pub(super) fn init() -> Self {
+        // INVARIANT: the initial namespace lives forever.
+        NetNs {
+            net: init_net(),
+            _life: PhantomData,
+        }
+    }
+
+    fn is_init(&self) -> bool {
+        self.net == init_net()
+    }
+}
+
+/// The initial namespace, static: it never goes away.
+fn init_net() -> NonNull<bindings::net> {
+    // SAFETY: the address of a static is not null.
+    unsafe { NonNull::new_unchecked(&raw mut bindings::init_net) }
+}
+
+/// The part of a namespace's `net_generic` area that is ours (zeroed by the pernet core, freed
+/// after `net_exit`).
+#[repr(C)]
+struct NetArea {
+    /// The namespace's per-CPU counters, or null (initial namespace, or none yet).
+    vals: *mut c_void,
+    table: *const Table,
+}
+
+/// The table whose pernet operations are registered (one per module: their callbacks carry
+/// no pointer of their own).
+static TABLE: AtomicPtr<Table> = AtomicPtr::new(ptr::null_mut());
 
 /// Most probes whose missed hits one table shows.
 const MAX_WATCH: usize = 16;
@@ -26,8 +97,11 @@ const MAX_WATCH: usize = 16;
 /// # Invariants
 ///
 /// `vals` is a per-CPU area of `names.len() - 1` counters (`i64`), allocated by `__alloc_percpu`
-/// and freed only when `ProcStats` drops, after the proc file is gone. Every non-zero address
-/// in `watch` is the missed-hit counter of a registered probe (see [`ProcStats::watch`]).
+/// and freed only when `ProcStats` drops, after the proc files are gone. Every non-zero address
+/// in `watch` is the missed-hit counter of a registered probe (see [`ProcStats::watch`]). While
+/// `pernet` is registered, `net_id` is our `net_generic` id and the `vals` of each namespace's
+/// [`NetArea`] other than the initial one is null or a per-CPU area like `vals`, with the
+/// namespace's proc file.
 #[pin_data]
 struct Table {
     name: &'static CStr,
@@ -35,6 +109,8 @@ struct Table {
     vals: NonNull<c_void>,
     #[pin]
     watch: Mutex<[usize; MAX_WATCH]>,
+    pernet: Opaque<bindings::pernet_operations>,
+    net_id: Opaque<c_uint>,
 }
 
 impl Table {
@@ -43,24 +119,50 @@ impl Table {
         self.names.len() - 1
     }
 
-    /// Counter `idx` of `cpu` (a possible CPU, `idx < counters()`).
-    fn cpu_val(&self, cpu: u32, idx: usize) -> i64 {
-        // SAFETY: by the type invariant `vals` is a live per-CPU area of `counters()` `i64`s;
-        // `cpu` is a possible CPU and `idx` in range (the callers'). Another CPU may be adding
-        // to its own copy: read once, whole (a word on 64-bit).
+    /// Counter `idx` of `cpu` in `vals` (a possible CPU, `idx < counters()`).
+    fn cpu_val(&self, vals: NonNull<c_void>, cpu: u32, idx: usize) -> i64 {
+        // SAFETY: `vals` is `self.vals` or a namespace's area, live per-CPU areas of
+        // `counters()` `i64`s (type invariant); `cpu` is a possible CPU and `idx` in range (the
+        // callers'). Another CPU may be adding to its own copy: read once, whole (a word on
+        // 64-bit).
         unsafe {
-            let p = sys::knet_per_cpu_ptr(self.vals.as_ptr(), cpu as c_int).cast::<i64>();
+            let p = sys::knet_per_cpu_ptr(vals.as_ptr(), cpu as c_int).cast::<i64>();
             ptr::read_volatile(p.add(idx))
         }
     }
 
-    fn sum(&self, idx: usize) -> i64 {
+    fn sum_of(&self, vals: NonNull<c_void>, idx: usize) -> i64 {
         if idx >= self.counters() {
             return 0;
         }
         cpus(possible_mask())
-            .map(|cpu| self.cpu_val(cpu, idx))
+            .map(|cpu| self.cpu_val(vals, cpu, idx))
             .fold(0i64, i64::wrapping_add)
+    }
+
+    fn sum(&self, idx: usize) -> i64 {
+        self.sum_of(self.vals, idx)
+    }
+
+    /// The counters of `net`'s own area, if it has one (not the initial namespace).
+    fn net_vals(&self, net: &NetNs<'_>) -> Option<NonNull<c_void>> {
+        if net.is_init() {
+            return None;
+        }
+        // SAFETY: `net` is alive (its invariant) and our pernet operations are registered
+        // while the table exists (`ProcStats`' invariant), so `net_id` is set and the area is
+        // ours; `net_init` wrote it before the namespace could hold sockets.
+        let area = unsafe {
+            sys::knet_net_generic(net.net.as_ptr(), *self.net_id.get()).cast::<NetArea>()
+        };
+        // SAFETY: as above; the area is the namespace's until it is freed after `net_exit`.
+        NonNull::new(unsafe { (*area).vals })
+    }
+
+    fn add(&self, vals: NonNull<c_void>, idx: usize, v: i64) {
+        // SAFETY: `vals` is a live per-CPU area of `counters()` counters (`self.vals` or a live
+        // namespace's); `idx` is in range (the callers').
+        unsafe { sys::knet_this_cpu_add_s64(vals.as_ptr(), idx as u32, v) }
     }
 
     fn missed(&self) -> i64 {
@@ -75,7 +177,7 @@ impl Table {
             .fold(0i64, i64::wrapping_add)
     }
 
-    fn show(&self, m: &SeqFile) {
+    fn show(&self, m: &SeqFile, vals: NonNull<c_void>) {
         seq_print!(m, "{:26}", "");
         for cpu in cpus(online_mask()) {
             seq_print!(m, "CPU{:<8}", cpu);
@@ -84,9 +186,9 @@ impl Table {
         for (idx, name) in self.names[..self.counters()].iter().enumerate() {
             seq_print!(m, "{:<25}:", name.to_str().unwrap_or("?"));
             for cpu in cpus(online_mask()) {
-                seq_print!(m, "{:<10} ", self.cpu_val(cpu, idx));
+                seq_print!(m, "{:<10} ", self.cpu_val(vals, cpu, idx));
             }
-            seq_print!(m, "{}\n", self.sum(idx));
+            seq_print!(m, "{}\n", self.sum_of(vals, idx));
         }
         let last = self.names[self.counters()].to_str().unwrap_or("?");
         seq_print!(m, "{:<25}:", last);
@@ -120,16 +222,97 @@ unsafe extern "C" fn show_cb(seq: *mut bindings::seq_file, _v: *mut c_void) -> c
     // `proc_create_single_data`, live until the file is removed (which waits for readers); the
     // seq_file is this reader's own.
     let (t, m) = unsafe { (&*(*seq).private.cast::<Table>(), SeqFile::from_raw(seq)) };
-    t.show(m);
+    t.show(m, t.vals);
     0
 }
 
-/// A `/proc/net` table of per-CPU counters.
+/// # Safety
+///
+/// Called by seq_file for a namespace's proc file, whose data is the namespace's live
+/// [`NetArea`] (with counters).
+unsafe extern "C" fn show_net_cb(seq: *mut bindings::seq_file, _v: *mut c_void) -> c_int {
+    // SAFETY: the file's data is the namespace's area, which `net_exit` frees only after
+    // removing the file (which waits for readers); its table outlives every namespace file.
+    let (area, m) = unsafe { (&*(*seq).private.cast::<NetArea>(), SeqFile::from_raw(seq)) };
+    // SAFETY: as above.
+    let t = unsafe { &*area.table };
+    if let Some(vals) = NonNull::new(area.vals) {
+        t.show(m, vals);
+    }
+    0
+}
+
+/// # Safety
+///
+/// Called by the pernet core with a namespace being set up, while our operations are
+/// registered.
+unsafe extern "C" fn net_init(net: *mut bindings::net) -> c_int {
+    if ptr::eq(net, init_net().as_ptr()) {
+        // Its file shows the totals, made with the table.
+        return 0;
+    }
+    // SAFETY: `TABLE` is set while the operations are registered.
+    let t = unsafe { &*TABLE.load(Ordering::Acquire) };
+    // SAFETY: `net` is being set up; our area in it is allocated (the pernet core's `size`).
+    let area = unsafe { &mut *sys::knet_net_generic(net, *t.net_id.get()).cast::<NetArea>() };
+    let size = t.counters().max(1) * size_of::<i64>();
+    // SAFETY: a plain allocation, zeroed by the per-CPU allocator.
+    let vals = unsafe { sys::knet_alloc_percpu(size, size_of::<i64>()) };
+    if vals.is_null() {
+        return ENOMEM.to_errno();
+    }
+    area.vals = vals;
+    area.table = t;
+    let data: *mut NetArea = area;
+    // SAFETY: the name is static; the area outlives the file (`net_exit` removes it first).
+    let pde = unsafe {
+        sys::proc_create_single_data(
+            t.name.as_char_ptr(),
+            0o444,
+            (*net).proc_net.cast(),
+            Some(show_net_cb),
+            data.cast(),
+        )
+    };
+    if pde.is_null() {
+        // SAFETY: allocated above, not shared.
+        unsafe { bindings::free_percpu(vals) };
+        area.vals = ptr::null_mut();
+        return ENOMEM.to_errno();
+    }
+    0
+}
+
+/// # Safety
+///
+/// Called by the pernet core with a namespace going away (or at unregistration), after
+/// `net_init` succeeded for it.
+unsafe extern "C" fn net_exit(net: *mut bindings::net) {
+    if ptr::eq(net, init_net().as_ptr()) {
+        return;
+    }
+    // SAFETY: as in `net_init`.
+    let t = unsafe { &*TABLE.load(Ordering::Acquire) };
+    // SAFETY: as in `net_init`; nothing counts in a namespace that is going away (its sockets
+    // are gone).
+    let area = unsafe { &mut *sys::knet_net_generic(net, *t.net_id.get()).cast::<NetArea>() };
+    if area.vals.is_null() {
+        return;
+    }
+    // SAFETY: made by `net_init`; removing it waits for its readers.
+    unsafe { sys::remove_proc_entry(t.name.as_char_ptr(), (*net).proc_net.cast()) };
+    // SAFETY: allocated by `net_init`, no longer read or written.
+    unsafe { bindings::free_percpu(area.vals) };
+    area.vals = ptr::null_mut();
+}
+
+/// A `/proc/net` table of per-CPU counters, one file per network namespace.
 ///
 /// # Invariants
 ///
 /// `table` was given to `proc_create_single_data` as the data of `/proc/net/<name>` in the
-/// initial namespace, which exists until `drop` removes it.
+/// initial namespace, which exists until `drop` removes it; its pernet operations are
+/// registered (and `TABLE` points to it) until `drop`.
 pub(crate) struct ProcStats {
     table: Pin<KBox<Table>>,
 }
@@ -162,6 +345,10 @@ impl ProcStats {
                 names,
                 vals,
                 watch <- new_mutex!([0; MAX_WATCH]),
+                // SAFETY: all-zero is a valid `pernet_operations` (no callbacks), filled in
+                // below before the kernel sees it.
+                pernet: Opaque::new(unsafe { core::mem::zeroed() }),
+                net_id: Opaque::new(0),
             }),
             GFP_KERNEL,
         )
@@ -183,21 +370,56 @@ impl ProcStats {
             free();
             return Err(ENOMEM);
         }
-        // INVARIANT: the file exists, with `table` as its data.
+        let remove_file = || {
+            // SAFETY: made above, not yet known to anyone but its readers.
+            unsafe {
+                sys::remove_proc_entry(name.as_char_ptr(), bindings::init_net.proc_net.cast())
+            }
+        };
+        // SAFETY: not registered yet: ours to fill.
+        let p = unsafe { &mut *table.pernet.get() };
+        p.init = Some(net_init);
+        p.exit = Some(net_exit);
+        p.id = table.net_id.get();
+        p.size = size_of::<NetArea>();
+        let raw = ptr::from_ref::<Table>(&table).cast_mut();
+        if TABLE
+            .compare_exchange(ptr::null_mut(), raw, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            remove_file();
+            drop(table);
+            free();
+            return Err(EBUSY);
+        }
+        // SAFETY: the operations are pinned in the table and outlive the registration
+        // (unregistered in `drop`); `TABLE` points to the table for the callbacks.
+        let err = unsafe { bindings::register_pernet_subsys(table.pernet.get()) };
+        if err != 0 {
+            TABLE.store(ptr::null_mut(), Ordering::Release);
+            remove_file();
+            drop(table);
+            free();
+            return Err(Error::from_errno(err));
+        }
+        // INVARIANT: the file exists, with `table` as its data; the operations are registered.
         Ok(Self { table })
     }
 
-    /// Adds `v` (may be negative, for gauges) to counter `idx` on this CPU.
-    pub(crate) fn add(&self, idx: usize, v: i64) {
+    /// Adds `v` (may be negative, for gauges) to counter `idx` on this CPU, in the totals and in
+    /// `net`'s own counters.
+    pub(crate) fn add(&self, net: &NetNs<'_>, idx: usize, v: i64) {
         if idx < self.table.counters() {
-            // SAFETY: by `Table`'s invariant `vals` is a live per-CPU area; `idx` is in range.
-            unsafe { sys::knet_this_cpu_add_s64(self.table.vals.as_ptr(), idx as u32, v) }
+            self.table.add(self.table.vals, idx, v);
+            if let Some(vals) = self.table.net_vals(net) {
+                self.table.add(vals, idx, v);
+            }
         }
     }
 
-    /// Adds one to counter `idx`.
-    pub(crate) fn inc(&self, idx: usize) {
-        self.add(idx, 1);
+    /// Adds one to counter `idx` (see [`Self::add`]).
+    pub(crate) fn inc(&self, net: &NetNs<'_>, idx: usize) {
+        self.add(net, idx, 1);
     }
 
     /// The sum of counter `idx` over all CPUs (0 if out of range).
@@ -229,6 +451,10 @@ impl ProcStats {
 
 impl Drop for ProcStats {
     fn drop(&mut self) {
+        // SAFETY: registered (type invariant); this runs `net_exit` for every namespace, which
+        // removes its file and frees its counters.
+        unsafe { bindings::unregister_pernet_subsys(self.table.pernet.get()) };
+        TABLE.store(ptr::null_mut(), Ordering::Release);
         // SAFETY: by the type invariant the file exists; removing it waits for its readers, so
         // nothing reads the table or the counters after this.
         unsafe {

@@ -14,7 +14,7 @@ use super::{
         EntryProbe, EntryProbeRegistration, Regs, RetProbe, RetProbeRegistration, SockTracepoint,
         SockTracepointRegistration, Watched,
     },
-    stats::ProcStats,
+    stats::{NetNs, ProcStats},
     sys,
 };
 use core::{marker::PhantomData, ptr::NonNull};
@@ -192,28 +192,45 @@ impl PeerName<'_> {
 
 /// What a module watching TCP connections does at each event. All methods run in atomic
 /// context (softirq for the handshake events) and must not sleep.
+///
+/// Each event comes with the network namespace it happens in (`net`), for counters kept per
+/// namespace.
 pub(crate) trait TcpObserver: Send + Sync + 'static {
     /// A SYN created request `req`; `syn` is the SYN.
-    fn request_created(&self, req: ReqKey, syn: &Segment<'_>);
+    fn request_created(&self, net: &NetNs<'_>, req: ReqKey, syn: &Segment<'_>);
     /// Request `req` is being freed (whether or not it became a socket).
-    fn request_freed(&self, req: ReqKey);
+    fn request_freed(&self, net: &NetNs<'_>, req: ReqKey);
     /// Segment `seg` completes the handshake of request `req`: the child socket is being
     /// created. May be called more than once for a request (CPUs racing on its final ACK, or a
     /// creation that failed); only one child is queued, and not always.
-    fn completing(&self, req: ReqKey, seg: &Segment<'_>);
+    fn completing(&self, net: &NetNs<'_>, req: ReqKey, seg: &Segment<'_>);
     /// `child`, created from request `req`, is being queued for `accept()`: before anyone can
     /// ask for its peer's name.
-    fn child_queued(&self, child: SockKey, req: ReqKey);
+    fn child_queued(&self, net: &NetNs<'_>, child: SockKey, req: ReqKey);
     /// Whether `peer_name` has anything to do at all (a cheap check on a hot path).
     fn wants_peer_names(&self) -> bool;
     /// `getpeername()`/`accept()` on TCP socket `sk` is about to return `name`.
-    fn peer_name(&self, sk: SockKey, name: &mut PeerName<'_>);
+    fn peer_name(&self, net: &NetNs<'_>, sk: SockKey, name: &mut PeerName<'_>);
     /// Socket `sk` is being destroyed.
-    fn destroyed(&self, sk: SockKey);
+    fn destroyed(&self, net: &NetNs<'_>, sk: SockKey);
     /// Where missed probe hits are reported, if anywhere.
     fn stats(&self) -> Option<&ProcStats> {
         None
     }
+}
+
+/// The namespace of the socket or request socket `sk`, an argument of the probed call.
+///
+/// # Safety
+///
+/// `sk` is null or a socket or request socket that stays alive while the value is used (an
+/// argument of the probed call, used during its handler).
+unsafe fn net_of<'a>(sk: usize) -> NetNs<'a> {
+    if sk == 0 {
+        return NetNs::init();
+    }
+    // SAFETY: per the function's contract.
+    unsafe { NetNs::of_sock(sk as *const bindings::sock) }
 }
 
 /// `V6`: the probe of `tcp_v6_syn_recv_sock`, which hands IPv4 segments (v4 clients of
@@ -242,7 +259,9 @@ impl<T: TcpObserver, const V6: bool> EntryProbe for SynRecv<T, V6> {
             // Handed on to tcp_v4_syn_recv_sock, whose probe reports it.
             return;
         }
-        ctx.completing(ReqKey(regs.arg(2)), &seg);
+        // SAFETY: the listener argument of the probed call, alive during it.
+        let net = unsafe { net_of(regs.arg(0)) };
+        ctx.completing(&net, ReqKey(regs.arg(2)), &seg);
     }
 }
 
@@ -258,7 +277,9 @@ impl<T: TcpObserver> EntryProbe for Hashdance<T> {
         // inet_csk_complete_hashdance(sk, child, req, own_req)
         let child = regs.arg(1);
         if child != 0 && regs.arg(3) as u8 != 0 {
-            ctx.child_queued(SockKey(child), ReqKey(regs.arg(2)));
+            // SAFETY: the child argument of the probed call, alive during it.
+            let net = unsafe { net_of(child) };
+            ctx.child_queued(&net, SockKey(child), ReqKey(regs.arg(2)));
         }
     }
 }
@@ -276,7 +297,9 @@ impl<T: TcpObserver> EntryProbe for QueueAdd<T> {
         // inet_csk_reqsk_queue_add(sk, req, child)
         let child = regs.arg(2);
         if child != 0 {
-            ctx.child_queued(SockKey(child), ReqKey(regs.arg(1)));
+            // SAFETY: the child argument of the probed call, alive during it.
+            let net = unsafe { net_of(child) };
+            ctx.child_queued(&net, SockKey(child), ReqKey(regs.arg(1)));
         }
     }
 }
@@ -316,7 +339,9 @@ impl<T: TcpObserver> RetProbe for GetName<T> {
             uaddr,
             _life: PhantomData,
         };
-        ctx.peer_name(SockKey(sk), &mut name);
+        // SAFETY: the socket of the probed call, whose caller holds it until the call returns.
+        let net = unsafe { net_of(sk) };
+        ctx.peer_name(&net, SockKey(sk), &mut name);
     }
 }
 
@@ -336,7 +361,9 @@ impl<T: TcpObserver> EntryProbe for RouteReq<T> {
             skb,
             _life: PhantomData,
         };
-        ctx.request_created(ReqKey(regs.arg(3)), &seg);
+        // SAFETY: the listener argument of the probed call, alive during it.
+        let net = unsafe { net_of(regs.arg(0)) };
+        ctx.request_created(&net, ReqKey(regs.arg(3)), &seg);
     }
 }
 
@@ -347,7 +374,9 @@ impl<T: TcpObserver> EntryProbe for ReqFree<T> {
 
     fn hit(ctx: &T, regs: &Regs) {
         // __reqsk_free(req)
-        ctx.request_freed(ReqKey(regs.arg(0)));
+        // SAFETY: the request argument of the probed call, alive until the call frees it.
+        let net = unsafe { net_of(regs.arg(0)) };
+        ctx.request_freed(&net, ReqKey(regs.arg(0)));
     }
 }
 
@@ -358,7 +387,9 @@ impl<T: TcpObserver> SockTracepoint for Destroy<T> {
     type Ctx = T;
 
     fn hit(ctx: &T, sk: usize) {
-        ctx.destroyed(SockKey(sk));
+        // SAFETY: the socket of the tracepoint, being destroyed but still alive.
+        let net = unsafe { net_of(sk) };
+        ctx.destroyed(&net, SockKey(sk));
     }
 }
 

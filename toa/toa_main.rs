@@ -25,7 +25,7 @@ mod trusted;
 
 use knet::{
     sockopt::{GetSockopt, SockRef, SockoptOut, SockoptRegistration},
-    stats::ProcStats,
+    stats::{NetNs, ProcStats},
     tcp::{InetAddr, PeerName, ReqKey, Segment, SockKey, TcpObserver, TcpProbes, TCP_MAX_HEADER},
 };
 use option::{Client, Kinds};
@@ -161,7 +161,7 @@ fn inet(a: Addr) -> InetAddr {
 }
 
 impl State {
-    fn counted(&self, added: bool) {
+    fn counted(&self, net: &NetNs<'_>, added: bool) {
         let (n, bytes) = if added {
             (1, ENTRY_BYTES)
         } else {
@@ -172,54 +172,55 @@ impl State {
         } else {
             self.entries.fetch_sub(1, Ordering::Relaxed);
         }
-        self.stats.add(stat::TABLE_ENTRIES, n);
-        self.stats.add(stat::TABLE_BYTES, bytes);
+        self.stats.add(net, stat::TABLE_ENTRIES, n);
+        self.stats.add(net, stat::TABLE_BYTES, bytes);
     }
 
     fn is_empty(&self) -> bool {
         self.entries.load(Ordering::Relaxed) == 0
     }
 
-    fn forget(&self, key: Key) {
+    fn forget(&self, net: &NetNs<'_>, key: Key) {
         if self.table.lock().remove_node(&key).is_some() {
-            self.counted(false);
+            self.counted(net, false);
         }
     }
 
     /// Adds `node`, replacing an entry under the same key.
-    fn insert(&self, node: RBTreeNode<Key, Entry>) {
+    fn insert(&self, net: &NetNs<'_>, node: RBTreeNode<Key, Entry>) {
         if self.table.lock().insert(node).is_none() {
-            self.counted(true);
+            self.counted(net, true);
         }
     }
 
     /// What a segment says: the entry its option makes, if usable (what was wrong with it is
     /// counted), and the segment's source end (the balancer's).
-    fn read(&self, seg: &Segment<'_>) -> (Option<Entry>, Option<(Addr, u16)>) {
+    fn read(&self, net: &NetNs<'_>, seg: &Segment<'_>) -> (Option<Entry>, Option<(Addr, u16)>) {
         let mut buf = [0u8; option::TCP_MAX_LEN];
         let hdr = seg.tcp_header(&mut buf);
         let from = match (seg.source(), hdr) {
             (Some(a), [p0, p1, ..]) => Some((addr(a), u16::from_be_bytes([*p0, *p1]))),
             _ => None,
         };
-        (self.entry_of(hdr, from), from)
+        (self.entry_of(net, hdr, from), from)
     }
 
-    fn entry_of(&self, hdr: &[u8], from: Option<(Addr, u16)>) -> Option<Entry> {
+    fn entry_of(&self, net: &NetNs<'_>, hdr: &[u8], from: Option<(Addr, u16)>) -> Option<Entry> {
         let scan = option::scan_tcp_header(hdr, &self.kinds);
         if scan.malformed {
-            self.stats.inc(stat::TOA_MALFORMED);
+            self.stats.inc(net, stat::TOA_MALFORMED);
         }
         if scan.ignored > 0 {
-            self.stats.add(stat::TOA_IGNORED, i64::from(scan.ignored));
+            self.stats
+                .add(net, stat::TOA_IGNORED, i64::from(scan.ignored));
         }
         let client = scan.client?;
         if scan.count > 1 {
-            self.stats.inc(stat::TOA_MULTIPLE);
+            self.stats.inc(net, stat::TOA_MULTIPLE);
         }
         let (balancer, balancer_port) = from?;
         if !self.trusted.allows(balancer) {
-            self.stats.inc(stat::TOA_UNTRUSTED);
+            self.stats.inc(net, stat::TOA_UNTRUSTED);
             return None;
         }
         Some(Entry {
@@ -231,46 +232,46 @@ impl State {
     }
 
     /// Room for one more entry, allocated; `None` (counted) when full or out of memory.
-    fn node(&self, key: Key, entry: Entry) -> Option<RBTreeNode<Key, Entry>> {
+    fn node(&self, net: &NetNs<'_>, key: Key, entry: Entry) -> Option<RBTreeNode<Key, Entry>> {
         if self.entries.load(Ordering::Relaxed) >= self.max_entries {
-            self.stats.inc(stat::TABLE_FULL);
+            self.stats.inc(net, stat::TABLE_FULL);
             return None;
         }
         let node = RBTreeNode::new(key, entry, GFP_ATOMIC).ok();
         if node.is_none() {
-            self.stats.inc(stat::ALLOC_FAILED);
+            self.stats.inc(net, stat::ALLOC_FAILED);
         }
         node
     }
 }
 
 impl TcpObserver for State {
-    fn request_created(&self, req: ReqKey, syn: &Segment<'_>) {
-        let Some(entry) = self.read(syn).0 else {
+    fn request_created(&self, net: &NetNs<'_>, req: ReqKey, syn: &Segment<'_>) {
+        let Some(entry) = self.read(net, syn).0 else {
             return;
         };
-        self.stats.inc(stat::SYN_TOA);
+        self.stats.inc(net, stat::SYN_TOA);
         let entry = Entry {
             from_syn: true,
             ..entry
         };
-        if let Some(node) = self.node(Key::Req(req), entry) {
-            self.insert(node);
+        if let Some(node) = self.node(net, Key::Req(req), entry) {
+            self.insert(net, node);
         }
     }
 
-    fn request_freed(&self, req: ReqKey) {
+    fn request_freed(&self, net: &NetNs<'_>, req: ReqKey) {
         if !self.is_empty() {
-            self.forget(Key::Req(req));
+            self.forget(net, Key::Req(req));
         }
     }
 
-    fn completing(&self, req: ReqKey, seg: &Segment<'_>) {
-        let (entry, from) = self.read(seg);
+    fn completing(&self, net: &NetNs<'_>, req: ReqKey, seg: &Segment<'_>) {
+        let (entry, from) = self.read(net, seg);
         if let Some(entry) = entry {
             // The segment completing the handshake has the last word.
-            if let Some(node) = self.node(Key::Req(req), entry) {
-                self.insert(node);
+            if let Some(node) = self.node(net, Key::Req(req), entry) {
+                self.insert(net, node);
             }
             return;
         }
@@ -285,11 +286,11 @@ impl TcpObserver for State {
                 None => false,
             };
         if !adopted {
-            self.stats.inc(stat::SYN_RECV_SOCK_NO_TOA);
+            self.stats.inc(net, stat::SYN_RECV_SOCK_NO_TOA);
         }
     }
 
-    fn child_queued(&self, child: SockKey, req: ReqKey) {
+    fn child_queued(&self, net: &NetNs<'_>, child: SockKey, req: ReqKey) {
         if self.is_empty() {
             return;
         }
@@ -303,7 +304,7 @@ impl TcpObserver for State {
         if entry.from_syn {
             // Its handshake ended from another end (counted in `completing`).
             drop(table);
-            self.counted(false);
+            self.counted(net, false);
             return;
         }
         // The request's allocation becomes the socket's.
@@ -312,11 +313,11 @@ impl TcpObserver for State {
         drop(table);
         if replaced.is_some() {
             // A socket at this address whose destruction went unseen.
-            self.counted(false);
+            self.counted(net, false);
         }
-        self.stats.inc(stat::SYN_RECV_SOCK_TOA);
+        self.stats.inc(net, stat::SYN_RECV_SOCK_TOA);
         if matches!(entry.client.addr, Addr::V6(_)) {
-            self.stats.inc(stat::SYN_RECV_SOCK_TOA_V6);
+            self.stats.inc(net, stat::SYN_RECV_SOCK_TOA_V6);
         }
     }
 
@@ -324,31 +325,31 @@ impl TcpObserver for State {
         !self.is_empty()
     }
 
-    fn peer_name(&self, sk: SockKey, name: &mut PeerName<'_>) {
+    fn peer_name(&self, net: &NetNs<'_>, sk: SockKey, name: &mut PeerName<'_>) {
         let entry = self.table.lock().get(&Key::Sock(sk)).copied();
         let Some(e) = entry else {
-            self.stats.inc(stat::GETNAME_TOA_EMPTY);
+            self.stats.inc(net, stat::GETNAME_TOA_EMPTY);
             return;
         };
         // The kernel's answer must still be the balancer the entry was made for; if not, the
         // socket is not the one it was made for (an address reused after a missed destroy).
         let current = name.get().map(|(a, p)| (addr(a).unmapped(), p));
         if current != Some((e.balancer.unmapped(), e.balancer_port)) {
-            self.stats.inc(stat::GETNAME_TOA_MISMATCH);
-            self.forget(Key::Sock(sk));
+            self.stats.inc(net, stat::GETNAME_TOA_MISMATCH);
+            self.forget(net, Key::Sock(sk));
             return;
         }
         if name.set(inet(e.client.addr), e.client.port) {
-            self.stats.inc(stat::GETNAME_TOA_OK);
+            self.stats.inc(net, stat::GETNAME_TOA_OK);
         } else {
             // An IPv6 client on an IPv4 socket (NAT64): an AF_INET address cannot carry it.
-            self.stats.inc(stat::GETNAME_TOA_BYPASS);
+            self.stats.inc(net, stat::GETNAME_TOA_BYPASS);
         }
     }
 
-    fn destroyed(&self, sk: SockKey) {
+    fn destroyed(&self, net: &NetNs<'_>, sk: SockKey) {
         if !self.is_empty() {
-            self.forget(Key::Sock(sk));
+            self.forget(net, Key::Sock(sk));
         }
     }
 
@@ -361,6 +362,7 @@ impl TcpObserver for State {
 impl GetSockopt for State {
     fn get(&self, sk: &SockRef<'_>, optname: i32, out: &mut SockoptOut<'_>) -> Result {
         nat64::check_request(optname, out.room()).map_err(errno)?;
+        let net = &sk.net();
         let peer = sk.peer();
         let mut client = None;
         if let (Some((a, port, _)), false) = (peer, self.is_empty()) {
@@ -370,8 +372,8 @@ impl GetSockopt for State {
                 if (addr(a).unmapped(), port) == (e.balancer.unmapped(), e.balancer_port) {
                     client = Some(e.client);
                 } else {
-                    self.stats.inc(stat::GETNAME_TOA_MISMATCH);
-                    self.forget(Key::Sock(sk.key()));
+                    self.stats.inc(net, stat::GETNAME_TOA_MISMATCH);
+                    self.forget(net, Key::Sock(sk.key()));
                 }
             }
         }
@@ -379,12 +381,12 @@ impl GetSockopt for State {
         match nat64::answer(peer.is_some(), client, v6_socket) {
             Ok(bytes) => {
                 out.write(&bytes)?;
-                self.stats.inc(stat::NAT64_LOOKUP_OK);
+                self.stats.inc(net, stat::NAT64_LOOKUP_OK);
                 Ok(())
             }
             Err(r) => {
                 if r == nat64::Refusal::Invalid {
-                    self.stats.inc(stat::NAT64_LOOKUP_EMPTY);
+                    self.stats.inc(net, stat::NAT64_LOOKUP_EMPTY);
                 }
                 Err(errno(r))
             }

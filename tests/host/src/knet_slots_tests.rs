@@ -58,6 +58,24 @@ fn an_entry_goes_only_to_its_key_and_only_once() {
 }
 
 #[test]
+fn a_copy_borrows_its_originals_entry_and_gives_it_back() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let t = SlotTable::new().unwrap();
+    let id = t.insert(entry(0x1000, 5, &drops)).ok().unwrap();
+    // A copy (another address, same id) borrows the entry: it sees it, it stays.
+    assert_eq!(t.lend(id, |e| (e.key, e.born)), Some((0x1000, 5)));
+    assert_eq!(t.lend(id, |e| e.key), Some(0x1000));
+    assert_eq!(drops.load(Ordering::Relaxed), 0, "lending drops nothing");
+    // While its owner holds it, nothing is lent; once it is gone, neither.
+    let e = t.take(id, 0x1000).expect("the owner still finds its entry");
+    assert_eq!(t.lend(id, |e| e.key), None);
+    drop(e);
+    assert_eq!(t.lend(id, |e| e.key), None);
+    assert_eq!(t.lend(id + 100_000, |e| e.key), None, "an id out of range");
+    assert_eq!(drops.load(Ordering::Relaxed), 1);
+}
+
+#[test]
 fn the_table_grows_as_queues_do_and_gives_distinct_ids() {
     let drops = Arc::new(AtomicUsize::new(0));
     let t = SlotTable::new().unwrap();
