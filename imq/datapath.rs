@@ -23,13 +23,13 @@
 use crate::knet::{
     netdev::{Device, DeviceSet, DeviceTable, TxHandler},
     netfilter::{self, Hook, HookPacket, PernetHooks, SavedState, SkbMeta, Verdict},
+    percpu::PerCpuCounters,
     skb::Skb,
     skb_watch::{DropWatch, DropWatchRegistration},
     slots::{Keyed, SlotTable, Taken},
     timer::{Periodic, PeriodicTimer},
 };
 use crate::tag::{self, ENTRY as TAG_ENTRY};
-use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::{c_str, prelude::*, sync::Arc};
 
 /// Entries older than this are presumed leaked (their packet freed untraced).
@@ -79,25 +79,23 @@ pub(crate) struct Counters {
     pub(crate) copies: u64,
 }
 
-#[derive(Default)]
-struct AtomicCounters {
-    diverted: AtomicU64,
-    reinjected: AtomicU64,
-    passed_down: AtomicU64,
-    no_state: AtomicU64,
-    lost: AtomicU64,
-    foreign: AtomicU64,
-    gone: AtomicU64,
-    freed: AtomicU64,
-    expired: AtomicU64,
-    outstanding: AtomicU64,
-    segmented: AtomicU64,
-    seg_dropped: AtomicU64,
-    copies: AtomicU64,
-}
-
-fn inc(c: &AtomicU64) {
-    c.fetch_add(1, Ordering::Relaxed);
+/// The counters' indexes in [`Divert::counters`] (per CPU: no cache line shared between CPUs
+/// on the packet path).
+mod counter {
+    pub(super) const DIVERTED: usize = 0;
+    pub(super) const REINJECTED: usize = 1;
+    pub(super) const PASSED_DOWN: usize = 2;
+    pub(super) const NO_STATE: usize = 3;
+    pub(super) const LOST: usize = 4;
+    pub(super) const FOREIGN: usize = 5;
+    pub(super) const GONE: usize = 6;
+    pub(super) const FREED: usize = 7;
+    pub(super) const EXPIRED: usize = 8;
+    pub(super) const OUTSTANDING: usize = 9;
+    pub(super) const SEGMENTED: usize = 10;
+    pub(super) const SEG_DROPPED: usize = 11;
+    pub(super) const COPIES: usize = 12;
+    pub(super) const COUNT: usize = 13;
 }
 
 /// What the rest of the chain needs of a diverted packet, kept while it is queued.
@@ -124,13 +122,13 @@ impl Keyed for Entry {
 struct Divert {
     table: SlotTable<Entry>,
     devices: Arc<DeviceTable>,
-    counters: AtomicCounters,
+    counters: PerCpuCounters<{ counter::COUNT }>,
 }
 
 impl Divert {
     /// Frees an entry taken out of the table (and its slot).
     fn release(&self, e: Taken<'_, Entry>) {
-        self.counters.outstanding.fetch_sub(1, Ordering::Relaxed);
+        self.counters.add(counter::OUTSTANDING, -1);
         drop(e);
     }
 
@@ -144,18 +142,18 @@ impl Divert {
         };
         // Given back if the table is full: dropped, its references put.
         let id = self.table.insert(entry).ok()?;
-        self.counters.outstanding.fetch_add(1, Ordering::Relaxed);
+        self.counters.inc(counter::OUTSTANDING);
         Some(id)
     }
 
     /// Queues `pkt` on `dev` with its state kept; `Accept` if the state cannot be kept.
     fn divert(&self, mut pkt: HookPacket<'_>, dev: Device<'_>) -> Verdict {
         let Some(id) = self.keep(&pkt) else {
-            inc(&self.counters.no_state);
+            self.counters.inc(counter::NO_STATE);
             return Verdict::Accept;
         };
         pkt.set_tag(TAG_ENTRY, id);
-        inc(&self.counters.diverted);
+        self.counters.inc(counter::DIVERTED);
         pkt.queue_on(dev)
     }
 }
@@ -174,7 +172,7 @@ impl Hook for Divert {
             .filter(|d| d.running())
         else {
             // A device that is down (or deleted) lets packets pass unshaped, the chain going on.
-            inc(&self.counters.passed_down);
+            self.counters.inc(counter::PASSED_DOWN);
             return Verdict::Accept;
         };
         // A GSO packet the device does not take whole (its default) is queued as its segments,
@@ -186,12 +184,12 @@ impl Hook for Divert {
                 let v = self.divert(seg, dev);
                 if let Verdict::Accept = v {
                     // Dropped: a segment cannot go on through the chain by itself.
-                    inc(&self.counters.seg_dropped);
+                    self.counters.inc(counter::SEG_DROPPED);
                 }
                 v
             }) {
                 Ok(v) => {
-                    inc(&self.counters.segmented);
+                    self.counters.inc(counter::SEGMENTED);
                     return v;
                 }
                 Err(p) => pkt = p,
@@ -207,7 +205,7 @@ impl TxHandler for Divert {
         let (magic, id) = skb.tag();
         if magic != TAG_ENTRY {
             // Not diverted by us: the stack's own packets (IPv6 autoconfiguration, ...).
-            inc(&self.counters.foreign);
+            self.counters.inc(counter::FOREIGN);
             dev.count_tx_dropped();
             return;
         }
@@ -219,16 +217,16 @@ impl TxHandler for Divert {
                 .lend(id, |e| Some((e.state.try_clone()?, e.meta.clone())))
                 .flatten();
             match copy.map(|(state, meta)| netfilter::resume(skb, &state, &meta)) {
-                Some(Ok(())) => inc(&self.counters.copies),
-                Some(Err(())) => inc(&self.counters.lost),
+                Some(Ok(())) => self.counters.inc(counter::COPIES),
+                Some(Err(())) => self.counters.inc(counter::LOST),
                 // Its original went on or was dropped, or state expired: no way back.
-                None => inc(&self.counters.lost),
+                None => self.counters.inc(counter::LOST),
             }
             return;
         };
         match netfilter::resume(skb, &e.state, &e.meta) {
-            Ok(()) => inc(&self.counters.reinjected),
-            Err(()) => inc(&self.counters.gone),
+            Ok(()) => self.counters.inc(counter::REINJECTED),
+            Err(()) => self.counters.inc(counter::GONE),
         }
         self.release(e);
     }
@@ -240,7 +238,7 @@ impl DropWatch for Divert {
     /// A diverted packet was dropped (by a qdisc, or on a purge).
     fn dropped(&self, skb: usize, tag: (u32, u32)) {
         if let Some(e) = self.table.take(tag.1, skb) {
-            inc(&self.counters.freed);
+            self.counters.inc(counter::FREED);
             self.release(e);
         }
     }
@@ -251,7 +249,7 @@ impl Periodic for Divert {
     fn tick(&self) {
         let age = netfilter::msecs_to_jiffies(MAX_AGE_S * 1000);
         self.table.take_older(netfilter::jiffies(), age, |e| {
-            inc(&self.counters.expired);
+            self.counters.inc(counter::EXPIRED);
             self.release(e);
         });
     }
@@ -275,7 +273,7 @@ impl Datapath {
             Divert {
                 table: SlotTable::new()?,
                 devices: devices.clone(),
-                counters: AtomicCounters::default(),
+                counters: PerCpuCounters::new()?,
             },
             GFP_KERNEL,
         )?;
@@ -302,21 +300,22 @@ impl Datapath {
     pub(crate) fn finish(mut self) -> Counters {
         self.teardown();
         let c = &self.divert.counters;
-        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        // Sums of the CPUs' copies; `outstanding` may be negative on one CPU, not in sum.
+        let get = |idx: usize| c.sum(idx) as u64;
         Counters {
-            diverted: get(&c.diverted),
-            reinjected: get(&c.reinjected),
-            passed_down: get(&c.passed_down),
-            no_state: get(&c.no_state),
-            lost: get(&c.lost),
-            foreign: get(&c.foreign),
-            gone: get(&c.gone),
-            freed: get(&c.freed),
-            expired: get(&c.expired),
-            outstanding: get(&c.outstanding),
-            segmented: get(&c.segmented),
-            seg_dropped: get(&c.seg_dropped),
-            copies: get(&c.copies),
+            diverted: get(counter::DIVERTED),
+            reinjected: get(counter::REINJECTED),
+            passed_down: get(counter::PASSED_DOWN),
+            no_state: get(counter::NO_STATE),
+            lost: get(counter::LOST),
+            foreign: get(counter::FOREIGN),
+            gone: get(counter::GONE),
+            freed: get(counter::FREED),
+            expired: get(counter::EXPIRED),
+            outstanding: get(counter::OUTSTANDING),
+            segmented: get(counter::SEGMENTED),
+            seg_dropped: get(counter::SEG_DROPPED),
+            copies: get(counter::COPIES),
         }
     }
 
@@ -332,7 +331,7 @@ impl Datapath {
         drop(self.sweep.take());
         let d = &*self.divert;
         d.table.take_all(|e| {
-            inc(&d.counters.expired);
+            d.counters.inc(counter::EXPIRED);
             d.release(e);
         });
     }

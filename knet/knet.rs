@@ -17,6 +17,8 @@ pub(crate) mod netfilter;
 #[cfg(knet_qdisc)]
 pub(crate) mod netlink;
 pub(crate) mod param;
+#[cfg(any(knet_probe, knet_divert))]
+pub(crate) mod percpu;
 #[cfg(knet_probe)]
 mod probe;
 #[cfg(knet_qdisc)]

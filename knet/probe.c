@@ -70,7 +70,7 @@ int knet_sk_peer(const struct sock *sk, u8 *addr, __be16 *port)
 	return sk->sk_family;
 }
 
-/* ---- per-CPU counters (knet/stats.rs) ---- */
+/* ---- the namespace of a socket, per-namespace areas (knet/stats.rs) ---- */
 
 struct net *knet_sk_net(const struct sock *sk)
 {
@@ -82,18 +82,4 @@ void *knet_net_generic(const struct net *net, unsigned int id)
 	return net_generic(net, id);
 }
 
-void __percpu *knet_alloc_percpu(size_t size, size_t align)
-{
-	return __alloc_percpu(size, align);
-}
-
-void *knet_per_cpu_ptr(void __percpu *base, int cpu)
-{
-	return per_cpu_ptr(base, cpu);
-}
-
-void knet_this_cpu_add_s64(void __percpu *base, unsigned int idx, s64 v)
-{
-	this_cpu_add(((s64 __percpu *)base)[idx], v);
-}
 /* ---- qdiscs ---- */

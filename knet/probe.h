@@ -22,10 +22,6 @@ bool knet_sk_is_tcp(const struct sock *sk);
 int knet_sk_peer(const struct sock *sk, u8 *addr, __be16 *port);
 
 
-/* Per-CPU counters (knet/stats.rs): __alloc_percpu, per_cpu_ptr and this_cpu_add are macros. */
-void __percpu *knet_alloc_percpu(size_t size, size_t align);
-void *knet_per_cpu_ptr(void __percpu *base, int cpu);
-void knet_this_cpu_add_s64(void __percpu *base, unsigned int idx, s64 v);
 /* Per-namespace counters: sock_net and net_generic are static inlines. */
 struct net *knet_sk_net(const struct sock *sk);
 void *knet_net_generic(const struct net *net, unsigned int id);

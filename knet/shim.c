@@ -5,7 +5,23 @@
  * private to that .ko).
  */
 #include <linux/tracepoint.h>
+#include <linux/percpu.h>
 #include "shim.h"
+
+void __percpu *knet_alloc_percpu(size_t size, size_t align)
+{
+	return __alloc_percpu(size, align);
+}
+
+void *knet_per_cpu_ptr(void __percpu *base, int cpu)
+{
+	return per_cpu_ptr(base, cpu);
+}
+
+void knet_this_cpu_add_s64(void __percpu *base, unsigned int idx, s64 v)
+{
+	this_cpu_add(((s64 __percpu *)base)[idx], v);
+}
 
 void knet_tracepoint_synchronize_unregister(void)
 {

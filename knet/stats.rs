@@ -8,7 +8,10 @@
 //! namespaces, any other namespace's only what was counted in it (its counters live in the
 //! namespace's own area, `net_generic`, made and freed with it by pernet operations).
 
-use super::{probe, sys};
+use super::{
+    percpu::{online_cpus, possible_cpus},
+    probe, sys,
+};
 use core::{
     marker::PhantomData,
     ptr::{self, NonNull},
@@ -16,8 +19,6 @@ use core::{
 };
 use kernel::{
     bindings,
-    cpu::{nr_cpu_ids, CpuId},
-    cpumask::Cpumask,
     ffi::{c_int, c_uint, c_ulong, c_void},
     new_mutex,
     prelude::*,
@@ -135,7 +136,7 @@ impl Table {
         if idx >= self.counters() {
             return 0;
         }
-        cpus(possible_mask())
+        possible_cpus()
             .map(|cpu| self.cpu_val(vals, cpu, idx))
             .fold(0i64, i64::wrapping_add)
     }
@@ -179,39 +180,24 @@ impl Table {
 
     fn show(&self, m: &SeqFile, vals: NonNull<c_void>) {
         seq_print!(m, "{:26}", "");
-        for cpu in cpus(online_mask()) {
+        for cpu in online_cpus() {
             seq_print!(m, "CPU{:<8}", cpu);
         }
         seq_print!(m, "total\n");
         for (idx, name) in self.names[..self.counters()].iter().enumerate() {
             seq_print!(m, "{:<25}:", name.to_str().unwrap_or("?"));
-            for cpu in cpus(online_mask()) {
+            for cpu in online_cpus() {
                 seq_print!(m, "{:<10} ", self.cpu_val(vals, cpu, idx));
             }
             seq_print!(m, "{}\n", self.sum_of(vals, idx));
         }
         let last = self.names[self.counters()].to_str().unwrap_or("?");
         seq_print!(m, "{:<25}:", last);
-        for _ in cpus(online_mask()) {
+        for _ in online_cpus() {
             seq_print!(m, "{:<10} ", "-");
         }
         seq_print!(m, "{}\n", self.missed());
     }
-}
-
-fn online_mask() -> &'static Cpumask {
-    // SAFETY: the kernel's mask of online CPUs, static; only read.
-    unsafe { Cpumask::from_raw(&raw const bindings::__cpu_online_mask) }
-}
-
-fn possible_mask() -> &'static Cpumask {
-    // SAFETY: the kernel's mask of possible CPUs, static and fixed after boot; only read.
-    unsafe { Cpumask::from_raw(&raw const bindings::__cpu_possible_mask) }
-}
-
-/// The CPUs of `mask`, in order.
-fn cpus(mask: &Cpumask) -> impl Iterator<Item = u32> + '_ {
-    (0..nr_cpu_ids()).filter(move |&c| CpuId::from_u32(c).is_some_and(|id| mask.test(id)))
 }
 
 /// # Safety
