@@ -45,21 +45,24 @@ const FREE: u32 = 0;
 const FILLING: u32 = 1;
 const FULL: u32 = 2;
 const TAKEN: u32 = 3;
+/// Lent for a moment (see [`SlotTable::lend`]): a lookup waits for it to be full again.
+const LENT: u32 = 4;
 
 /// One slot of a [`SlotTable`].
 ///
 /// # Invariants
 ///
-/// `entry` is initialised while `state` is `FULL` or `TAKEN`, and while `FILLING` once `insert`
-/// has written it; otherwise it is uninitialised. Only whoever moved `state` to `FILLING` or
-/// `TAKEN` (by compare-and-swap from `FREE` or `FULL`) accesses `entry`, until it stores `FULL`
-/// or `FREE` (release).
+/// `entry` is initialised while `state` is `FULL`, `TAKEN` or `LENT`, and while `FILLING` once
+/// `insert` has written it; otherwise it is uninitialised. Only whoever moved `state` to
+/// `FILLING`, `TAKEN` or `LENT` (by compare-and-swap from `FREE` or `FULL`) accesses `entry`,
+/// until it stores `FULL` or `FREE` (release).
 struct Slot<T> {
     state: AtomicU32,
     /// The entry's key and birth, for peeking: written before the slot becomes full.
     key: AtomicUsize,
     born: AtomicUsize,
-    /// Initialised while the state is full or taken; owned by whoever made it filling or taken.
+    /// Initialised while the state is full, taken or lent; owned by whoever made it filling,
+    /// taken or lent.
     entry: UnsafeCell<MaybeUninit<T>>,
 }
 
@@ -254,7 +257,14 @@ impl<T: Keyed> SlotTable<T> {
         slot: &'a Slot<T>,
         peek: impl Fn(usize, usize) -> bool,
     ) -> Option<Taken<'a, T>> {
-        if slot.state.load(Ordering::Acquire) != FULL {
+        let mut state = slot.state.load(Ordering::Acquire);
+        // A lender gives the entry back within a few instructions (it never sleeps or waits):
+        // its owner must still find it.
+        while state == LENT {
+            core::hint::spin_loop();
+            state = slot.state.load(Ordering::Acquire);
+        }
+        if state != FULL {
             return None;
         }
         // Read after the state (acquire): what `insert` stored for this entry or a later one.
@@ -282,13 +292,19 @@ impl<T: Keyed> SlotTable<T> {
         None
     }
 
-    /// Lends entry `id`, whoever's it is, to `f` and puts it back; `None` if the slot holds no
-    /// entry now (free, or taken by its owner or another lender). While it is lent its owner's
-    /// own lookup finds nothing (as with any put-back lookup).
+    /// Lends entry `id`, whoever's it is, to `f` (which must not sleep or wait: lookups of the
+    /// slot spin until it is back) and gives it back; `None` if the slot holds no entry now
+    /// (free, taken, or lent to another).
     pub(crate) fn lend<R>(&self, id: u32, f: impl FnOnce(&T) -> R) -> Option<R> {
-        let e = Self::take_slot(self.slot(id as usize)?, |_, _| true)?;
-        let r = f(&e);
-        e.put_back();
+        let slot = self.slot(id as usize)?;
+        if !slot.swap_state(FULL, LENT) {
+            return None;
+        }
+        // SAFETY: the compare-and-swap moved the slot from `FULL` to `LENT` (acquire): its
+        // entry is initialised and no one else accesses it until we store `FULL`.
+        let r = f(unsafe { (*slot.entry.get()).assume_init_ref() });
+        // INVARIANT: the entry, unchanged, goes back: `FULL` (release).
+        slot.state.store(FULL, Ordering::Release);
         Some(r)
     }
 

@@ -183,6 +183,29 @@ fn many_threads_never_lose_leak_or_share_an_entry() {
             }
         }));
     }
+    for seed in 3..=4usize {
+        let (t, stop, ids) = (t.clone(), stop.clone(), live_ids.clone());
+        // Copies that borrow their original's entry (netem's duplicates): they see an owner's
+        // entry, and the owner, looking for it meanwhile, still finds it (it waits).
+        others.push(std::thread::spawn(move || {
+            let mut x = seed * 0x9e37_79b9;
+            while !stop.load(Ordering::Relaxed) {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let id = {
+                    let ids = ids.lock().unwrap();
+                    if ids.is_empty() {
+                        continue;
+                    }
+                    ids[(x >> 33) % ids.len()]
+                };
+                if let Some(key) = t.lend(id, |e| e.key) {
+                    assert_eq!(key & 1, 0, "a lent entry is an owner's");
+                }
+            }
+        }));
+    }
     {
         let (t, stop, swept) = (t.clone(), stop.clone(), swept.clone());
         others.push(std::thread::spawn(move || {
