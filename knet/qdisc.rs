@@ -21,7 +21,7 @@ use super::{netlink::*, qdisc_parts::*, skb::*, sys};
 use core::{
     cell::{Cell, UnsafeCell},
     marker::PhantomData,
-    mem::{offset_of, size_of},
+    mem::size_of,
     ops::{Deref, DerefMut},
     pin::Pin,
     ptr::NonNull,
@@ -152,15 +152,16 @@ impl Locked<'_> {
     /// into C on the packet path.
     #[inline]
     pub(crate) fn count_dequeued(&self, len: u32, segs: u32) {
-        let l = &LAYOUT;
-        let base = self.sch.cast::<u8>();
+        let s = self.sch;
         // SAFETY: by the type invariant `sch` is live and its root lock is held: this is the
-        // counters' only writer; the offsets are the fields' (C asserts the u64 and u32 sizes).
+        // counters' only writer. Places, not references: readers may load them meanwhile.
         unsafe {
-            add_u64(base, l.bytes, u64::from(len));
-            add_u64(base, l.packets, u64::from(segs));
-            store_u32(base, l.backlog, load_u32(base, l.backlog).wrapping_sub(len));
-            store_u32(base, l.qlen, load_u32(base, l.qlen).wrapping_sub(1));
+            add_u64_stats(&raw mut (*s).bstats.bytes, u64::from(len));
+            add_u64_stats(&raw mut (*s).bstats.packets, u64::from(segs));
+            let backlog = &raw mut (*s).qstats.backlog;
+            backlog.write(backlog.read().wrapping_sub(len));
+            let qlen = &raw mut (*s).q.qlen;
+            qlen.write(qlen.read().wrapping_sub(1));
         }
     }
 
@@ -183,8 +184,8 @@ impl Locked<'_> {
     /// Packets in this qdisc.
     pub(crate) fn qlen(&self) -> u32 {
         // SAFETY: by the type invariant `sch` is live and its root lock, which guards `q.qlen`,
-        // is held; the offset is that field's (a u32, checked in C).
-        unsafe { load_u32(self.sch.cast(), LAYOUT.qlen) }
+        // is held.
+        unsafe { (&raw const (*self.sch).q.qlen).read() }
     }
 
     /// Runs the qdisc again at `at_ns` (monotonic ns): the hrtimer watchdog.
@@ -243,16 +244,16 @@ pub(crate) trait QdiscInfo {
 impl QdiscInfo for Locked<'_> {
     fn handle(&self) -> u32 {
         // SAFETY: by the type invariant `sch` is live; the handle is set before init and never
-        // changes; the offset is its place in the qdisc.
-        unsafe { load_u32(self.sch.cast(), LAYOUT.handle) }
+        // changes.
+        unsafe { (&raw const (*self.sch).handle).read() }
     }
 }
 
 impl QdiscInfo for Control<'_> {
     fn handle(&self) -> u32 {
         // SAFETY: by the type invariant `sch` is live for the token's lifetime; its handle is
-        // set at creation and never changes; the offset is its place in the qdisc.
-        unsafe { load_u32(self.sch.cast(), LAYOUT.handle) }
+        // set at creation and never changes.
+        unsafe { (&raw const (*self.sch).handle).read() }
     }
 }
 
@@ -674,87 +675,21 @@ pub(crate) trait QdiscOps: Sized + 'static {
     }
 }
 
-/// Loads the `u32` at byte `offset` of `base` (a field named by [`LAYOUT`]).
+/// Adds `v` to the 64-bit counter `p`, as `u64_stats_add` does on 64-bit: one writer; readers
+/// (dumps, rate estimators) load it whole without the writer's lock, so the store is a single
+/// aligned 64-bit one.
 ///
 /// # Safety
 ///
-/// `base` points to the structure the offset belongs to, live, and the caller may read that
-/// field (it holds the lock guarding it, or the field does not change).
-pub(super) unsafe fn load_u32(base: *const u8, offset: usize) -> u32 {
-    // SAFETY: the caller's guarantees; the C side checks that the field is a u32, and offsets
-    // into a structure keep its alignment.
-    unsafe { base.add(offset).cast::<u32>().read() }
-}
-
-/// Where the fields the packet path reads and writes sit, from bindgen's view of the types
-/// (checked against the C compiler's in `sys.rs`).
-pub(super) struct Layout {
-    /// The qdisc's private area (`qdisc_priv`).
-    pub(super) privdata: usize,
-    /// `sch->q.qlen`, u32.
-    pub(super) qlen: usize,
-    /// `sch->handle`, u32.
-    pub(super) handle: usize,
-    /// `qdisc_skb_cb(skb)->pkt_len`, u32.
-    pub(super) skb_pkt_len: usize,
-    /// `sch->bstats.bytes`, `sch->bstats.packets` (64-bit `u64_stats_t`: a plain u64 that one
-    /// writer, under the root lock, updates and readers load whole).
-    pub(super) bytes: usize,
-    pub(super) packets: usize,
-    /// `sch->qstats.backlog`, u32.
-    pub(super) backlog: usize,
-    /// `struct knet_class_stats`: `bstats.bytes`, `bstats.packets`.
-    pub(super) class_bytes: usize,
-    pub(super) class_packets: usize,
-}
-
-pub(super) const LAYOUT: Layout = Layout {
-    privdata: offset_of!(sys::Qdisc, privdata),
-    qlen: offset_of!(sys::Qdisc, q.qlen),
-    handle: offset_of!(sys::Qdisc, handle),
-    skb_pkt_len: offset_of!(bindings::sk_buff, cb) + offset_of!(sys::qdisc_skb_cb, pkt_len),
-    bytes: offset_of!(sys::Qdisc, bstats.bytes),
-    packets: offset_of!(sys::Qdisc, bstats.packets),
-    backlog: offset_of!(sys::Qdisc, qstats.backlog),
-    class_bytes: offset_of!(sys::knet_class_stats, bstats.bytes),
-    class_packets: offset_of!(sys::knet_class_stats, bstats.packets),
-};
-
-/// The fields are read and written as the widths `load_u32`, `store_u32` and `add_u64` assume
-/// (a compile-time check; never called).
-#[allow(dead_code, reason = "a type check")]
-fn layout_widths(q: &sys::Qdisc, c: &sys::qdisc_skb_cb, b: &sys::gnet_stats_basic_sync) {
-    let _: [&u32; 4] = [&q.q.qlen, &q.handle, &q.qstats.backlog, &c.pkt_len];
-    let _: [&bindings::u64_stats_t; 2] = [&b.bytes, &b.packets];
-}
-const _: () = assert!(size_of::<bindings::u64_stats_t>() == size_of::<u64>());
-
-/// Stores `v` into the `u32` at byte `offset` of `base`.
-///
-/// # Safety
-///
-/// As [`load_u32`], and the caller is the field's only writer (holds the lock guarding it).
-pub(super) unsafe fn store_u32(base: *mut u8, offset: usize, v: u32) {
-    // SAFETY: the caller's guarantees: `base` is the live structure, the field a u32 (checked
-    // in C) and ours alone to write; offsets into a structure keep its alignment.
-    unsafe { base.add(offset).cast::<u32>().write(v) }
-}
-
-/// Adds `v` to the 64-bit counter (`u64_stats_t`) at byte `offset` of `base`, as
-/// `u64_stats_add` does on 64-bit: one writer; readers (dumps, rate estimators) load it whole
-/// without the writer's lock, so the store is a single aligned 64-bit one.
-///
-/// # Safety
-///
-/// `base` points to the live structure the offset belongs to, the field is a `u64_stats_t`,
-/// and the caller holds the lock that makes it the only writer.
-pub(super) unsafe fn add_u64(base: *mut u8, offset: usize, v: u64) {
-    // SAFETY: the caller's guarantees; offsets into a structure keep the field's alignment.
+/// `p` is a live counter, and the caller holds the lock that makes it the only writer.
+pub(super) unsafe fn add_u64_stats(p: *mut bindings::u64_stats_t, v: u64) {
+    // SAFETY: the caller's guarantees; the counter is a plain u64 on 64-bit (checked below).
     unsafe {
-        let p = base.add(offset).cast::<u64>();
+        let p = p.cast::<u64>();
         p.write_volatile(p.read_volatile().wrapping_add(v));
     }
 }
+const _: () = assert!(size_of::<bindings::u64_stats_t>() == size_of::<u64>());
 
 /// What every qdisc of a knet kind keeps in its private area (`qdisc_priv`).
 ///
@@ -781,9 +716,9 @@ struct Priv {
 ///
 /// `sch` is a live qdisc of a knet kind.
 unsafe fn priv_of(sch: *mut sys::Qdisc) -> *mut Priv {
-    // SAFETY: the offset is that of `privdata`, the qdisc's private area of `priv_size`
-    // (`size_of::<Priv>()`) bytes, cache-line aligned.
-    unsafe { sch.cast::<u8>().add(LAYOUT.privdata).cast::<Priv>() }
+    // SAFETY: `privdata` is the qdisc's private area of `priv_size` (`size_of::<Priv>()`)
+    // bytes, cache-line aligned; `sch` is live (the caller's).
+    unsafe { (&raw mut (*sch).privdata).cast::<Priv>() }
 }
 
 /// The Rust state pointer a qdisc of a knet kind keeps in its private area.

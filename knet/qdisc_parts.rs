@@ -5,7 +5,7 @@
 
 use super::{
     netlink::{ExtAck, StatsDump},
-    qdisc::{add_u64, Control, Locked, RateAttr, RootLock, TreeLock, LAYOUT},
+    qdisc::{add_u64_stats, Control, Locked, RateAttr, RootLock, TreeLock},
     skb::{Skb, ToFree, Xmit},
     sys,
 };
@@ -332,14 +332,12 @@ impl ClassStats {
     /// ([`Locked::count_dequeued`]).
     #[inline]
     pub(crate) fn add_sent(&self, _sch: &Locked<'_>, len: u32, segs: u32) {
-        let l = &LAYOUT;
-        let base = self.raw.get().cast::<u8>();
+        let c = self.raw.get();
         // SAFETY: by the type invariant the counters are initialised; the root lock of the qdisc
-        // (`Locked`), held, serialises their writers; the estimator's timer only reads them; the
-        // offsets are the fields'.
+        // (`Locked`), held, serialises their writers; the estimator's timer only reads them.
         unsafe {
-            add_u64(base, l.class_bytes, u64::from(len));
-            add_u64(base, l.class_packets, u64::from(segs));
+            add_u64_stats(&raw mut (*c).bstats.bytes, u64::from(len));
+            add_u64_stats(&raw mut (*c).bstats.packets, u64::from(segs));
         }
     }
 

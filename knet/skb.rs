@@ -3,13 +3,18 @@
 //! Owned packets, handed on exactly once; what a qdisc (`knet_qdisc`) and the divert
 //! (`knet_divert`) read and write of them.
 
-#[cfg(knet_qdisc)]
-use super::qdisc::{load_u32, LAYOUT};
 #[cfg(any(knet_qdisc, knet_divert, knet_xt))]
 use super::sys;
 #[cfg(any(knet_qdisc, knet_divert))]
 use core::ptr::NonNull;
 use kernel::bindings;
+
+// `qdisc_skb_cb` lies at the start of `skb->cb` (48 bytes), which its alignment allows.
+#[cfg(knet_qdisc)]
+const _: () = {
+    assert!(core::mem::offset_of!(bindings::sk_buff, cb) % align_of::<sys::qdisc_skb_cb>() == 0);
+    assert!(size_of::<sys::qdisc_skb_cb>() <= 48);
+};
 
 /// A packet owned by the holder: it must be enqueued, returned from a dequeue, or dropped.
 ///
@@ -57,9 +62,12 @@ impl Skb {
     /// every segment (`qdisc_pkt_len`).
     #[cfg(knet_qdisc)]
     pub(crate) fn pkt_len(&self) -> u32 {
-        // SAFETY: by the type invariant `self.0` is a live skb we own; the offset is that of
-        // `qdisc_skb_cb(skb)->pkt_len`, set by the core before enqueue.
-        unsafe { load_u32(self.0.as_ptr().cast(), LAYOUT.skb_pkt_len) }
+        // SAFETY: by the type invariant `self.0` is a live skb we own; `qdisc_skb_cb(skb)` is
+        // the start of `cb` (8-byte aligned), its `pkt_len` set by the core before enqueue.
+        unsafe {
+            let cb = (&raw const (*self.0.as_ptr()).cb).cast::<sys::qdisc_skb_cb>();
+            (&raw const (*cb).pkt_len).read()
+        }
     }
 
     /// `skb->priority` (for HTB: a class id, or the qdisc's handle for the direct queue).
