@@ -164,8 +164,19 @@ impl<'a> HookPacket<'a> {
     /// The packet is a GSO packet that `dev`'s features do not take whole
     /// (`netif_needs_gso`): the stack would segment it before handing it to such a device.
     pub(crate) fn needs_gso(&self, dev: Device<'_>) -> bool {
-        // SAFETY: the chain lends us the packet for the duration of the hook; `dev` is alive.
-        unsafe { sys::knet_netif_needs_gso(self.skb.as_ptr(), dev.as_ptr()) }
+        // Most packets are not GSO (`skb_is_gso`): answered here, without a call into C.
+        // SAFETY: the chain lends us the packet for the duration of the hook; its shared info
+        // lies at `head + end` (`skb_shinfo`, with offsets on 64-bit).
+        let gso_size = unsafe {
+            let s = self.skb.as_ptr();
+            let shinfo = (*s)
+                .head
+                .add((*s).end as usize)
+                .cast::<bindings::skb_shared_info>();
+            (&raw const (*shinfo).gso_size).read()
+        };
+        // SAFETY: as above; `dev` is alive.
+        gso_size != 0 && unsafe { sys::knet_netif_needs_gso(self.skb.as_ptr(), dev.as_ptr()) }
     }
 
     /// Splits a GSO packet into its segments, with `dev`'s offloads (checksums left to the
