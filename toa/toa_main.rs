@@ -418,32 +418,25 @@ fn describe(e: trusted::Error) -> &'static str {
     }
 }
 
+/// Parses string parameter `name` (its bytes `raw`); a refusal is logged with the value and
+/// why, and fails the load.
+fn parse_param<T, E>(
+    name: &str,
+    raw: &[u8],
+    parse: impl FnOnce(&[u8]) -> core::result::Result<T, E>,
+    why: impl FnOnce(E) -> &'static str,
+) -> Result<T> {
+    parse(raw).map_err(|e| {
+        let value = kernel::str::BStr::from_bytes(raw);
+        pr_err!("TOA: {name}={value:?} refused: {}\n", why(e));
+        EINVAL
+    })
+}
+
 impl kernel::Module for Toa {
     fn init(module: &'static ThisModule) -> Result<Self> {
-        let raw = params::trusted();
-        let trusted = match Trusted::parse(raw) {
-            Ok(t) => t,
-            Err(e) => {
-                pr_err!(
-                    "TOA: trusted={:?} refused: {}\n",
-                    kernel::str::BStr::from_bytes(raw),
-                    describe(e)
-                );
-                return Err(EINVAL);
-            }
-        };
-        let raw = params::kinds();
-        let kinds = match Kinds::parse(raw) {
-            Ok(k) => k,
-            Err(e) => {
-                pr_err!(
-                    "TOA: kinds={:?} refused: {}\n",
-                    kernel::str::BStr::from_bytes(raw),
-                    e.describe()
-                );
-                return Err(EINVAL);
-            }
-        };
+        let trusted = parse_param("trusted", params::trusted(), Trusted::parse, describe)?;
+        let kinds = parse_param("kinds", params::kinds(), Kinds::parse, |e| e.describe())?;
         let max_entries = module_parameters::max_entries.value();
         if !(1..=1 << 24).contains(&max_entries) {
             pr_err!("TOA: max_entries={max_entries} is out of range (1 to 16777216)\n");
