@@ -16,7 +16,7 @@ mod knet;
 mod rule;
 mod tag;
 
-use knet::xtables::{init_net_has_device, TargetCheck, TargetRegistration};
+use knet::xtables::{RuleNet, TargetCheck, TargetRegistration};
 
 module! {
     type: XtImq,
@@ -36,11 +36,12 @@ const _: () = {
     assert!(rule::HOOK_POST_ROUTING == sys::nf_inet_hooks_NF_INET_POST_ROUTING);
 };
 
-/// The rule check: a device number imq can have, the right hooks, and the device there.
+/// The rule check: a device number imq can have, the right hooks, and the device there (in the
+/// rule's namespace, made by `ip link add`, or in the initial one).
 struct Rules;
 
 impl TargetCheck for Rules {
-    fn check(&self, todev: u32, hook_mask: u32) -> Result {
+    fn check(&self, net: &RuleNet<'_>, todev: u32, hook_mask: u32) -> Result {
         // There is no extack for xtables: the kernel log it is (iptables says "Invalid
         // argument. Run `dmesg' for more information.").
         if let Err(why) = rule::check(todev, hook_mask) {
@@ -49,10 +50,10 @@ impl TargetCheck for Rules {
         }
         let (name, len) = rule::device_name(todev);
         let name = CStr::from_bytes_with_nul(&name[..=len]).map_err(|_| EINVAL)?;
-        if !init_net_has_device(name, c_str!("imq")) {
+        if !net.has_device(name, c_str!("imq")) {
             pr_info!(
                 "rule refused (--todev {todev}): no imq device {name} (load imq first, with \
-                 numdevs={} or more)\n",
+                 numdevs={} or more, or ip link add {name} type imq)\n",
                 todev + 1
             );
             return Err(EINVAL);

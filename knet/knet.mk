@@ -43,7 +43,7 @@ knet_net_vars := ARPHRD_VOID|GSO_MAX_SIZE|NF_ACCEPT|NF_STOLEN|NET_NAME_ENUM|XT_C
 knet_net_enums := netdev_priv_flags|nf_inet_hooks|nf_ip_hook_priorities|nf_ip6_hook_priorities
 # Exported qdisc functions the qdisc parts call directly.
 knet_qdisc_functions := tcf_block_get|tcf_block_put|gen_kill_estimator|qdisc_reset|qdisc_put|qdisc_hash_add|register_qdisc|unregister_qdisc|qdisc_watchdog_init|qdisc_watchdog_cancel|qdisc_watchdog_schedule_range_ns
-knet_net_functions := nf_register_net_hooks|nf_unregister_net_hooks|nf_hook_slow|xt_register_targets|xt_unregister_targets|rtnl_link_register|rtnl_link_unregister|alloc_netdev_mqs|register_netdevice|free_netdev|dev_get_by_index_rcu|sock_gen_put|netif_set_tso_max_size|__dev_queue_xmit|skb_set_owner_w|sock_wfree|rtnl_lock|rtnl_unlock|dev_get_by_name_rcu
+knet_net_functions := nf_register_net_hooks|nf_unregister_net_hooks|nf_hook_slow|xt_register_targets|xt_unregister_targets|rtnl_link_register|rtnl_link_unregister|alloc_netdev_mqs|register_netdevice|free_netdev|dev_get_by_index_rcu|sock_gen_put|netif_set_tso_max_size|__dev_queue_xmit|skb_set_owner_w|sock_wfree|rtnl_lock|rtnl_unlock|dev_get_by_name_rcu|unregister_netdevice_queue
 
 knet_bindgen_flags := --rust-target 1.85 --use-core --with-derive-default \
 	--ctypes-prefix kernel::ffi --no-layout-tests --no-debug '.*' --no-doc-comments \

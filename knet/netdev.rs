@@ -3,10 +3,13 @@
 //! Virtual layer-3 devices whose transmit hands each packet, from a tasklet, to a
 //! [`TxHandler`].
 //!
-//! A [`DeviceSet`] registers an rtnl link kind (so `ip -d link` names it, and `ip link add`
-//! is refused with a message) and its devices; dropping it unregisters the kind, which deletes
-//! the devices. The packet path finds them by number in a [`DeviceTable`]. The `net_device_ops` table is built here; its trampolines reach the handler
-//! through the device's private area, which holds a pointer to the device's [`DevQueue`].
+//! A [`DeviceSet`] registers an rtnl link kind (so `ip -d link` names it) and its devices;
+//! dropping it unregisters the kind, which deletes every device of the kind, in every
+//! namespace. The packet path finds the set's devices by number in a [`DeviceTable`], and
+//! devices that `ip link add NAME type KIND` made, in any namespace, by name (`KIND` and the
+//! number, in the packet's namespace first). The `net_device_ops` table is built here; its
+//! trampolines reach the handler through the device's private area, which holds a pointer to
+//! the device's [`DevQueue`] (the set's own, or one the device owns).
 //!
 //! The device's xmit runs under its transmit lock: it only queues the packet and schedules
 //! the tasklet, which hands packets to the handler outside that lock (the handler sends them on
@@ -22,7 +25,7 @@ use core::{
     marker::PhantomData,
     pin::Pin,
     ptr::{self, NonNull},
-    sync::atomic::{AtomicBool, AtomicPtr, Ordering},
+    sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering},
 };
 use kernel::{
     bindings, error::to_result, ffi::c_void, prelude::*, str::CStrExt, sync::Arc, types::Opaque,
@@ -89,8 +92,15 @@ impl DeviceTable {
     }
 
     /// Device `index`, if it exists, for a netfilter hook (which runs under RCU), valid while
-    /// the hook runs.
-    pub(crate) fn get_at_hook<'a>(&self, index: u32, _pkt: &HookPacket<'a>) -> Option<Device<'a>> {
+    /// the hook runs: the packet's namespace's `KIND<index>` if `ip link add` made one there,
+    /// else the set's.
+    pub(crate) fn get_at_hook<'a>(&self, index: u32, pkt: &HookPacket<'a>) -> Option<Device<'a>> {
+        if USER_DEVICES.load(Ordering::Relaxed) > 0 {
+            // SAFETY: the packet's namespace is alive during the hook, which holds RCU.
+            if let Some(d) = unsafe { by_name(pkt.net_ptr(), index) } {
+                return Some(d);
+            }
+        }
         let p = self.devs.get(index as usize)?.load(Ordering::Acquire);
         // SAFETY: a non-null entry is a registered device (type invariant), which is freed only
         // after an RCU grace period; hooks run under RCU for the packet's lifetime `'a`.
@@ -102,6 +112,61 @@ impl DeviceTable {
             slot.store(dev, Ordering::Release);
         }
     }
+}
+
+/// Devices `ip link add` made, in any namespace (the packet path looks them up by name only
+/// while there are some).
+static USER_DEVICES: AtomicU32 = AtomicU32::new(0);
+
+/// The registered link kind (a [`LinkInner`], whose first field the ops are), if any.
+static LINK: AtomicPtr<LinkInner> = AtomicPtr::new(ptr::null_mut());
+
+/// Device `KIND<index>` of namespace `net`, if it is one of ours.
+///
+/// # Safety
+///
+/// `net` is alive and the caller holds RCU for the returned lifetime.
+unsafe fn by_name<'a>(net: *mut bindings::net, index: u32) -> Option<Device<'a>> {
+    let link = LINK.load(Ordering::Acquire);
+    if link.is_null() {
+        return None;
+    }
+    // SAFETY: set while the kind is registered: the pinned `LinkInner` of the live set.
+    let ops = unsafe { (*link).ops.get() };
+    // SAFETY: the kind's name is a static string.
+    let kind = unsafe { CStr::from_char_ptr((*ops).kind) }.to_bytes();
+    let mut name = [0u8; 16];
+    let digits = decimal(index, &mut name[kind.len().min(4)..]);
+    if kind.len() > 4 || kind.len() + digits >= name.len() {
+        return None;
+    }
+    name[..kind.len()].copy_from_slice(kind);
+    // SAFETY: `net` is alive (the caller's); `name` is NUL-terminated (zeroed beyond the digits).
+    let dev = unsafe { sys::dev_get_by_name_rcu(net, name.as_ptr().cast()) };
+    // SAFETY: a device found under RCU stays valid while the caller holds it.
+    let d = unsafe { Device::from_raw(dev)? };
+    // SAFETY: as above; only compared.
+    (unsafe { (*dev).rtnl_link_ops } == ops.cast_const()).then_some(d)
+}
+
+/// Writes `n` in decimal at the start of `out`; returns how many digits.
+fn decimal(mut n: u32, out: &mut [u8]) -> usize {
+    let mut digits = [0u8; 10];
+    let mut len = 0;
+    loop {
+        digits[len] = b'0' + (n % 10) as u8;
+        len += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for (i, d) in digits[..len].iter().rev().enumerate() {
+        if let Some(o) = out.get_mut(i) {
+            *o = *d;
+        }
+    }
+    len
 }
 
 /// Where the devices' packets go.
@@ -134,7 +199,8 @@ struct DevQueue {
     pending: AtomicBool,
     dev: AtomicPtr<sys::net_device>,
     index: u32,
-    table: Arc<DeviceTable>,
+    /// The set's table (its own devices), or none (a device `ip link add` made).
+    table: Option<Arc<DeviceTable>>,
     /// INVARIANT: the handler of the set, which outlives the queue.
     handler: *const c_void,
     reinject: ReinjectFn,
@@ -150,7 +216,7 @@ unsafe impl Sync for DevQueue {}
 impl DevQueue {
     fn new(
         index: u32,
-        table: Arc<DeviceTable>,
+        table: Option<Arc<DeviceTable>>,
         handler: *const c_void,
         reinject: ReinjectFn,
     ) -> Result<Pin<KBox<Self>>> {
@@ -300,7 +366,9 @@ unsafe extern "C" fn uninit_cb(dev: *mut sys::net_device) {
     let q = unsafe { queue_of(dev) };
     q.dev.store(ptr::null_mut(), Ordering::Release);
     // INVARIANT: out of the table before the grace period that precedes the free.
-    q.table.set(q.index, ptr::null_mut());
+    if let Some(table) = &q.table {
+        table.set(q.index, ptr::null_mut());
+    }
     // SAFETY: set up in `DevQueue::new`; the queues are no longer reached by xmit (the device
     // is down and being unregistered) or by the tasklet (killed first). `kfree_skb` (a drop),
     // so that whoever watches drops sees them.
@@ -384,21 +452,89 @@ unsafe extern "C" fn setup_cb(dev: *mut sys::net_device) {
 /// Called by rtnetlink for `ip link add ... type KIND`.
 unsafe extern "C" fn validate_cb(
     _tb: *mut *mut bindings::nlattr,
-    _data: *mut *mut bindings::nlattr,
+    data: *mut *mut bindings::nlattr,
     extack: *mut bindings::netlink_ext_ack,
 ) -> i32 {
+    if data.is_null() {
+        return 0;
+    }
     if !extack.is_null() {
         // SAFETY: `extack` is valid for the call; the message is static.
-        unsafe {
-            (*extack)._msg =
-                c"these devices are made by the module (its numdevs parameter)".as_char_ptr()
-        };
+        unsafe { (*extack)._msg = c"these devices take no options".as_char_ptr() };
     }
-    EOPNOTSUPP.to_errno()
+    EINVAL.to_errno()
 }
 
+/// # Safety
+///
+/// Called by rtnetlink, under RTNL, for `ip link add NAME type KIND` with `dev` allocated by
+/// the core with the kind's setup and private size, not registered yet, while the kind is
+/// registered.
+unsafe extern "C" fn newlink_cb(
+    dev: *mut sys::net_device,
+    _params: *mut sys::rtnl_newlink_params,
+    _extack: *mut bindings::netlink_ext_ack,
+) -> i32 {
+    // SAFETY: the kind is registered (the caller's), so `LINK` is its live `LinkInner`.
+    let link = unsafe { &*LINK.load(Ordering::Acquire) };
+    let q = match DevQueue::new(u32::MAX, None, link.handler, link.reinject) {
+        Ok(q) => q,
+        Err(e) => return e.to_errno(),
+    };
+    // The device owns its queue: freed by `user_destructor_cb` once the device is gone.
+    // SAFETY: the queue is not moved out of the box again (only freed whole).
+    let qp = KBox::into_raw(unsafe { Pin::into_inner_unchecked(q) });
+    // SAFETY: a fresh device with room for the pointer in its private area (the kind's size).
+    unsafe {
+        *priv_of(dev) = qp;
+        (*qp).dev.store(dev, Ordering::Release);
+    }
+    // SAFETY: RTNL is held (the caller's).
+    let err = unsafe { sys::register_netdevice(dev) };
+    if err != 0 {
+        // SAFETY: not registered: the queue is ours again (the core frees the device).
+        unsafe {
+            (*qp).dev.store(ptr::null_mut(), Ordering::Release);
+            drop(Pin::new_unchecked(KBox::from_raw(qp)));
+        }
+        return err;
+    }
+    // Set only now: a failed registration never calls it.
+    // SAFETY: registered, RTNL held: the field is read when the device is freed.
+    unsafe { (*dev).priv_destructor = Some(user_destructor_cb) };
+    USER_DEVICES.fetch_add(1, Ordering::Relaxed);
+    0
+}
+
+/// # Safety
+///
+/// Called when a device `newlink_cb` made is freed (after its unregistration and an RCU grace
+/// period; its tasklet was killed in `uninit_cb`).
+unsafe extern "C" fn user_destructor_cb(dev: *mut sys::net_device) {
+    // SAFETY: the device's own queue, leaked in `newlink_cb`, freed once, here.
+    unsafe {
+        drop(Pin::new_unchecked(KBox::from_raw(
+            (*priv_of(dev)).cast_mut(),
+        )))
+    };
+    USER_DEVICES.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// # Safety
+///
+/// Called by rtnetlink, under RTNL, for `ip link del` of one of our devices.
+unsafe extern "C" fn dellink_cb(dev: *mut sys::net_device, head: *mut bindings::list_head) {
+    // SAFETY: per the function's contract.
+    unsafe { sys::unregister_netdevice_queue(dev, head) };
+}
+
+/// The kind's table and what `newlink_cb` needs to make a device's queue.
+#[repr(C)]
 struct LinkInner {
+    /// First: `LINK` points to the whole.
     ops: Opaque<sys::rtnl_link_ops>,
+    handler: *const c_void,
+    reinject: ReinjectFn,
 }
 
 /// A link kind and its devices.
@@ -425,10 +561,14 @@ impl<H: TxHandler> DeviceSet<H> {
         handler: Arc<H>,
     ) -> Result<Self> {
         let n = table.devs.len();
+        let h = Arc::as_ptr(&handler).cast::<c_void>();
         let link = KBox::pin(
             LinkInner {
                 // SAFETY: all-zero is a link kind without callbacks, filled in below.
                 ops: Opaque::new(unsafe { core::mem::zeroed() }),
+                // INVARIANT: the set holds the handler until the kind and its devices are gone.
+                handler: h,
+                reinject: reinject::<H>,
             },
             GFP_KERNEL,
         )?;
@@ -438,18 +578,30 @@ impl<H: TxHandler> DeviceSet<H> {
         o.priv_size = core::mem::size_of::<*const DevQueue>();
         o.setup = Some(setup_cb);
         o.validate = Some(validate_cb);
-        let h = Arc::as_ptr(&handler).cast::<c_void>();
+        o.newlink = Some(newlink_cb);
+        o.dellink = Some(dellink_cb);
         let mut set = DeviceSet {
             link,
             link_registered: false,
             queues: KVec::with_capacity(n, GFP_KERNEL)?,
             _handler: handler,
         };
+        // One kind per module: `newlink_cb` and the packet path find it here.
+        let raw = ptr::from_ref::<LinkInner>(&set.link).cast_mut();
+        if LINK
+            .compare_exchange(ptr::null_mut(), raw, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            return Err(EBUSY);
+        }
         // SAFETY: pinned, unregistered in `drop`.
-        to_result(unsafe { sys::rtnl_link_register(set.link.ops.get()) })?;
+        if let Err(e) = to_result(unsafe { sys::rtnl_link_register(set.link.ops.get()) }) {
+            LINK.store(ptr::null_mut(), Ordering::Release);
+            return Err(e);
+        }
         set.link_registered = true;
         for i in 0..n as u32 {
-            let q = DevQueue::new(i, table.clone(), h, reinject::<H>)?;
+            let q = DevQueue::new(i, Some(table.clone()), h, reinject::<H>)?;
             // SAFETY: `name_fmt` is a static NUL-terminated string; `setup_cb` fills the rest.
             let dev = unsafe {
                 sys::alloc_netdev_mqs(
@@ -492,9 +644,11 @@ impl<H: TxHandler> DeviceSet<H> {
 impl<H: TxHandler> Drop for DeviceSet<H> {
     fn drop(&mut self) {
         if self.link_registered {
-            // SAFETY: registered in `new`; deletes every device of the kind (their `uninit`
-            // runs), waiting for RCU readers of them.
+            // SAFETY: registered in `new`; deletes every device of the kind in every namespace
+            // (their `uninit` runs, and the destructor of those `ip link add` made), waiting
+            // for RCU readers of them.
             unsafe { sys::rtnl_link_unregister(self.link.ops.get()) };
+            LINK.store(ptr::null_mut(), Ordering::Release);
         }
         // The queues go after their devices (field order does the rest).
     }

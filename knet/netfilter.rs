@@ -90,6 +90,11 @@ impl<'a> HookPacket<'a> {
         self.skb.as_ptr() as usize
     }
 
+    /// The namespace the packet is in (alive during the hook).
+    pub(super) fn net_ptr(&self) -> *mut bindings::net {
+        self.state.net
+    }
+
     /// The tag in the packet's control block.
     pub(crate) fn tag(&self) -> (u32, u32) {
         // SAFETY: the chain lends us the packet for the duration of the hook.

@@ -23,13 +23,35 @@ const fn zeroed_target() -> sys::xt_target {
     unsafe { core::mem::zeroed() }
 }
 
-/// Whether the initial namespace has a device called `name` made by the rtnl link kind `kind`
-/// (a device of that name made by anything else does not count).
-pub(crate) fn init_net_has_device(name: &CStr, kind: &CStr) -> bool {
+/// The network namespace a rule is being added in.
+///
+/// # Invariants
+///
+/// `net` is the namespace of the rule check that made the value, alive during it.
+pub(crate) struct RuleNet<'a> {
+    net: *mut bindings::net,
+    _life: core::marker::PhantomData<&'a bindings::net>,
+}
+
+impl RuleNet<'_> {
+    /// Whether this namespace, or else the initial one, has a device called `name` made by the
+    /// rtnl link kind `kind` (a device of that name made by anything else does not count).
+    pub(crate) fn has_device(&self, name: &CStr, kind: &CStr) -> bool {
+        // SAFETY: `net` is alive (type invariant); `init_net` lives forever.
+        unsafe {
+            has_device(self.net, name, kind) || has_device(&raw mut bindings::init_net, name, kind)
+        }
+    }
+}
+
+/// # Safety
+///
+/// `net` is alive for the call.
+unsafe fn has_device(net: *mut bindings::net, name: &CStr, kind: &CStr) -> bool {
     let _rcu = kernel::sync::rcu::read_lock();
-    // SAFETY: `init_net` lives forever; `name` is NUL-terminated; the device found stays valid
-    // while the RCU read lock is held.
-    let dev = unsafe { sys::dev_get_by_name_rcu(&raw mut bindings::init_net, name.as_char_ptr()) };
+    // SAFETY: `net` is alive (the caller's); `name` is NUL-terminated; the device found stays
+    // valid while the RCU read lock is held.
+    let dev = unsafe { sys::dev_get_by_name_rcu(net, name.as_char_ptr()) };
     if dev.is_null() {
         return false;
     }
@@ -47,8 +69,9 @@ pub(crate) fn init_net_has_device(name: &CStr, kind: &CStr) -> bool {
 
 /// The rule check of an xtables target with one `u32` argument (`--todev N`).
 pub(crate) trait TargetCheck: Send + Sync + 'static {
-    /// Whether a rule with argument `arg` in the hooks `hook_mask` is accepted.
-    fn check(&self, arg: u32, hook_mask: u32) -> Result;
+    /// Whether a rule with argument `arg` in the hooks `hook_mask`, added in namespace `net`,
+    /// is accepted.
+    fn check(&self, net: &RuleNet<'_>, arg: u32, hook_mask: u32) -> Result;
     /// The tag the target writes for a packet at hook `hook`.
     fn tag(arg: u32, hook: u8) -> (u32, u32);
 }
@@ -148,19 +171,25 @@ impl<C: TargetCheck> TargetRegistration<C> {
         // SAFETY: valid for the call; `target` is one of our pinned targets, the first field
         // of a `TargetInner` is the array (repr(C)), and the target's own family says which
         // element (the rule's may differ under nft's compat layer).
-        let (arg, mask, inner) = unsafe {
+        let (arg, mask, net, inner) = unsafe {
             let par = &*par;
             let idx = usize::from((*par.target).family == sys::NFPROTO_IPV6 as u16);
             let first = par.target.cast::<Opaque<sys::xt_target>>().sub(idx);
             (
                 *par.targinfo.cast::<u32>(),
                 par.hook_mask,
+                par.net,
                 &*first.cast::<TargetInner>(),
             )
         };
         // SAFETY: the registration keeps the checker alive while the targets exist (see `new`).
         let check = unsafe { &*inner.check.cast::<C>() };
-        match check.check(arg, mask) {
+        // INVARIANT: the rule's namespace, alive during the check.
+        let net = RuleNet {
+            net,
+            _life: core::marker::PhantomData,
+        };
+        match check.check(&net, arg, mask) {
             Ok(()) => 0,
             Err(e) => e.to_errno(),
         }
