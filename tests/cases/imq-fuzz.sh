@@ -1,5 +1,5 @@
 # Fuzzing imq (tests/fuzz/imq_fuzz.py): random rules in both hooks and families, devices down,
-# up and deleted, root qdiscs of every kind (tbf with a small burst, netem duplicate, reorder
+# up and deleted, devices of the router's namespace made and deleted (`ip link add`), root qdiscs of every kind (tbf with a small burst, netem duplicate, reorder
 # and loss, cake, htb and htb_rs trees...), traffic of every kind through the router (TCP, UDP
 # bursts of small packets, fragments, ICMP, IPv6, GRE, VXLAN, the router's own, multicast) and
 # unload attempts. The kernel stays up, every unload's counters balance, traffic flows after.

@@ -76,6 +76,11 @@ def gen(r):
         return "unload-attempt"
     if x < 0.57:
         return "flush-reload"
+    if x < 0.585:
+        # The router's own device (a rule in rtr then goes there, not to the initial one).
+        return f"try ip -n rtr link add imq{dev} type imq && ip -n rtr link set imq{dev} up"
+    if x < 0.595:
+        return f"try ip -n rtr link del imq{dev}"
     return "traffic " + r.choice([
         "ip netns exec srv iperf3 -c 10.0.1.2 -t 1 -p 5201",
         "ip netns exec cli iperf3 -c 10.0.2.2 -t 1 -p 5201",
