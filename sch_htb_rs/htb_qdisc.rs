@@ -537,6 +537,8 @@ impl QdiscOps for HtbRs {
         };
         let (params, note) = config::class_params(&parms, a.rate64, a.ceil64, r2q)
             .map_err(|m| fail(extack, m, EINVAL))?;
+        // sch_htb sets (and warns about) the quantum of leaves only.
+        let mut leaf = true;
         let ptr = match cl {
             None => Self::new_class(data, sch, classid, parent, &params, rate.as_ref(), extack)?,
             Some(c) => {
@@ -548,12 +550,12 @@ impl QdiscOps for HtbRs {
                 let lock = sch.tree_lock();
                 let mut st = data.state.borrow(&lock).ok_or(EBUSY)?;
                 let st = &mut *st;
-                st.sched.change_class(&mut st.nodes, c.idx, &params, now());
+                leaf = st.sched.change_class(&mut st.nodes, c.idx, &params, now());
                 st.class_ptr(c.idx).ok_or(ENOENT)?
             }
         };
         // Like sch_htb: a quantum derived from the rate and clamped is worth a warning.
-        if let Some(n) = note {
+        if let Some(n) = note.filter(|_| leaf) {
             extack.set(format_args!(
                 "sch_htb_rs: quantum of class {:X} is {}. Consider r2q change.",
                 classid,

@@ -397,23 +397,31 @@ impl Sched {
         Ok(())
     }
 
-    /// Changes the parameters of live class `idx` (ignored for anything else).
+    /// Changes the parameters of live class `idx` (ignored for anything else); returns whether
+    /// it is a leaf.
     ///
     /// Tokens are kept, capped at the new buffers (the next charge would cap them the same
     /// way). The mode is recomputed at the next charge or event, as in sch_htb. An active leaf
-    /// whose priority changes moves to the rows and feeds of the new priority.
+    /// whose priority changes moves to the rows and feeds of the new priority. An inner class
+    /// keeps its quantum and priority, as in sch_htb (which sets them for leaves only): they
+    /// count again if it becomes a leaf.
     pub(crate) fn change_class(
         &mut self,
         nodes: &mut [Node],
         idx: ClassIdx,
         params: &ClassParams,
         _now: i64,
-    ) {
+    ) -> bool {
         if !is_live(nodes, idx) {
-            return;
+            return false;
         }
-        let params = params.sanitized();
+        let mut params = params.sanitized();
         let n = &nodes[idx as usize];
+        let leaf = n.level == 0;
+        if !leaf {
+            params.quantum = n.params.quantum;
+            params.prio = n.params.prio;
+        }
         let relink = n.level == 0 && n.prio_activity != 0 && n.params.prio != params.prio;
         if relink {
             self.deactivate(nodes, idx);
@@ -425,6 +433,7 @@ impl Sched {
         if relink {
             self.activate(nodes, idx);
         }
+        leaf
     }
 
     /// Deletes childless class `idx`; its slot becomes unused.

@@ -287,14 +287,14 @@ def dumps(explicit):
                 # htb lists classes by hash bucket, htb_rs by id.
                 t = "\n".join(sorted(t.splitlines()))
             parts.append(t)
-        # Filters attached to classes.
+        # Filters attached to classes, by class id (htb lists its classes by hash bucket).
         _, cls = tc(f"class show dev {dev}")
-        for line in cls.splitlines():
-            f = line.split()
-            if len(f) > 2 and f[0] == "class":
-                _, t = tc(f"filter show dev {dev} parent {f[2]}")
-                if t:
-                    parts.append(f"[{f[2]}] " + normalise(t, dev, k, explicit))
+        ids = sorted({f[2] for f in map(str.split, cls.splitlines()) if len(f) > 2 and f[0] == "class"},
+                     key=lambda c: int(c.split(":")[1] or "0", 16))
+        for cid in ids:
+            _, t = tc(f"filter show dev {dev} parent {cid}")
+            if t:
+                parts.append(f"[{cid}] " + normalise(t, dev, k, explicit))
         res.append("\n".join(parts))
     return res
 

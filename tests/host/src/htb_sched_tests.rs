@@ -788,6 +788,32 @@ fn change_class_keeps_tokens_and_relinks_a_new_priority() {
 }
 
 #[test]
+fn an_inner_class_keeps_its_quantum_and_priority_as_in_sch_htb() {
+    let mut sim = Sim::new(false);
+    let p = sim.add(None, with(class(10 * MBIT, 10 * MBIT), 200_000, 3));
+    let a = sim.add(Some(p), class(MBIT, 10 * MBIT));
+    let now = sim.now;
+    // p is inner now: a change sets its rates, not its quantum or priority.
+    let leaf = sim
+        .sched
+        .change_class(&mut sim.nodes, p, &with(class(MBIT, 2 * MBIT), 1000, 6), now);
+    assert!(!leaf);
+    let pp = sim.nodes[p as usize].params();
+    assert_eq!((pp.quantum, pp.prio), (200_000, 3));
+    assert_eq!(pp.rate, class(MBIT, 2 * MBIT).rate);
+    // Once its child goes it is a leaf again, with what it kept.
+    assert_eq!(sim.sched.delete_class(&mut sim.nodes, a, now), Ok(Some(p)));
+    let pp = sim.nodes[p as usize].params();
+    assert_eq!((pp.quantum, pp.prio), (200_000, 3));
+    assert!(sim
+        .sched
+        .change_class(&mut sim.nodes, p, &with(class(MBIT, 2 * MBIT), 1000, 6), now));
+    let pp = sim.nodes[p as usize].params();
+    assert_eq!((pp.quantum, pp.prio), (1000, 6));
+    sim.sched.check_invariants(&sim.nodes).unwrap();
+}
+
+#[test]
 fn reset_forgets_activity() {
     let mut sim = Sim::new(false);
     let p = sim.add(None, class(4 * MBIT, 4 * MBIT));
@@ -1125,7 +1151,10 @@ proptest! {
                     let res = sched.add_class(&mut nodes, slot as ClassIdx, parent.map(|p| p as ClassIdx), &params, now);
                     prop_assert_eq!(res.is_ok(), nodes[slot].is_live() && !before);
                 }
-                Op::Change { slot, params } => sched.change_class(&mut nodes, slot as ClassIdx, &params, now),
+                Op::Change { slot, params } => {
+                    let leaf = nodes[slot].is_live() && nodes[slot].is_leaf();
+                    prop_assert_eq!(sched.change_class(&mut nodes, slot as ClassIdx, &params, now), leaf);
+                }
                 Op::Delete { slot } => {
                     let had_children = nodes[slot].children() > 0;
                     match sched.delete_class(&mut nodes, slot as ClassIdx, now) {
