@@ -145,7 +145,8 @@ unsafe fn by_name<'a>(net: *mut bindings::net, index: u32) -> Option<Device<'a>>
     let dev = unsafe { sys::dev_get_by_name_rcu(net, name.as_ptr().cast()) };
     // SAFETY: a device found under RCU stays valid while the caller holds it.
     let d = unsafe { Device::from_raw(dev)? };
-    // SAFETY: as above; only compared.
+    // SAFETY: `dev` is a device found under the RCU the caller holds; its ops pointer is
+    // only compared.
     (unsafe { (*dev).rtnl_link_ops } == ops.cast_const()).then_some(d)
 }
 

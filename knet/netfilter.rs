@@ -180,7 +180,7 @@ impl<'a> HookPacket<'a> {
                 .cast::<bindings::skb_shared_info>();
             (&raw const (*shinfo).gso_size).read()
         };
-        // SAFETY: as above; `dev` is alive.
+        // SAFETY: the packet is lent to us for the hook; `dev` is alive (its type's invariant).
         gso_size != 0 && unsafe { sys::knet_netif_needs_gso(self.skb.as_ptr(), dev.as_ptr()) }
     }
 

@@ -156,7 +156,8 @@ impl Table {
         let area = unsafe {
             sys::knet_net_generic(net.net.as_ptr(), *self.net_id.get()).cast::<NetArea>()
         };
-        // SAFETY: as above; the area is the namespace's until it is freed after `net_exit`.
+        // SAFETY: `area` is the live namespace's own (above), freed only after `net_exit`,
+        // which cannot run while the namespace is alive.
         NonNull::new(unsafe { (*area).vals })
     }
 
@@ -220,7 +221,8 @@ unsafe extern "C" fn show_net_cb(seq: *mut bindings::seq_file, _v: *mut c_void) 
     // SAFETY: the file's data is the namespace's area, which `net_exit` frees only after
     // removing the file (which waits for readers); its table outlives every namespace file.
     let (area, m) = unsafe { (&*(*seq).private.cast::<NetArea>(), SeqFile::from_raw(seq)) };
-    // SAFETY: as above.
+    // SAFETY: `net_init` pointed the area at the table, which outlives every namespace file
+    // (its pernet operations, which remove them, are unregistered before it goes).
     let t = unsafe { &*area.table };
     if let Some(vals) = NonNull::new(area.vals) {
         t.show(m, vals);

@@ -61,9 +61,10 @@ unsafe fn has_device(net: *mut bindings::net, name: &CStr, kind: &CStr) -> bool 
     if ops.is_null() {
         return false;
     }
-    // SAFETY: as above; `kind` of a registered link ops table is a NUL-terminated string.
+    // SAFETY: `ops` is the static ops table of a registered link kind (it has a live device),
+    // whose `kind` is a static NUL-terminated string.
     let k = unsafe { (*ops).kind };
-    // SAFETY: as above.
+    // SAFETY: `k` is that static string (checked non-null first).
     !k.is_null() && unsafe { CStr::from_char_ptr(k) } == kind
 }
 
