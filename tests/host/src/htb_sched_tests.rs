@@ -794,9 +794,12 @@ fn an_inner_class_keeps_its_quantum_and_priority_as_in_sch_htb() {
     let a = sim.add(Some(p), class(MBIT, 10 * MBIT));
     let now = sim.now;
     // p is inner now: a change sets its rates, not its quantum or priority.
-    let leaf = sim
-        .sched
-        .change_class(&mut sim.nodes, p, &with(class(MBIT, 2 * MBIT), 1000, 6), now);
+    let leaf = sim.sched.change_class(
+        &mut sim.nodes,
+        p,
+        &with(class(MBIT, 2 * MBIT), 1000, 6),
+        now,
+    );
     assert!(!leaf);
     let pp = sim.nodes[p as usize].params();
     assert_eq!((pp.quantum, pp.prio), (200_000, 3));
@@ -805,9 +808,12 @@ fn an_inner_class_keeps_its_quantum_and_priority_as_in_sch_htb() {
     assert_eq!(sim.sched.delete_class(&mut sim.nodes, a, now), Ok(Some(p)));
     let pp = sim.nodes[p as usize].params();
     assert_eq!((pp.quantum, pp.prio), (200_000, 3));
-    assert!(sim
-        .sched
-        .change_class(&mut sim.nodes, p, &with(class(MBIT, 2 * MBIT), 1000, 6), now));
+    assert!(sim.sched.change_class(
+        &mut sim.nodes,
+        p,
+        &with(class(MBIT, 2 * MBIT), 1000, 6),
+        now
+    ));
     let pp = sim.nodes[p as usize].params();
     assert_eq!((pp.quantum, pp.prio), (1000, 6));
     sim.sched.check_invariants(&sim.nodes).unwrap();
