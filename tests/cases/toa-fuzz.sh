@@ -5,7 +5,8 @@
 # once, while toa is unloaded and loaded again every few seconds. What must hold: the kernel
 # stays up (panic_on_warn; the host's stall watchdog), every connection that completes delivers
 # its data intact, and the address the server sees is the balancer's (no option used) or one
-# that a TOA option in the segments really carried, never anything else. `make fuzz` runs it
+# that a TOA option in the segments really carried, never anything else; a NAT64 lookup
+# (getsockopt) on every connection answers only an address an option carried. `make fuzz` runs it
 # longer (FUZZ_SECS, FUZZ_SEED); in `make test` FUZZ_SECS=60 with seed 1.
 . /src/tests/vm/lib.sh
 topo_3
@@ -14,14 +15,19 @@ seed=${FUZZ_SEED:-1} secs=${FUZZ_SECS:-60}
 insmod "$(ko toa)"
 toa_lb_start 0 both "random:$seed"
 
-# The server: dual-stack, one line per connection: peer address, port, what the client sent.
+# The server: an IPv4 and an IPv6 listener; one line per connection: peer address, port, what
+# the client sent; and one per NAT64 lookup (getsockopt TOA_SO_GET_LOOKUP): its answer.
 ip netns exec srv python3 -u - >/tmp/fz-server.log 2>&1 <<'PY' &
-import socket, threading
-s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-s.bind(("::", 8080))
-s.listen(64)
+import errno, socket, struct, threading
+def listener(fam, addr):
+    s = socket.socket(fam, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if fam == socket.AF_INET6:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    s.bind((addr, 8080))
+    s.listen(64)
+    return s
+socks = [listener(socket.AF_INET, "0.0.0.0"), listener(socket.AF_INET6, "::")]
 print("listening", flush=True)
 out = threading.Lock()
 def say(*words):
@@ -32,6 +38,11 @@ def serve(c):
     try:
         c.settimeout(10)
         p = c.getpeername()
+        try:
+            b = c.getsockopt(socket.IPPROTO_IP, 4096, 20)
+            say("lookup ok", socket.inet_ntop(socket.AF_INET6, b[:16]), struct.unpack("!H", b[16:18])[0])
+        except OSError as e:
+            say("lookup", errno.errorcode.get(e.errno, str(e.errno)))
         data = b""
         while not data.endswith(b"\n"):
             b = c.recv(100)
@@ -44,9 +55,13 @@ def serve(c):
         say("error", e)
     finally:
         c.close()
-while True:
-    c, _ = s.accept()
-    threading.Thread(target=serve, args=(c,), daemon=True).start()
+def accept(s):
+    while True:
+        c, _ = s.accept()
+        threading.Thread(target=serve, args=(c,), daemon=True).start()
+for s in socks:
+    threading.Thread(target=accept, args=(s,), daemon=True).start()
+threading.Event().wait()
 PY
 wait_until 10 "server did not start: $(cat /tmp/fz-server.log)" grep -q listening /tmp/fz-server.log
 
@@ -142,6 +157,19 @@ for line in server:
     seen[data] = (a, port)
     if a not in balancer and (a, port) not in carried:
         bad.append(f"server saw {a} port {port} ({data}): neither the balancer nor a TOA option of the segments")
+lookups = {}
+for line in server:
+    f = line.split()
+    if not f or f[0] != "lookup":
+        continue
+    lookups[f[1]] = lookups.get(f[1], 0) + 1
+    if f[1] == "ok":
+        a, port = ipaddress.ip_address(f[2]), int(f[3])
+        if (a, port) not in carried:
+            bad.append(f"a NAT64 lookup answered {a} port {port}: not a TOA option of the segments")
+    elif f[1] not in ("EINVAL", "EFAULT", "ENOPROTOOPT", "ENOTCONN"):
+        bad.append(f"a NAT64 lookup failed with {f[1]}")
+print("NAT64 lookups:", " ".join(f"{k} {v}" for k, v in sorted(lookups.items())))
 for data in sent:
     if data not in seen:
         bad.append(f"{data}: the client got its answer but the server logged other data")

@@ -95,8 +95,10 @@ pub fn random_options(state: u64, port: [u8; 2], addr: &[u8]) -> (Vec<u8>, bool)
                 o.extend_from_slice(addr);
             }
             3 => {
+                // A forged client of either family, whatever the segment's: an IPv6 one on an
+                // IPv4 connection is what a NAT64 balancer sends.
                 let p = (r(65536) as u16).to_be_bytes();
-                if addr.len() == 4 {
+                if r(2) == 0 {
                     o.extend_from_slice(&[TOA_KIND, 8, p[0], p[1]]);
                     o.extend_from_slice(&FORGED_V4);
                     o.push(r(256) as u8);
