@@ -193,7 +193,15 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<HtbAttrs, ParseError> {
                     a.ceil64 = Some(v);
                 }
             }
-            TCA_HTB_OFFLOAD => a.offload = true,
+            TCA_HTB_OFFLOAD => {
+                // A flag (NLA_FLAG): the kernel's policy refuses one with a payload.
+                if !p.is_empty() {
+                    return Err(ParseError::range(
+                        "TCA_HTB_OFFLOAD is a flag: it carries no payload",
+                    ));
+                }
+                a.offload = true;
+            }
             _ => {}
         }
         Ok(())

@@ -108,6 +108,11 @@ fn unknown_types_flags_and_trailing_bytes_are_ignored() {
     dup.extend(attr(TCA_HTB_DIRECT_QLEN, &2u32.to_ne_bytes()));
     assert_eq!(parse(&dup).unwrap().direct_qlen, Some(2));
     assert!(parse(&attr(TCA_HTB_OFFLOAD, &[])).unwrap().offload);
+    // A flag with a payload fails the kernel's policy (NLA_FLAG): ERANGE, as sch_htb.
+    for payload in [&[0u8][..], &[0; 4], &[0; 8]] {
+        let e = parse(&attr(TCA_HTB_OFFLOAD, payload)).unwrap_err();
+        assert!(e.out_of_range, "{}", e.msg);
+    }
 }
 
 #[test]
