@@ -102,6 +102,9 @@ mod counter {
 struct Entry {
     /// The packet this state belongs to (its identity: the table's key).
     skb: usize,
+    /// Its data buffer, which copies made by cloning share (and which stays theirs while they
+    /// live): a copy borrows only the entry of its own original.
+    buffer: usize,
     born: usize,
     /// The hook state, with references on its namespace and socket.
     state: SavedState,
@@ -136,6 +139,7 @@ impl Divert {
     fn keep(&self, pkt: &HookPacket<'_>) -> Option<u32> {
         let entry = Entry {
             skb: pkt.id(),
+            buffer: pkt.buffer_id(),
             born: netfilter::jiffies(),
             state: pkt.save_state()?,
             meta: pkt.meta(),
@@ -212,9 +216,17 @@ impl TxHandler for Divert {
         let Some(e) = self.table.take(id, skb.id()) else {
             // A copy or segment made inside the qdisc goes on with a copy of its original's
             // state, as long as the original is queued still (with IFB every copy goes on).
+            // The slot may hold another packet's entry by now: only the entry of a packet
+            // sharing this one's data buffer is its original's.
+            let buffer = skb.buffer_id();
             let copy = self
                 .table
-                .lend(id, |e| Some((e.state.try_clone()?, e.meta.clone())))
+                .lend(id, |e| {
+                    if e.buffer != buffer {
+                        return None;
+                    }
+                    Some((e.state.try_clone()?, e.meta.clone()))
+                })
                 .flatten();
             match copy.map(|(state, meta)| netfilter::resume(skb, &state, &meta)) {
                 Some(Ok(())) => self.counters.inc(counter::COPIES),

@@ -90,6 +90,13 @@ impl<'a> HookPacket<'a> {
         self.skb.as_ptr() as usize
     }
 
+    /// The identity of the packet's data buffer (see [`Skb::buffer_id`]).
+    pub(crate) fn buffer_id(&self) -> usize {
+        // SAFETY: the chain lends us the packet for the duration of the hook; `head` is only
+        // read.
+        unsafe { (*self.skb.as_ptr()).head as usize }
+    }
+
     /// The namespace the packet is in (alive during the hook).
     pub(super) fn net_ptr(&self) -> *mut bindings::net {
         self.state.net

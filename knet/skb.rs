@@ -93,6 +93,13 @@ impl Skb {
         self.0.as_ptr() as usize
     }
 
+    /// The identity of the packet's data buffer (`head`), which its clones share and which
+    /// cannot be freed, nor reused for another packet, while any of them holds it.
+    pub(crate) fn buffer_id(&self) -> usize {
+        // SAFETY: by the type invariant a live skb we own; `head` is only read.
+        unsafe { (*self.0.as_ptr()).head as usize }
+    }
+
     /// The tag in bytes 40..47 of the control block (see [`tag_of`]).
     pub(crate) fn tag(&self) -> (u32, u32) {
         // SAFETY: by the type invariant `self.0` is a live skb we own, so we may read it.
