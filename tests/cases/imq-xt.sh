@@ -108,7 +108,7 @@ for t in $tools; do
 
 	# The kernel's refusals: a device imq does not have (xt_IMQ), another table or hook
 	# (x_tables).
-	refused "$t" "[14]" 'Invalid argument' 'xt_IMQ: rule refused \(--todev 2\): no imq device imq2 \(load imq first, with numdevs=3 or more\)' \
+	refused "$t" "[14]" 'Invalid argument' 'xt_IMQ: rule refused \(--todev 2\): no imq device imq2 \(load imq first, with numdevs=3 or more, or ip link add imq2 type imq\)' \
 		-t mangle -A PREROUTING -i d0 -j IMQ --todev 2
 	refused "$t" "[14]" 'Invalid argument' 'xt_IMQ: rule refused \(--todev 15\): no imq device imq15' \
 		-t mangle -A POSTROUTING -j IMQ --todev 15
