@@ -202,6 +202,17 @@ def main():
             rc, out = sh(cmd, timeout=30)
         except subprocess.TimeoutExpired:
             problems.append(f"step {i}: timed out: {step}")
+            # What the datapath and the traffic looked like then, to tell a stuck queue from a
+            # slow exchange.
+            for what in ("tc -s qdisc show | grep -A3 imq", "ip -s link show | grep -A5 imq",
+                         "ip netns exec rtr iptables-save -t mangle", "ip netns exec rtr ip6tables-save -t mangle",
+                         "ps -eo pid,stat,etime,args | grep -E 'iperf3|ping' | grep -v grep",
+                         "ip netns exec cli ss -tuanp", "ip netns exec srv ss -tuanp",
+                         "cat /proc/net/softnet_stat", "cat /proc/softirqs"):
+                try:
+                    print(f"--- {what}\n{sh(what, timeout=10)[1]}")
+                except subprocess.TimeoutExpired:
+                    print(f"--- {what}: timed out")
             break
         if kind == "rule":
             m = re.search(r"--todev (\d+)", cmd)
