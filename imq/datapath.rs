@@ -21,7 +21,7 @@
 //! allocation per packet.
 
 use crate::knet::{
-    netdev::{Device, DeviceSet, DeviceTable, TxHandler},
+    netdev::{Device, DeviceSet, DeviceTable, QueueLimits, TxHandler},
     netfilter::{self, Hook, HookPacket, PernetHooks, SavedState, SkbMeta, Verdict},
     percpu::PerCpuCounters,
     skb::Skb,
@@ -36,11 +36,16 @@ use kernel::{c_str, prelude::*, sync::Arc};
 const MAX_AGE_S: u32 = 120;
 /// How often the sweep runs.
 const SWEEP_EVERY_MS: u32 = 10_000;
+/// Most transmit queues a device may have (the `numqueues` parameter, `numtxqueues` of
+/// `ip link add`), as the original IMQ.
+pub(crate) const MAX_QUEUES: u32 = 32;
 
 /// Where the hooks sit and how many devices there are.
 pub(crate) struct Config {
     /// Number of devices.
     pub(crate) ndevs: u32,
+    /// Transmit queues of each (and the default of `ip link add ... type imq`).
+    pub(crate) nqueues: u32,
     /// Netfilter priority of the PREROUTING hook.
     pub(crate) pre_priority: i32,
     /// Netfilter priority of the POSTROUTING hook.
@@ -300,7 +305,12 @@ impl Datapath {
         let d = &dp.divert;
         dp.watch = Some(DropWatchRegistration::new(d.clone())?);
         let (fmt, kind) = (c_str!("imq%d"), c_str!("imq"));
-        dp.devices = Some(DeviceSet::new(fmt, kind, &devices, d.clone())?);
+        let limits = QueueLimits {
+            default: config.nqueues,
+            max: MAX_QUEUES,
+            out_of_range: c_str!("imq devices have 1 to 32 transmit queues (numtxqueues)"),
+        };
+        dp.devices = Some(DeviceSet::new(fmt, kind, limits, &devices, d.clone())?);
         let (pre, post) = (config.pre_priority, config.post_priority);
         dp.hooks = Some(PernetHooks::new(pre, post, d.clone())?);
         dp.sweep = Some(PeriodicTimer::new(SWEEP_EVERY_MS, d.clone())?);

@@ -31,6 +31,10 @@ module! {
             default: 2,
             description: "Number of imq devices to create (imq0..imqN-1), 1 to 16",
         },
+        numqueues: u32 {
+            default: 1,
+            description: "Transmit queues of each device (flows spread by hash, reinjected per queue), 1 to 32",
+        },
     },
 }
 
@@ -65,6 +69,14 @@ impl kernel::Module for Imq {
             );
             return Err(EINVAL);
         }
+        let numqueues = module_parameters::numqueues.value();
+        if !(1..=datapath::MAX_QUEUES).contains(&numqueues) {
+            pr_err!(
+                "numqueues={numqueues} is out of range (1 to {})\n",
+                datapath::MAX_QUEUES
+            );
+            return Err(EINVAL);
+        }
         let raw = params::behavior();
         let Some(behavior) = Behavior::parse(raw) else {
             pr_err!(
@@ -75,12 +87,13 @@ impl kernel::Module for Imq {
         };
         let config = datapath::Config {
             ndevs: numdevs,
+            nqueues: numqueues,
             pre_priority: behavior.pre_routing_priority(),
             post_priority: behavior.post_routing_priority(),
         };
         let datapath = datapath::Datapath::new(&config)?;
         pr_info!(
-            "loaded: numdevs={numdevs} behavior={} (PREROUTING prio {}, POSTROUTING prio {})\n",
+            "loaded: numdevs={numdevs} numqueues={numqueues} behavior={} (PREROUTING prio {}, POSTROUTING prio {})\n",
             behavior.name(),
             behavior.pre_routing_priority(),
             behavior.post_routing_priority()

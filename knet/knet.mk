@@ -39,7 +39,7 @@ knet_netdev_members := bpf_mprog_entry|bpf_xdp_entity|cpu_rmap|dcbnl_rtnl_ops|de
 knet_net_ptr_only := $(knet_netdev_members)|netdev_queue|ifla_vf_guid|ifla_vf_info|ifla_vf_stats|ip_tunnel_parm_kern|ndmsg|neigh_parms|net_device_path|net_device_path_ctx|net_device_stats|net_shaper_ops|netdev_bpf|netdev_fcoe_hbainfo|netdev_hw_addr_list|netdev_phys_item_id|rtnl_link_stats64|rtnl_newlink_params|xdp_buff|xt_match|xt_tgdtor_param|xsk_buff_pool
 # Exported functions the divert calls that kernel::bindings does not declare.
 # Kernel constants the divert uses (macros and enums).
-knet_net_vars := ARPHRD_VOID|GSO_MAX_SIZE|NF_ACCEPT|NF_STOLEN|NET_NAME_ENUM|XT_CONTINUE|NFPROTO_IPV4|NFPROTO_IPV6
+knet_net_vars := ARPHRD_VOID|IFLA_NUM_TX_QUEUES|GSO_MAX_SIZE|NF_ACCEPT|NF_STOLEN|NET_NAME_ENUM|XT_CONTINUE|NFPROTO_IPV4|NFPROTO_IPV6
 knet_net_enums := netdev_priv_flags|nf_inet_hooks|nf_ip_hook_priorities|nf_ip6_hook_priorities
 # Exported qdisc functions the qdisc parts call directly.
 knet_qdisc_functions := tcf_block_get|tcf_block_put|gen_kill_estimator|qdisc_reset|qdisc_put|qdisc_hash_add|register_qdisc|unregister_qdisc|qdisc_watchdog_init|qdisc_watchdog_cancel|qdisc_watchdog_schedule_range_ns

@@ -24,51 +24,66 @@ bool knet_netif_running(const struct net_device *dev)
 	return netif_running(dev);
 }
 
-void knet_netif_start_queue(struct net_device *dev)
+void knet_netif_tx_start_all_queues(struct net_device *dev)
 {
-	netif_start_queue(dev);
+	netif_tx_start_all_queues(dev);
 }
 
-void knet_netif_stop_queue(struct net_device *dev)
+void knet_netif_tx_stop_all_queues(struct net_device *dev)
 {
-	netif_stop_queue(dev);
+	netif_tx_stop_all_queues(dev);
 }
 
-bool knet_netif_queue_stopped(const struct net_device *dev)
+void knet_netif_stop_subqueue(struct net_device *dev, u16 queue)
 {
-	return netif_queue_stopped(dev);
+	netif_stop_subqueue(dev, queue);
 }
 
-void knet_netif_wake_queue(struct net_device *dev)
+bool knet_netif_subqueue_stopped(const struct net_device *dev, u16 queue)
 {
-	netif_wake_queue(dev);
+	return __netif_subqueue_stopped(dev, queue);
 }
 
-bool knet_netif_tx_trylock(struct net_device *dev)
+void knet_netif_wake_subqueue(struct net_device *dev, u16 queue)
 {
-	return __netif_tx_trylock(netdev_get_tx_queue(dev, 0));
+	netif_wake_subqueue(dev, queue);
 }
 
-void knet_netif_tx_unlock(struct net_device *dev)
+bool knet_netif_tx_trylock(struct net_device *dev, u16 queue)
 {
-	__netif_tx_unlock(netdev_get_tx_queue(dev, 0));
+	return __netif_tx_trylock(netdev_get_tx_queue(dev, queue));
+}
+
+void knet_netif_tx_unlock(struct net_device *dev, u16 queue)
+{
+	__netif_tx_unlock(netdev_get_tx_queue(dev, queue));
+}
+
+/* Per-CPU device counters (the core allocates them for NETDEV_PCPU_STAT_TSTATS and sums them
+ * for `ip -s link`): no cache line shared between queues on the packet path. */
+void knet_netdev_use_tstats(struct net_device *dev)
+{
+	dev->pcpu_stat_type = NETDEV_PCPU_STAT_TSTATS;
 }
 
 void knet_dev_stats_rx(struct net_device *dev, unsigned int len)
 {
-	DEV_STATS_INC(dev, rx_packets);
-	DEV_STATS_ADD(dev, rx_bytes, len);
+	dev_sw_netstats_rx_add(dev, len);
 }
 
 void knet_dev_stats_tx(struct net_device *dev, unsigned int len)
 {
-	DEV_STATS_INC(dev, tx_packets);
-	DEV_STATS_ADD(dev, tx_bytes, len);
+	dev_sw_netstats_tx_add(dev, 1, len);
 }
 
 void knet_dev_stats_tx_dropped(struct net_device *dev)
 {
-	DEV_STATS_INC(dev, tx_dropped);
+	dev_core_stats_tx_dropped_inc(dev);
+}
+
+u32 knet_skb_get_hash(struct sk_buff *skb)
+{
+	return skb_get_hash(skb);
 }
 
 bool knet_netif_needs_gso(struct sk_buff *skb, const struct net_device *dev)

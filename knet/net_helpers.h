@@ -35,6 +35,8 @@ enum {
 	KNET_OFF_NETDEV_NEEDS_FREE_NETDEV = offsetof(struct net_device, needs_free_netdev),
 	KNET_OFF_NETDEV_RTNL_LINK_OPS = offsetof(struct net_device, rtnl_link_ops),
 	KNET_OFF_NETDEV_PRIV = offsetof(struct net_device, priv),
+	KNET_OFF_NETDEV_NUM_TX_QUEUES = offsetof(struct net_device, num_tx_queues),
+	KNET_OFF_NETDEV_REAL_NUM_TX_QUEUES = offsetof(struct net_device, real_num_tx_queues),
 	KNET_OFF_NF_HOOKS = offsetof(struct nf_hook_entries, hooks),
 };
 
@@ -43,17 +45,20 @@ extern const netdev_features_t knet_l3_features;
 extern const netdev_features_t knet_l3_gso_features;
 
 bool knet_netif_running(const struct net_device *dev);
-void knet_netif_start_queue(struct net_device *dev);
-void knet_netif_stop_queue(struct net_device *dev);
-bool knet_netif_queue_stopped(const struct net_device *dev);
-void knet_netif_wake_queue(struct net_device *dev);
-bool knet_netif_tx_trylock(struct net_device *dev);
-void knet_netif_tx_unlock(struct net_device *dev);
+void knet_netif_tx_start_all_queues(struct net_device *dev);
+void knet_netif_tx_stop_all_queues(struct net_device *dev);
+void knet_netif_stop_subqueue(struct net_device *dev, u16 queue);
+bool knet_netif_subqueue_stopped(const struct net_device *dev, u16 queue);
+void knet_netif_wake_subqueue(struct net_device *dev, u16 queue);
+bool knet_netif_tx_trylock(struct net_device *dev, u16 queue);
+void knet_netif_tx_unlock(struct net_device *dev, u16 queue);
+void knet_netdev_use_tstats(struct net_device *dev);
 void knet_dev_stats_rx(struct net_device *dev, unsigned int len);
 void knet_dev_stats_tx(struct net_device *dev, unsigned int len);
 void knet_dev_stats_tx_dropped(struct net_device *dev);
 
 void knet_skb_clear_tstamp(struct sk_buff *skb);
+u32 knet_skb_get_hash(struct sk_buff *skb);
 bool knet_netif_needs_gso(struct sk_buff *skb, const struct net_device *dev);
 struct sk_buff *knet_skb_gso_segment(struct sk_buff *skb, const struct net_device *dev);
 

@@ -187,17 +187,42 @@ unsafe fn reinject<H: TxHandler>(h: *const c_void, skb: Skb, dev: &Device<'_>) {
     unsafe { &*h.cast::<H>() }.reinject(skb, dev)
 }
 
-/// One device's queue from its xmit to the tasklet.
+/// One transmit queue's path from the device's xmit to its tasklet, which hands the packets on
+/// (on the CPU that queued them; a tasklet never runs on two CPUs at once, so a flow, which
+/// always maps to the same queue, stays in order).
 #[repr(C)]
-struct DevQueue {
+struct TxQueue {
     /// First: the tasklet callback finds the queue from it.
     tasklet: Opaque<bindings::tasklet_struct>,
-    /// From the qdisc, under the transmit lock.
+    /// From the qdisc, under this queue's transmit lock.
     rq: UnsafeCell<SkbQueue>,
-    /// Being handed on, tasklet only (the tasklet runs on one CPU at a time).
+    /// Being handed on, tasklet only.
     tq: UnsafeCell<SkbQueue>,
-    /// The tasklet is scheduled (changed under the transmit lock).
+    /// The tasklet is scheduled (changed under the transmit lock, or by the tasklet).
     pending: AtomicBool,
+    /// Its number among the device's transmit queues.
+    index: u16,
+    /// INVARIANT: the `DevQueue` that owns this queue, pinned, outliving it.
+    owner: *const DevQueue,
+}
+
+// SAFETY: the packet queues are used under the transmit lock or from the tasklet; `owner` is
+// only read.
+unsafe impl Send for TxQueue {}
+// SAFETY: `&TxQueue` reaches the packet queues only through the kernel's own locking (transmit
+// lock, tasklet serialisation); the flag is atomic.
+unsafe impl Sync for TxQueue {}
+
+impl Drop for TxQueue {
+    fn drop(&mut self) {
+        // SAFETY: set up in `DevQueue::new`; killed already if its device was unregistered
+        // (harmless).
+        unsafe { bindings::tasklet_kill(self.tasklet.get()) };
+    }
+}
+
+/// One device's transmit queues and where their packets go.
+struct DevQueue {
     dev: AtomicPtr<sys::net_device>,
     index: u32,
     /// The set's table (its own devices), or none (a device `ip link add` made).
@@ -205,134 +230,176 @@ struct DevQueue {
     /// INVARIANT: the handler of the set, which outlives the queue.
     handler: *const c_void,
     reinject: ReinjectFn,
+    /// One per transmit queue of the device, in order.
+    txqs: KVec<Pin<KBox<TxQueue>>>,
 }
 
-// SAFETY: the queues are used under the transmit lock or from the tasklet; the handler is
-// `Sync`.
+// SAFETY: the handler is `Sync`; the rest is atomics or set before the device registers.
 unsafe impl Send for DevQueue {}
-// SAFETY: `&DevQueue` reaches the queues only through the kernel's own locking (transmit lock,
-// tasklet serialisation), the flags are atomics, and the handler is `Sync`.
+// SAFETY: as for `Send`; the transmit queues are `Sync`.
 unsafe impl Sync for DevQueue {}
 
 impl DevQueue {
+    /// The queues of a device with `ntx` transmit queues.
     fn new(
         index: u32,
         table: Option<Arc<DeviceTable>>,
         handler: *const c_void,
         reinject: ReinjectFn,
+        ntx: u32,
     ) -> Result<Pin<KBox<Self>>> {
-        let q = KBox::pin(
+        let mut q = KBox::pin(
             DevQueue {
-                // SAFETY: all-zero is an unused tasklet, set up below before use.
-                tasklet: Opaque::new(unsafe { core::mem::zeroed() }),
-                rq: UnsafeCell::new(SkbQueue::new()),
-                tq: UnsafeCell::new(SkbQueue::new()),
-                pending: AtomicBool::new(false),
                 dev: AtomicPtr::new(ptr::null_mut()),
                 index,
                 table,
                 handler,
                 reinject,
+                txqs: KVec::with_capacity(ntx as usize, GFP_KERNEL)?,
             },
             GFP_KERNEL,
         )?;
-        // SAFETY: pinned, not shared yet.
-        unsafe { bindings::tasklet_setup(q.tasklet.get(), Some(tasklet_cb)) };
+        let owner: *const DevQueue = &*q;
+        for i in 0..ntx {
+            let t = KBox::pin(
+                TxQueue {
+                    // SAFETY: all-zero is an unused tasklet, set up below before use.
+                    tasklet: Opaque::new(unsafe { core::mem::zeroed() }),
+                    rq: UnsafeCell::new(SkbQueue::new()),
+                    tq: UnsafeCell::new(SkbQueue::new()),
+                    pending: AtomicBool::new(false),
+                    index: u16::try_from(i).map_err(|_| EINVAL)?,
+                    // INVARIANT: the pinned owner, which drops its queues before it goes.
+                    owner,
+                },
+                GFP_KERNEL,
+            )?;
+            // SAFETY: pinned, not shared yet.
+            unsafe { bindings::tasklet_setup(t.tasklet.get(), Some(tasklet_cb)) };
+            // SAFETY: `txqs` is not structurally pinned (the queues are boxed themselves); the
+            // owner itself is not moved.
+            unsafe { Pin::get_unchecked_mut(q.as_mut()) }
+                .txqs
+                .push(t, GFP_KERNEL)?;
+        }
         Ok(q)
     }
 }
 
-impl Drop for DevQueue {
-    fn drop(&mut self) {
-        // SAFETY: set up in `new`; killed already if its device was unregistered (harmless).
-        unsafe { bindings::tasklet_kill(self.tasklet.get()) };
-    }
-}
-
-/// The queue of `dev`.
+/// The queues of `dev`.
 ///
 /// # Safety
 ///
 /// `dev` is one of our devices (its private area holds the pointer), alive for the call.
 unsafe fn queue_of<'a>(dev: *mut sys::net_device) -> &'a DevQueue {
-    // SAFETY: our devices' private area holds a pointer to their pinned queue, which outlives
+    // SAFETY: our devices' private area holds a pointer to their pinned queues, which outlive
     // them (the set drops the queues after unregistering the devices).
     unsafe { &**priv_of(dev) }
 }
 
 /// # Safety
 ///
-/// Called by the kernel for one of our devices, under its transmit lock, with a packet we own.
+/// Called by the kernel for one of our devices, under the transmit lock of the packet's queue
+/// (`skb->queue_mapping`), with a packet we own.
 unsafe extern "C" fn xmit_cb(
     skb: *mut bindings::sk_buff,
     dev: *mut sys::net_device,
 ) -> sys::netdev_tx_t {
     // SAFETY: per the function's contract.
-    let q = unsafe { queue_of(dev) };
-    // SAFETY: the packet is ours; the queue is protected by the transmit lock we hold.
+    let (q, mapping, len) = unsafe { (queue_of(dev), (*skb).queue_mapping, (*skb).len) };
+    // SAFETY: the packet is ours, one reference, handed over.
+    let skb = unsafe { Skb::from_raw(NonNull::new_unchecked(skb)) };
+    // The core caps the mapping to the device's queues; anything else would not be under the
+    // lock we hold.
+    let Some(t) = q.txqs.get(usize::from(mapping)) else {
+        // SAFETY: our device, alive for the call.
+        unsafe { sys::knet_dev_stats_tx_dropped(dev.cast()) };
+        drop(skb);
+        return sys::netdev_tx_NETDEV_TX_OK;
+    };
+    // SAFETY: the queue is protected by its transmit lock, which we hold.
     unsafe {
-        sys::knet_dev_stats_tx(dev.cast(), (*skb).len);
-        let rq = &mut *q.rq.get();
-        rq.push(Skb::from_raw(NonNull::new_unchecked(skb)));
+        sys::knet_dev_stats_tx(dev.cast(), len);
+        let rq = &mut *t.rq.get();
+        rq.push(skb);
         if rq.len() >= RQ_MAX {
-            sys::knet_netif_stop_queue(dev.cast());
+            sys::knet_netif_stop_subqueue(dev.cast(), t.index);
         }
     }
-    if !q.pending.load(Ordering::Relaxed) {
-        q.pending.store(true, Ordering::Relaxed);
+    if !t.pending.load(Ordering::Relaxed) {
+        t.pending.store(true, Ordering::Relaxed);
         // SAFETY: set up in `DevQueue::new`.
-        unsafe { sys::knet_tasklet_schedule(q.tasklet.get()) };
+        unsafe { sys::knet_tasklet_schedule(t.tasklet.get()) };
     }
     sys::netdev_tx_NETDEV_TX_OK
 }
 
 /// # Safety
 ///
-/// Called by the tasklet core with the tasklet of a `DevQueue`.
-unsafe extern "C" fn tasklet_cb(t: *mut bindings::tasklet_struct) {
-    // SAFETY: the tasklet is the first field of a `repr(C)` `DevQueue`, pinned.
-    let q = unsafe { &*t.cast::<DevQueue>() };
+/// Called by the kernel for one of our devices with more than one transmit queue.
+unsafe extern "C" fn select_queue_cb(
+    dev: *mut sys::net_device,
+    skb: *mut bindings::sk_buff,
+    _sb_dev: *mut sys::net_device,
+) -> u16 {
+    // By flow hash alone (not the socket's or the receive queue's mapping, which belong to
+    // other devices): a flow always takes the same queue.
+    // SAFETY: per the function's contract.
+    let (hash, n) = unsafe { (sys::knet_skb_get_hash(skb), (*dev).real_num_tx_queues) };
+    // `reciprocal_scale`: the hash spread over the queues without a division.
+    ((u64::from(hash) * u64::from(n)) >> 32) as u16
+}
+
+/// # Safety
+///
+/// Called by the tasklet core with the tasklet of a `TxQueue`.
+unsafe extern "C" fn tasklet_cb(tl: *mut bindings::tasklet_struct) {
+    // SAFETY: the tasklet is the first field of a `repr(C)` `TxQueue`, pinned.
+    let t = unsafe { &*tl.cast::<TxQueue>() };
+    // SAFETY: the owner outlives its queues (type invariant).
+    let q = unsafe { &*t.owner };
     let dev = q.dev.load(Ordering::Acquire);
+    let i = t.index;
     let resched = || {
-        q.pending.store(true, Ordering::Relaxed);
+        t.pending.store(true, Ordering::Relaxed);
         // SAFETY: set up in `DevQueue::new`.
-        unsafe { sys::knet_tasklet_schedule(q.tasklet.get()) };
+        unsafe { sys::knet_tasklet_schedule(t.tasklet.get()) };
     };
     if dev.is_null() {
         return;
     }
-    // SAFETY: the device is alive while its tasklet can run (`uninit_cb` kills the tasklet
-    // before the device goes); `tq` is the tasklet's own; `rq` is used under the transmit lock.
-    // Each borrow of a queue is short: none is held across `reinject`, which may send a packet
-    // back to this device (its xmit takes `rq`, under the lock).
+    // SAFETY: the device is alive while its tasklets can run (`uninit_cb` kills them before
+    // the device goes); `tq` is the tasklet's own; `rq` is used under the queue's transmit
+    // lock. Each borrow of a queue is short: none is held across `reinject`, which may send a
+    // packet back to this device (its xmit takes an `rq`, under its lock).
     unsafe {
         let dev_ref = Device::from_raw(dev).unwrap_unchecked();
-        if (*q.tq.get()).len() == 0 {
-            if !sys::knet_netif_tx_trylock(dev.cast()) {
+        if (*t.tq.get()).len() == 0 {
+            if !sys::knet_netif_tx_trylock(dev.cast(), i) {
                 return resched();
             }
-            (*q.tq.get()).append(&mut *q.rq.get());
-            sys::knet_netif_tx_unlock(dev.cast());
+            (*t.tq.get()).append(&mut *t.rq.get());
+            sys::knet_netif_tx_unlock(dev.cast(), i);
         }
         for _ in 0..BUDGET {
-            let Some(skb) = (*q.tq.get()).pop() else {
+            let Some(skb) = (*t.tq.get()).pop() else {
                 break;
             };
             (q.reinject)(q.handler, skb, &dev_ref);
         }
-        if (*q.tq.get()).len() != 0 {
+        if (*t.tq.get()).len() != 0 {
             return resched();
         }
-        if sys::knet_netif_tx_trylock(dev.cast()) {
-            if (*q.rq.get()).len() == 0 {
-                q.pending.store(false, Ordering::Relaxed);
-                if sys::knet_netif_queue_stopped(dev.cast()) {
-                    sys::knet_netif_wake_queue(dev.cast());
+        if sys::knet_netif_tx_trylock(dev.cast(), i) {
+            if (*t.rq.get()).len() == 0 {
+                t.pending.store(false, Ordering::Relaxed);
+                if sys::knet_netif_subqueue_stopped(dev.cast(), i) {
+                    sys::knet_netif_wake_subqueue(dev.cast(), i);
                 }
-                sys::knet_netif_tx_unlock(dev.cast());
+                sys::knet_netif_tx_unlock(dev.cast(), i);
                 return;
             }
-            sys::knet_netif_tx_unlock(dev.cast());
+            sys::knet_netif_tx_unlock(dev.cast(), i);
         }
     }
     resched()
@@ -343,7 +410,7 @@ unsafe extern "C" fn tasklet_cb(t: *mut bindings::tasklet_struct) {
 /// Called by the kernel for one of our devices.
 unsafe extern "C" fn open_cb(dev: *mut sys::net_device) -> i32 {
     // SAFETY: per the function's contract.
-    unsafe { sys::knet_netif_start_queue(dev.cast()) };
+    unsafe { sys::knet_netif_tx_start_all_queues(dev.cast()) };
     0
 }
 
@@ -352,7 +419,7 @@ unsafe extern "C" fn open_cb(dev: *mut sys::net_device) -> i32 {
 /// Called by the kernel for one of our devices.
 unsafe extern "C" fn stop_cb(dev: *mut sys::net_device) -> i32 {
     // SAFETY: per the function's contract.
-    unsafe { sys::knet_netif_stop_queue(dev.cast()) };
+    unsafe { sys::knet_netif_tx_stop_all_queues(dev.cast()) };
     0
 }
 
@@ -370,14 +437,16 @@ unsafe extern "C" fn uninit_cb(dev: *mut sys::net_device) {
     if let Some(table) = &q.table {
         table.set(q.index, ptr::null_mut());
     }
-    // SAFETY: set up in `DevQueue::new`; the queues are no longer reached by xmit (the device
-    // is down and being unregistered) or by the tasklet (killed first). `kfree_skb` (a drop),
-    // so that whoever watches drops sees them.
-    unsafe {
-        bindings::tasklet_kill(q.tasklet.get());
-        let reason = bindings::skb_drop_reason_SKB_DROP_REASON_DEV_READY;
-        (*q.rq.get()).purge_reason(reason);
-        (*q.tq.get()).purge_reason(reason);
+    for t in q.txqs.iter() {
+        // SAFETY: set up in `DevQueue::new`; the queues are no longer reached by xmit (the
+        // device is down and being unregistered) or by their tasklet (killed first).
+        // `kfree_skb` (a drop), so that whoever watches drops sees them.
+        unsafe {
+            bindings::tasklet_kill(t.tasklet.get());
+            let reason = bindings::skb_drop_reason_SKB_DROP_REASON_DEV_READY;
+            (*t.rq.get()).purge_reason(reason);
+            (*t.tq.get()).purge_reason(reason);
+        }
     }
 }
 
@@ -393,6 +462,7 @@ static NETDEV_OPS: NetdevOps = NetdevOps({
     o.ndo_stop = Some(stop_cb);
     o.ndo_start_xmit = Some(xmit_cb);
     o.ndo_uninit = Some(uninit_cb);
+    o.ndo_select_queue = Some(select_queue_cb);
     o
 });
 
@@ -445,25 +515,76 @@ unsafe extern "C" fn setup_cb(dev: *mut sys::net_device) {
     d.set_netns_immutable(1);
     d.needs_free_netdev = true;
     // SAFETY: the device is being set up.
-    unsafe { sys::netif_set_tso_max_size(dev, sys::GSO_MAX_SIZE) };
+    unsafe {
+        sys::netif_set_tso_max_size(dev, sys::GSO_MAX_SIZE);
+        sys::knet_netdev_use_tstats(dev.cast());
+    }
+}
+
+/// How many transmit queues a kind's devices have.
+#[derive(Clone, Copy)]
+pub(crate) struct QueueLimits {
+    /// The set's own devices', and the default of `ip link add` without `numtxqueues`.
+    pub(crate) default: u32,
+    /// The most `ip link add` may ask for.
+    pub(crate) max: u32,
+    /// The extack message refusing more, or none.
+    pub(crate) out_of_range: &'static CStr,
+}
+
+/// The registered kind's limits (one kind per module).
+static DEFAULT_TXQS: AtomicU32 = AtomicU32::new(1);
+static MAX_TXQS: AtomicU32 = AtomicU32::new(1);
+static TXQS_MSG: AtomicPtr<kernel::ffi::c_char> = AtomicPtr::new(ptr::null_mut());
+
+/// Sets an extack message.
+///
+/// # Safety
+///
+/// `extack` is null or valid for the call.
+unsafe fn set_msg(extack: *mut bindings::netlink_ext_ack, msg: &'static CStr) {
+    if !extack.is_null() {
+        // SAFETY: per the function's contract; the message is static.
+        unsafe { (*extack)._msg = msg.as_char_ptr() };
+    }
 }
 
 /// # Safety
 ///
-/// Called by rtnetlink for `ip link add ... type KIND`.
+/// Called by rtnetlink for `ip link add ... type KIND`, with `tb` the link attributes parsed by
+/// the core's policy (indexed by `IFLA_*`).
 unsafe extern "C" fn validate_cb(
-    _tb: *mut *mut bindings::nlattr,
+    tb: *mut *mut bindings::nlattr,
     data: *mut *mut bindings::nlattr,
     extack: *mut bindings::netlink_ext_ack,
 ) -> i32 {
-    if data.is_null() {
-        return 0;
+    if !data.is_null() {
+        // SAFETY: per the function's contract.
+        unsafe { set_msg(extack, c"these devices take no options") };
+        return EINVAL.to_errno();
     }
-    if !extack.is_null() {
-        // SAFETY: `extack` is valid for the call; the message is static.
-        unsafe { (*extack)._msg = c"these devices take no options".as_char_ptr() };
+    // SAFETY: `tb` has an entry per IFLA_* attribute (the caller's array).
+    let ntx = unsafe { *tb.add(sys::IFLA_NUM_TX_QUEUES as usize) };
+    if !ntx.is_null() {
+        // SAFETY: the core's policy checked that the attribute holds a u32, right after its
+        // 4-byte header.
+        let n = unsafe { ntx.cast::<u8>().add(4).cast::<u32>().read_unaligned() };
+        if n == 0 || n > MAX_TXQS.load(Ordering::Relaxed) {
+            let msg = TXQS_MSG.load(Ordering::Relaxed);
+            if !extack.is_null() && !msg.is_null() {
+                // SAFETY: `extack` is valid for the call; `msg` is the static message the
+                // registered kind gave.
+                unsafe { (*extack)._msg = msg };
+            }
+            return EINVAL.to_errno();
+        }
     }
-    EINVAL.to_errno()
+    0
+}
+
+/// The transmit queues of a device `ip link add` makes without `numtxqueues`.
+extern "C" fn get_num_tx_queues_cb() -> u32 {
+    DEFAULT_TXQS.load(Ordering::Relaxed)
 }
 
 /// # Safety
@@ -478,7 +599,9 @@ unsafe extern "C" fn newlink_cb(
 ) -> i32 {
     // SAFETY: the kind is registered (the caller's), so `LINK` is its live `LinkInner`.
     let link = unsafe { &*LINK.load(Ordering::Acquire) };
-    let q = match DevQueue::new(u32::MAX, None, link.handler, link.reinject) {
+    // SAFETY: allocated by the core with the queues of `numtxqueues` or our default.
+    let ntx = unsafe { (*dev).num_tx_queues };
+    let q = match DevQueue::new(u32::MAX, None, link.handler, link.reinject, ntx) {
         Ok(q) => q,
         Err(e) => return e.to_errno(),
     };
@@ -554,13 +677,18 @@ unsafe impl Sync for LinkInner {}
 
 impl<H: TxHandler> DeviceSet<H> {
     /// Registers link kind `kind` and one device per entry of `table`, named from `name_fmt`
-    /// (e.g. `imq%d`), whose packets go to `handler`.
+    /// (e.g. `imq%d`), with the transmit queues of `limits`, whose packets go to `handler`.
     pub(crate) fn new(
         name_fmt: &'static CStr,
         kind: &'static CStr,
+        limits: QueueLimits,
         table: &Arc<DeviceTable>,
         handler: Arc<H>,
     ) -> Result<Self> {
+        let txqs = limits.default;
+        if txqs == 0 || txqs > limits.max || limits.max > u32::from(u16::MAX) {
+            return Err(EINVAL);
+        }
         let n = table.devs.len();
         let h = Arc::as_ptr(&handler).cast::<c_void>();
         let link = KBox::pin(
@@ -581,6 +709,7 @@ impl<H: TxHandler> DeviceSet<H> {
         o.validate = Some(validate_cb);
         o.newlink = Some(newlink_cb);
         o.dellink = Some(dellink_cb);
+        o.get_num_tx_queues = Some(get_num_tx_queues_cb);
         let mut set = DeviceSet {
             link,
             link_registered: false,
@@ -595,6 +724,12 @@ impl<H: TxHandler> DeviceSet<H> {
         {
             return Err(EBUSY);
         }
+        DEFAULT_TXQS.store(txqs, Ordering::Relaxed);
+        MAX_TXQS.store(limits.max, Ordering::Relaxed);
+        TXQS_MSG.store(
+            limits.out_of_range.as_char_ptr().cast_mut(),
+            Ordering::Relaxed,
+        );
         // SAFETY: pinned, unregistered in `drop`.
         if let Err(e) = to_result(unsafe { sys::rtnl_link_register(set.link.ops.get()) }) {
             LINK.store(ptr::null_mut(), Ordering::Release);
@@ -602,7 +737,7 @@ impl<H: TxHandler> DeviceSet<H> {
         }
         set.link_registered = true;
         for i in 0..n as u32 {
-            let q = DevQueue::new(i, Some(table.clone()), h, reinject::<H>)?;
+            let q = DevQueue::new(i, Some(table.clone()), h, reinject::<H>, txqs)?;
             // SAFETY: `name_fmt` is a static NUL-terminated string; `setup_cb` fills the rest.
             let dev = unsafe {
                 sys::alloc_netdev_mqs(
@@ -610,7 +745,7 @@ impl<H: TxHandler> DeviceSet<H> {
                     name_fmt.as_char_ptr(),
                     sys::NET_NAME_ENUM as u8,
                     Some(setup_cb),
-                    1,
+                    txqs,
                     1,
                 )
             };

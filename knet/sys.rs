@@ -67,6 +67,10 @@ const _: () = {
     );
     assert!(offset_of!(net_device, rtnl_link_ops) == KNET_OFF_NETDEV_RTNL_LINK_OPS as usize);
     assert!(offset_of!(net_device, priv_) == KNET_OFF_NETDEV_PRIV as usize);
+    assert!(offset_of!(net_device, num_tx_queues) == KNET_OFF_NETDEV_NUM_TX_QUEUES as usize);
+    assert!(
+        offset_of!(net_device, real_num_tx_queues) == KNET_OFF_NETDEV_REAL_NUM_TX_QUEUES as usize
+    );
     assert!(offset_of!(nf_hook_entries, hooks) == KNET_OFF_NF_HOOKS as usize);
 };
 

@@ -36,7 +36,7 @@ tree() {
 rate_of() { [ "$1" = A ] && echo 2 || echo 1; }
 for beh in AA AB BA BB; do
 	imq_load behavior=$beh
-	dmesg_has "imq: loaded: numdevs=2 behavior=$beh"
+	dmesg_has "imq: loaded: numdevs=2 numqueues=1 behavior=$beh"
 	tree imq0 "ip dst 10.0.1.1/32" "ip dst 10.0.2.2/32"
 	tree imq1 "ip src 10.0.1.2/32" "ip src 10.0.2.1/32"
 	r iptables -t mangle -A PREROUTING -i r0 -p tcp --dport 8000 -j IMQ --todev 0

@@ -63,7 +63,7 @@ grep -q '^toa ' /proc/modules || fail "toa not loaded at boot"
 [ "$(cat /sys/module/imq/parameters/behavior)" = AB ] || fail "imq behavior $(cat /sys/module/imq/parameters/behavior)"
 ip link show imq3 >/dev/null || fail "imq3 missing (numdevs=4 not applied)"
 ! ip link show imq4 >/dev/null 2>&1 || fail "imq4 exists (numdevs=4 not applied)"
-dmesg_has 'imq: loaded: numdevs=4 behavior=AB'
+dmesg_has 'imq: loaded: numdevs=4 numqueues=1 behavior=AB'
 dmesg_has 'toa: TOA: toa loaded \(options accepted from 1 trusted prefixes; kinds \[254\]\)'
 if [ "$fresh" = yes ]; then
 	! grep -q '^x_tables ' /proc/modules || fail "loading imq loaded x_tables"

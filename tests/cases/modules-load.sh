@@ -24,7 +24,7 @@ modinfo -F alias "$(ko sch_htb_rs)" | grep_q -x 'net-sch-htb_rs' || fail "sch_ht
 
 for round in 1 2; do
 	insmod "$(ko imq)"
-	dmesg_has 'imq: loaded: numdevs=2 behavior=BA \(PREROUTING prio -149, POSTROUTING prio 2147483647\)'
+	dmesg_has 'imq: loaded: numdevs=2 numqueues=1 behavior=BA \(PREROUTING prio -149, POSTROUTING prio 2147483647\)'
 	insmod "$(ko toa)"
 	dmesg_has 'TOA: toa loaded'
 	insmod "$(ko sch_htb_rs)"
@@ -43,13 +43,21 @@ for round in 1 2; do
 done
 
 insmod "$(ko imq)" numdevs=16 behavior=ab
-dmesg_has 'numdevs=16 behavior=AB \(PREROUTING prio -99, POSTROUTING prio 99\)'
+dmesg_has 'numdevs=16 numqueues=1 behavior=AB \(PREROUTING prio -99, POSTROUTING prio 99\)'
+rmmod imq
+insmod "$(ko imq)" numdevs=1 numqueues=32
+dmesg_has 'numdevs=1 numqueues=32 behavior='
+[ "$(ls -d /sys/class/net/imq0/queues/tx-* | wc -l)" = 32 ] || fail "imq0 does not have 32 transmit queues"
 rmmod imq
 
 expect_fail "imq numdevs=0" insmod "$(ko imq)" numdevs=0
 dmesg_has 'imq: numdevs=0 is out of range'
 expect_fail "imq numdevs=17" insmod "$(ko imq)" numdevs=17
 dmesg_has 'imq: numdevs=17 is out of range'
+for q in 0 33; do
+	expect_fail "imq numqueues=$q" insmod "$(ko imq)" numqueues=$q
+	dmesg_has "imq: numqueues=$q is out of range \\(1 to 32\\)"
+done
 expect_fail "imq behavior=XY" insmod "$(ko imq)" behavior=XY
 dmesg_has 'imq: behavior="XY" is not one of AA, AB, BA, BB'
 expect_fail "toa trusted=10.0.0.0/33" insmod "$(ko toa)" trusted=10.0.0.0/33
