@@ -7,7 +7,8 @@
 # not exist, which the kernel must refuse), rules deleted, devices down, up and deleted, root
 # qdiscs of every kind on the devices (tbf with a burst below a GSO packet, netem with
 # duplication, reordering and loss, cake, fq_codel, sfq, htb trees, prio...), and traffic: TCP,
-# UDP bursts of small packets, fragments, ICMP, IPv6, GRE and VXLAN through the router, traffic
+# multiqueue devices (numqueues at each load, numtxqueues of `ip link add`) with mq roots, UDP
+# bursts of small packets, fragments, ICMP, IPv6, GRE and VXLAN through the router, traffic
 # the router itself sends, multicast; attempts to unload imq while rules hold it, which must
 # fail; and every rule flushed, imq unloaded (its counters must balance) and loaded again. The kernel must stay up (panic_on_warn; the host's stall watchdog, fed by a
 # console beat every step). At the end every rule goes, imq unloads, and its counters balance:
@@ -77,15 +78,23 @@ def gen(r):
             cmd += (f" && tc class add dev imq{dev} parent 1: classid 1:10 {kind} rate {r.choice(['1mbit', '10mbit', '100mbit'])}"
                     f" && tc qdisc add dev imq{dev} parent 1:10 handle 10: {leaf(r).replace('htb_rs', 'sfq').replace('htb', 'sfq')}")
         return cmd
+    if x < 0.50:
+        # mq (refused on a device with one queue) with leaves on its first queues.
+        cmd = f"try tc qdisc del dev imq{dev} root 2>/dev/null; tc qdisc add dev imq{dev} root handle 1: mq"
+        for q in range(1, r.randint(1, 4) + 1):
+            cmd += f" && tc qdisc add dev imq{dev} parent 1:{q} {leaf(r).replace('htb_rs', 'sfq').replace('htb', 'sfq')}"
+        return cmd
     if x < 0.52:
         return f"try tc qdisc del dev imq{dev} root"
     if x < 0.55:
-        return "unload-attempt"
+        return f"unload-attempt {queues(r)}"
     if x < 0.57:
-        return "flush-reload"
+        return f"flush-reload {queues(r)}"
     if x < 0.585:
-        # The router's own device (a rule in rtr then goes there, not to the initial one).
-        return f"try ip -n rtr link add imq{dev} type imq && ip -n rtr link set imq{dev} up"
+        # The router's own device (a rule in rtr then goes there, not to the initial one), with
+        # the module's number of queues or its own (33 is refused).
+        ntx = r.choice(["", "", "numtxqueues 2 ", "numtxqueues 8 ", "numtxqueues 33 "])
+        return f"try ip -n rtr link add imq{dev} {ntx}type imq && ip -n rtr link set imq{dev} up"
     if x < 0.595:
         return f"try ip -n rtr link del imq{dev}"
     # iperf3 waits 120 s by default for a reply a lossy leaf dropped (the UDP test's first
@@ -140,17 +149,23 @@ def flush_unload():
     return None
 
 
-def reload(line):
-    """Why imq's unload LINE does not balance or imq does not load again; None if all is well."""
+def reload(line, queues):
+    """Why imq's unload LINE does not balance or imq does not load again (with QUEUES transmit
+    queues a device); None if all is well."""
     if line is None:
         return "imq does not unload once the rules are gone"
-    return unbalanced(line) or load()
+    return unbalanced(line) or load(queues)
 
 
-def load():
-    """imq with DEVS devices, up, without IPv6 of their own, and the target's module xt_IMQ (as
-    imq-lib.sh's imq_load)."""
-    rc, out = sh(f"insmod /src/imq/imq.ko numdevs={DEVS}")
+def queues(r):
+    """A numqueues for a (re)load: mostly one, sometimes several (mq becomes the default root)."""
+    return r.choice([1, 1, 2, 4, 32])
+
+
+def load(queues):
+    """imq with DEVS devices of QUEUES transmit queues, up, without IPv6 of their own, and the
+    target's module xt_IMQ (as imq-lib.sh's imq_load)."""
+    rc, out = sh(f"insmod /src/imq/imq.ko numdevs={DEVS} numqueues={queues}")
     if rc:
         return out
     rc, out = sh("grep -q '^xt_IMQ ' /proc/modules || "
@@ -169,7 +184,7 @@ def main():
     a = ap.parse_args()
     r = random.Random(a.seed)
     start, i, done, problems = time.monotonic(), 0, [], []
-    why = load()
+    why = load(queues(r))
     if why:
         sys.exit(f"FAIL: imq does not load: {why}")
     while time.monotonic() - start < a.secs:
@@ -182,7 +197,7 @@ def main():
             # Every rule goes (packets still queued): imq must unload, balanced, and load again.
             line = flush_unload()
             print(f"{i:5d} flushed and unloaded: {line}")
-            why = reload(line)
+            why = reload(line, int(cmd))
             if why:
                 problems.append(f"step {i}: {why}")
                 break
@@ -203,7 +218,7 @@ def main():
                 break
             line = unload_line()
             print(f"{i:5d} unloaded: {line}")
-            why = reload(line)
+            why = reload(line, int(cmd))
             if why:
                 problems.append(f"step {i}: {why}")
                 break
