@@ -537,15 +537,15 @@ static DEFAULT_TXQS: AtomicU32 = AtomicU32::new(1);
 static MAX_TXQS: AtomicU32 = AtomicU32::new(1);
 static TXQS_MSG: AtomicPtr<kernel::ffi::c_char> = AtomicPtr::new(ptr::null_mut());
 
-/// Sets an extack message.
+/// Sets an extack message, if there is one.
 ///
 /// # Safety
 ///
-/// `extack` is null or valid for the call.
-unsafe fn set_msg(extack: *mut bindings::netlink_ext_ack, msg: &'static CStr) {
-    if !extack.is_null() {
+/// `extack` is null or valid for the call; `msg` is null (nothing set) or a static string.
+unsafe fn set_msg(extack: *mut bindings::netlink_ext_ack, msg: *const kernel::ffi::c_char) {
+    if !extack.is_null() && !msg.is_null() {
         // SAFETY: per the function's contract; the message is static.
-        unsafe { (*extack)._msg = msg.as_char_ptr() };
+        unsafe { (*extack)._msg = msg };
     }
 }
 
@@ -560,7 +560,7 @@ unsafe extern "C" fn validate_cb(
 ) -> i32 {
     if !data.is_null() {
         // SAFETY: per the function's contract.
-        unsafe { set_msg(extack, c"these devices take no options") };
+        unsafe { set_msg(extack, c"these devices take no options".as_char_ptr()) };
         return EINVAL.to_errno();
     }
     // SAFETY: `tb` has an entry per IFLA_* attribute (the caller's array).
@@ -570,12 +570,9 @@ unsafe extern "C" fn validate_cb(
         // 4-byte header.
         let n = unsafe { ntx.cast::<u8>().add(4).cast::<u32>().read_unaligned() };
         if n == 0 || n > MAX_TXQS.load(Ordering::Relaxed) {
-            let msg = TXQS_MSG.load(Ordering::Relaxed);
-            if !extack.is_null() && !msg.is_null() {
-                // SAFETY: `extack` is valid for the call; `msg` is the static message the
-                // registered kind gave.
-                unsafe { (*extack)._msg = msg };
-            }
+            // SAFETY: per the function's contract; the message is the registered kind's static
+            // one (or null).
+            unsafe { set_msg(extack, TXQS_MSG.load(Ordering::Relaxed)) };
             return EINVAL.to_errno();
         }
     }

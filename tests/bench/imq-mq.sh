@@ -8,14 +8,11 @@
 # at least one vCPU busy throughout, so a run of T seconds executes T * 1e9 / 2^S instructions:
 # instructions per packet are that over the packets forwarded.
 . /src/tests/vm/lib.sh
+. /src/tests/vm/imq-lib.sh
 SECS=${BENCH_SECS:-6}
 ROUNDS=${BENCH_ROUNDS:-4}
 
-so=/src/target/release/libxt_IMQ.so
-[ -e "$so" ] || fail "$so not built (make bench builds it)"
-mkdir -p /tmp/xt
-cp "$so" /tmp/xt/
-export XTABLES_LIBDIR=/tmp/xt:/usr/lib/x86_64-linux-gnu/xtables
+imq_setup
 [ "$(nproc)" -ge 2 ] || fail "this benchmark needs 2 vCPUs, the VM has $(nproc)"
 xt_imq_load
 
