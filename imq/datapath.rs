@@ -96,11 +96,10 @@ mod counter {
     pub(super) const GONE: usize = 6;
     pub(super) const FREED: usize = 7;
     pub(super) const EXPIRED: usize = 8;
-    pub(super) const OUTSTANDING: usize = 9;
-    pub(super) const SEGMENTED: usize = 10;
-    pub(super) const SEG_DROPPED: usize = 11;
-    pub(super) const COPIES: usize = 12;
-    pub(super) const COUNT: usize = 13;
+    pub(super) const SEGMENTED: usize = 9;
+    pub(super) const SEG_DROPPED: usize = 10;
+    pub(super) const COPIES: usize = 11;
+    pub(super) const COUNT: usize = 12;
 }
 
 /// What the rest of the chain needs of a diverted packet, kept while it is queued.
@@ -134,25 +133,26 @@ struct Divert {
 }
 
 impl Divert {
-    /// Frees an entry taken out of the table (and its slot).
+    /// Frees an entry taken out of the table (and its slot). Entries are not counted as they
+    /// come and go: every kept entry is counted diverted, and every release as one of
+    /// reinjected, gone, freed or expired, so `outstanding` is their difference (one per-CPU
+    /// add a packet less).
     fn release(&self, e: Taken<'_, Entry>) {
-        self.counters.add(counter::OUTSTANDING, -1);
         drop(e);
     }
 
     /// Keeps the state of `pkt` and returns its entry's id.
     fn keep(&self, pkt: &HookPacket<'_>) -> Option<u32> {
-        let entry = Entry {
-            skb: pkt.id(),
-            buffer: pkt.buffer_id(),
-            born: netfilter::jiffies(),
-            state: pkt.save_state()?,
-            meta: pkt.meta(),
-        };
-        // Given back if the table is full: dropped, its references put.
-        let id = self.table.insert(entry).ok()?;
-        self.counters.inc(counter::OUTSTANDING);
-        Some(id)
+        // Made right into its slot.
+        self.table.insert_with(|| {
+            Some(Entry {
+                skb: pkt.id(),
+                buffer: pkt.buffer_id(),
+                born: netfilter::jiffies(),
+                state: pkt.save_state()?,
+                meta: pkt.meta(),
+            })
+        })
     }
 
     /// Queues `pkt` on `dev` with its state kept; `Accept` if the state cannot be kept.
@@ -322,19 +322,27 @@ impl Datapath {
     pub(crate) fn finish(mut self) -> Counters {
         self.teardown();
         let c = &self.divert.counters;
-        // Sums of the CPUs' copies; `outstanding` may be negative on one CPU, not in sum.
+        // Sums of the CPUs' copies.
         let get = |idx: usize| c.sum(idx) as u64;
+        let (diverted, reinjected, gone, freed, expired) = (
+            get(counter::DIVERTED),
+            get(counter::REINJECTED),
+            get(counter::GONE),
+            get(counter::FREED),
+            get(counter::EXPIRED),
+        );
         Counters {
-            diverted: get(counter::DIVERTED),
-            reinjected: get(counter::REINJECTED),
+            diverted,
+            reinjected,
             passed_down: get(counter::PASSED_DOWN),
             no_state: get(counter::NO_STATE),
             lost: get(counter::LOST),
             foreign: get(counter::FOREIGN),
-            gone: get(counter::GONE),
-            freed: get(counter::FREED),
-            expired: get(counter::EXPIRED),
-            outstanding: get(counter::OUTSTANDING),
+            gone,
+            freed,
+            expired,
+            // Kept and not released (see `release`).
+            outstanding: diverted.wrapping_sub(reinjected + gone + freed + expired),
             segmented: get(counter::SEGMENTED),
             seg_dropped: get(counter::SEG_DROPPED),
             copies: get(counter::COPIES),

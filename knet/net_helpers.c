@@ -100,11 +100,6 @@ struct sk_buff *knet_skb_gso_segment(struct sk_buff *skb, const struct net_devic
 	return IS_ERR_OR_NULL(segs) ? NULL : segs;
 }
 
-void knet_skb_clear_tstamp(struct sk_buff *skb)
-{
-	skb_clear_tstamp(skb);
-}
-
 void knet_tasklet_schedule(struct tasklet_struct *t)
 {
 	tasklet_schedule(t);

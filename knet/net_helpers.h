@@ -57,7 +57,6 @@ void knet_dev_stats_rx(struct net_device *dev, unsigned int len);
 void knet_dev_stats_tx(struct net_device *dev, unsigned int len);
 void knet_dev_stats_tx_dropped(struct net_device *dev);
 
-void knet_skb_clear_tstamp(struct sk_buff *skb);
 u32 knet_skb_get_hash(struct sk_buff *skb);
 bool knet_netif_needs_gso(struct sk_buff *skb, const struct net_device *dev);
 struct sk_buff *knet_skb_gso_segment(struct sk_buff *skb, const struct net_device *dev);

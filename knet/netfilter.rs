@@ -239,9 +239,10 @@ impl<'a> HookPacket<'a> {
         let skb = self.skb.as_ptr();
         // SAFETY: the packet is ours to steal; `dev` is alive during the hook.
         unsafe {
-            // Receive timestamps mean departure times to fq and friends: not on ingress.
-            if self.state.hook == PRE_ROUTING {
-                sys::knet_skb_clear_tstamp(skb);
+            // Receive timestamps mean departure times to fq and friends: not on ingress. As
+            // `skb_clear_tstamp`: a time of a known clock (tstamp_type) stays.
+            if self.state.hook == PRE_ROUTING && super::skb::headers(skb).tstamp_type() == 0 {
+                (*skb).__bindgen_anon_2.tstamp = 0;
             }
             sys::knet_dev_stats_rx(dev.as_ptr().cast(), (*skb).len);
             (*skb)

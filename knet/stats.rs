@@ -9,7 +9,7 @@
 //! namespace's own area, `net_generic`, made and freed with it by pernet operations).
 
 use super::{
-    percpu::{online_cpus, possible_cpus},
+    percpu::{online_cpus, possible_cpus, this_cpu_add},
     probe, sys,
 };
 use core::{
@@ -164,7 +164,7 @@ impl Table {
     fn add(&self, vals: NonNull<c_void>, idx: usize, v: i64) {
         // SAFETY: `vals` is a live per-CPU area of `counters()` counters (`self.vals` or a live
         // namespace's); `idx` is in range (the callers').
-        unsafe { sys::knet_this_cpu_add_s64(vals.as_ptr(), idx as u32, v) }
+        unsafe { this_cpu_add(vals.as_ptr().cast::<i64>().wrapping_add(idx).cast(), v) }
     }
 
     fn missed(&self) -> i64 {

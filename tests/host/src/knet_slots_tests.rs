@@ -43,7 +43,7 @@ fn entry(key: usize, born: usize, drops: &Arc<AtomicUsize>) -> Entry {
 fn an_entry_goes_only_to_its_key_and_only_once() {
     let drops = Arc::new(AtomicUsize::new(0));
     let t = SlotTable::new().unwrap();
-    let id = t.insert(entry(0x1000, 5, &drops)).ok().unwrap();
+    let id = t.insert_with(|| Some(entry(0x1000, 5, &drops))).unwrap();
     // A copy of the packet: same id in its tag, its own address.
     assert!((t.take(id, 0x2000)).is_none());
     assert!((t.take(id + 1, 0x1000)).is_none());
@@ -58,10 +58,37 @@ fn an_entry_goes_only_to_its_key_and_only_once() {
 }
 
 #[test]
+fn an_entry_that_cannot_be_made_leaves_its_slot_free() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let t = SlotTable::new().unwrap();
+    // Slots claimed and given back, many times the first chunk (about a page): had any stayed
+    // behind, the table would have grown and the cursor moved past the first page's ids.
+    let mut calls = 0;
+    for _ in 0..10_000 {
+        assert_eq!(
+            t.insert_with(|| {
+                calls += 1;
+                None
+            }),
+            None
+        );
+    }
+    assert_eq!(calls, 10_000, "`make` runs once a slot is claimed");
+    let ids: Vec<u32> = (0..50)
+        .map(|k| t.insert_with(|| Some(entry(k + 1, 0, &drops))).unwrap())
+        .collect();
+    assert!(ids.iter().all(|&id| id < 4096), "the table grew: {ids:?}");
+    for (k, id) in ids.into_iter().enumerate() {
+        assert!(t.take(id, k + 1).is_some());
+    }
+    assert_eq!(drops.load(Ordering::Relaxed), 50);
+}
+
+#[test]
 fn a_copy_borrows_its_originals_entry_and_gives_it_back() {
     let drops = Arc::new(AtomicUsize::new(0));
     let t = SlotTable::new().unwrap();
-    let id = t.insert(entry(0x1000, 5, &drops)).ok().unwrap();
+    let id = t.insert_with(|| Some(entry(0x1000, 5, &drops))).unwrap();
     // A copy (another address, same id) borrows the entry: it sees it, it stays.
     assert_eq!(t.lend(id, |e| (e.key, e.born)), Some((0x1000, 5)));
     assert_eq!(t.lend(id, |e| e.key), Some(0x1000));
@@ -81,7 +108,7 @@ fn the_table_grows_as_queues_do_and_gives_distinct_ids() {
     let t = SlotTable::new().unwrap();
     let n = 20_000;
     let ids: Vec<u32> = (0..n)
-        .map(|k| t.insert(entry(k + 1, 0, &drops)).ok().unwrap())
+        .map(|k| t.insert_with(|| Some(entry(k + 1, 0, &drops))).unwrap())
         .collect();
     assert_eq!(ids.iter().collect::<HashSet<_>>().len(), n);
     for (k, id) in ids.iter().enumerate().rev() {
@@ -95,10 +122,12 @@ fn the_table_grows_as_queues_do_and_gives_distinct_ids() {
 fn the_sweep_takes_old_entries_only_and_the_table_frees_the_rest() {
     let drops = Arc::new(AtomicUsize::new(0));
     let t = SlotTable::new().unwrap();
-    let young = t.insert(entry(1, 1_000, &drops)).ok().unwrap();
-    let old = t.insert(entry(2, 10, &drops)).ok().unwrap();
+    let young = t.insert_with(|| Some(entry(1, 1_000, &drops))).unwrap();
+    let old = t.insert_with(|| Some(entry(2, 10, &drops))).unwrap();
     // Jiffies wrap: born just before the wrap is old at 50 after it.
-    let wrapped = t.insert(entry(3, usize::MAX - 100, &drops)).ok().unwrap();
+    let wrapped = t
+        .insert_with(|| Some(entry(3, usize::MAX - 100, &drops)))
+        .unwrap();
     let mut swept = Vec::new();
     t.take_older(1_050, 500, |e| swept.push(e.key));
     swept.sort();
@@ -106,7 +135,7 @@ fn the_sweep_takes_old_entries_only_and_the_table_frees_the_rest() {
     assert!((t.take(old, 2)).is_none());
     assert!((t.take(wrapped, 3)).is_none());
     assert!((t.take(young, 1)).is_some());
-    let left = t.insert(entry(4, 0, &drops)).ok().unwrap();
+    let left = t.insert_with(|| Some(entry(4, 0, &drops))).unwrap();
     let _ = left;
     drop(t);
     assert_eq!(drops.load(Ordering::Relaxed), 4);
@@ -141,7 +170,7 @@ fn many_threads_never_lose_leak_or_share_an_entry() {
                 let key = (thread << 40) | (i << 1);
                 let left_behind = i % 7 == 0;
                 let born = if left_behind { 0 } else { 1_000 };
-                let id = t.insert(entry(key, born, &drops)).ok().unwrap();
+                let id = t.insert_with(|| Some(entry(key, born, &drops))).unwrap();
                 inserted.fetch_add(1, Ordering::Relaxed);
                 ids.lock().unwrap().push(id);
                 if !left_behind {
