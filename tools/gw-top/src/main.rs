@@ -11,6 +11,7 @@
 mod args;
 #[cfg(test)]
 mod fixtures;
+mod history;
 mod json;
 mod nl;
 mod tc;
@@ -160,6 +161,7 @@ fn go(o: &mut Opts) -> Result<(), String> {
     // The Unix time of `clock`'s zero, to date the readings.
     let unix0 = unix_now();
     let mut prev = snapshot(o, &mut nl, clock)?;
+    let mut hist = history::History::default();
     // Refreshes are due every interval from the first reading, whatever the readings take.
     let start = clock;
     let mut n = 0u64;
@@ -176,6 +178,9 @@ fn go(o: &mut Opts) -> Result<(), String> {
             (c.at, c.at - prev.down.as_ref().map_or(c.at, |p| p.at))
         });
         let now = unix0 + at;
+        if tty {
+            hist.record(&r, at - interval, at);
+        }
         let text = if o.json {
             json::line(&r, now, interval) + "\n"
         } else {
@@ -183,7 +188,8 @@ fn go(o: &mut Opts) -> Result<(), String> {
             if tty {
                 t.push_str("\x1b[H\x1b[2J");
             }
-            t.push_str(&view::table(&r, &clock_text(now), o.interval));
+            let spark = tty.then_some((&hist, at));
+            t.push_str(&view::table(&r, &clock_text(now), o.interval, spark));
             if !tty {
                 t.push('\n');
             }

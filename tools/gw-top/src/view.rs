@@ -1,5 +1,6 @@
 //! From two samples of the devices to per-client rates and totals, and how they are shown.
 
+use crate::history::{self, History};
 use crate::tc::{Class, ClientFilter, Link, Prefix};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt::Write;
@@ -322,8 +323,10 @@ fn human(v: f64, unit: &str) -> String {
     format!("{v:.0}{unit}")
 }
 
-/// The table: a header with the devices, then one line per row as sorted.
-pub fn table(r: &Report, when: &str, interval: f64) -> String {
+/// The table: a header with the devices, then one line per row as sorted. With `spark` (the
+/// history and the time of this reading; on a terminal) each rate has its last minute drawn
+/// beside it, all rows of a direction to one scale, the peak named in the header.
+pub fn table(r: &Report, when: &str, interval: f64, spark: Option<(&History, f64)>) -> String {
     let mut s = format!("gw-top  {when}  every {interval}s\n");
     for d in &r.devices {
         let _ = writeln!(
@@ -338,12 +341,40 @@ pub fn table(r: &Report, when: &str, interval: f64) -> String {
             d.link.dropped,
         );
     }
+    // Each row's cells, down and up, and each direction's peak.
+    let cells: Vec<[Vec<Option<f64>>; 2]> = match spark {
+        Some((h, now)) => r
+            .rows
+            .iter()
+            .map(|row| match h.get(&row.label) {
+                Some((d, u)) => [d.cells(now, history::WIDTH), u.cells(now, history::WIDTH)],
+                None => [vec![None; history::WIDTH], vec![None; history::WIDTH]],
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    let top = [0, 1].map(|i| history::peak(cells.iter().map(|c| c[i].as_slice())));
+    let head = |i: usize| {
+        if spark.is_some() {
+            let t = format!("60s █={}", human_bps(top[i]));
+            format!(" {t:<w$}", w = history::WIDTH)
+        } else {
+            String::new()
+        }
+    };
     let _ = writeln!(
         s,
-        "\n{:<28} {:>10} {:>10} {:>10} {:>10} {:>7}  CLASSES (down/up)",
-        "CLIENT", "DOWN bit/s", "UP bit/s", "DOWN", "UP", "DROPS"
+        "\n{:<28} {:>10}{} {:>10}{} {:>10} {:>10} {:>7}  CLASSES (down/up)",
+        "CLIENT",
+        "DOWN bit/s",
+        head(0),
+        "UP bit/s",
+        head(1),
+        "DOWN",
+        "UP",
+        "DROPS"
     );
-    for row in &r.rows {
+    for (n, row) in r.rows.iter().enumerate() {
         let mut label = row.label.clone();
         if row.addresses.len() > 1 {
             let _ = write!(label, " +{}", row.addresses.len() - 1);
@@ -355,12 +386,18 @@ pub fn table(r: &Report, when: &str, interval: f64) -> String {
                 c.join(",")
             }
         };
+        let line = |i: usize| match cells.get(n) {
+            Some(c) => format!(" {}", history::sparkline(&c[i], top[i])),
+            None => String::new(),
+        };
         let _ = writeln!(
             s,
-            "{:<28} {:>10} {:>10} {:>10} {:>10} {:>7}  {}/{}",
+            "{:<28} {:>10}{} {:>10}{} {:>10} {:>10} {:>7}  {}/{}",
             label,
             human_bps(row.down_bps),
+            line(0),
             human_bps(row.up_bps),
+            line(1),
             human_bytes(row.down_bytes),
             human_bytes(row.up_bytes),
             row.down_drops + row.up_drops,
@@ -613,7 +650,7 @@ mod tests {
         assert_eq!(devs[1].get("role").unwrap().as_str(), Some("up"));
         assert_eq!(devs[0].get("tx_bytes").unwrap().as_u64(), Some(261981));
 
-        let t = table(&r, "12:00:00", 1.0);
+        let t = table(&r, "12:00:00", 1.0, None);
         let lines: Vec<&str> = t.lines().collect();
         assert!(
             lines[1].contains("imq0") && lines[1].contains("80.0k"),
