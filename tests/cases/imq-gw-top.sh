@@ -9,7 +9,8 @@
 # seconds (rtr's veth counters, sampled every 50 ms: the truth even when a loaded host stalls
 # the VM and the flows with it), the mean within 10% of the flows' rates as iperf3 measured
 # them (with the headers); the clients are the addresses of the filters, and once traffic
-# stops the totals are tc's and ip's counters.
+# stops the totals are tc's and ip's counters. Meanwhile a second gw-top refreshes every second
+# in a pseudo-terminal: its last screen must draw both clients' rate history (sparklines).
 . /src/tests/vm/lib.sh
 
 bin=/src/target/release/gw-top
