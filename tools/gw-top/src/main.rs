@@ -121,7 +121,8 @@ fn main() -> ExitCode {
     let mut o = match args::parse(std::env::args().skip(1)) {
         Ok(Some(o)) => o,
         Ok(None) => {
-            println!("{}", args::USAGE);
+            // Ignore a closed pipe (`gw-top --help | head`).
+            let _ = writeln!(std::io::stdout(), "{}", args::USAGE);
             return ExitCode::SUCCESS;
         }
         Err(e) => {
