@@ -299,6 +299,38 @@ assert len(l["clients"]) == 4, l["clients"]  # two clients, two default classes
 raise SystemExit(1 if bad else 0)
 PY
 
+# The kernel's own answers, recorded for gw-top's host tests (tools/gw-top/testdata/nl-*):
+# each device's class dump, filter dump and link, as the bytes read from the socket, with
+# what tc and ip print beside them.
+for d in imq0 imq1; do
+	python3 - "$d" <<'PY' || note "could not record $d's netlink answers"
+import socket, struct, sys
+dev = sys.argv[1]
+ifindex = socket.if_nametoindex(dev)
+def record(name, msg_type, flags, body):
+    s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+    s.send(struct.pack("=IHHII", 16 + len(body), msg_type, flags, 1, 0) + body)
+    data, done = b"", False
+    while not done:
+        d = s.recv(1 << 16)
+        data += d
+        off = 0
+        while off + 16 <= len(d):
+            length, ty = struct.unpack_from("=IH", d, off)
+            # NLMSG_ERROR or NLMSG_DONE end a dump; a plain request has one answer.
+            done = done or ty in (2, 3) or not flags & 0x300
+            off += (length + 3) & ~3
+    open(f"/out/logs/nl-{name}-{dev}.bin", "wb").write(data)
+tcmsg = struct.pack("=BxxxiIII", 0, ifindex, 0, 0, 0)
+record("class", 42, 0x301, tcmsg)   # RTM_GETTCLASS, dump
+record("filter", 46, 0x301, tcmsg)  # RTM_GETTFILTER at the root qdisc, dump
+record("link", 18, 0x1, struct.pack("=BxHiII", 0, 0, ifindex, 0, 0))  # RTM_GETLINK
+PY
+	tc -j -s class show dev $d >/out/logs/nl-class-$d.json
+	tc -j filter show dev $d >/out/logs/nl-filter-$d.json
+	ip -s -j link show dev $d >/out/logs/nl-link-$d.json
+done
+
 # The table (not a terminal: no escape sequences), sorted by rate, unmapped classes by id.
 "$bin" --interval 0.5 --count 1 >/tmp/table.txt || fail "gw-top (table) failed"
 cat /tmp/table.txt

@@ -1,6 +1,8 @@
-//! Test fixtures: what `tc -j -s class show`, `tc -j filter show` and `ip -s -j link show`
-//! printed in the VM (testdata/), turned back into the rtnetlink datagrams the kernel sent, and
-//! decoded by the code gw-top runs on the live socket (`nl::answers`, `nl::*_of`, `tc.rs`).
+//! Test fixtures, decoded by the code gw-top runs on the live socket (`nl::answers`,
+//! `nl::*_of`, `tc.rs`): the kernel's own answers recorded by imq-gw-top (testdata/nl-*.bin),
+//! and older recordings of what `tc -j -s class show`, `tc -j filter show` and
+//! `ip -s -j link show` printed in the VM (testdata/*.json, with flower, prefix and port filters
+//! the recording lacks), turned back into the rtnetlink datagrams the kernel sent.
 
 use crate::nl;
 use crate::tc::{Class, ClientFilter, Dir, Link, TC_H_ROOT};
@@ -269,4 +271,16 @@ pub fn filters_json(json: &str, dir: Dir) -> Vec<ClientFilter> {
 
 pub fn filters(name: &str, dir: Dir) -> Vec<ClientFilter> {
     filters_json(&text(name), dir)
+}
+
+/// `nl-KIND-DEV.bin`: what the kernel answered a request (sequence number 1) in
+/// imq-gw-top, the datagrams as read from the socket, decoded as gw-top decodes them.
+pub fn recorded(name: &str) -> Vec<RouteNetlinkMessage> {
+    let path = format!("{}/testdata/{name}", env!("CARGO_MANIFEST_DIR"));
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    nl::answers(&bytes, 1)
+        .unwrap()
+        .into_iter()
+        .flatten()
+        .collect()
 }

@@ -512,4 +512,73 @@ mod tests {
             }
         );
     }
+
+    /// The kernel's answers recorded in imq-gw-top, against what tc and ip printed at the same
+    /// moment (traffic over, counters still).
+    #[test]
+    fn kernel_bytes_from_the_vm() {
+        use netlink_packet_route::RouteNetlinkMessage;
+        use serde_json::Value;
+        for dev in ["imq0", "imq1"] {
+            let json = |kind: &str| -> Vec<Value> {
+                serde_json::from_str(&fixtures::text(&format!("nl-{kind}-{dev}.json"))).unwrap()
+            };
+            let mut got =
+                crate::nl::classes_of(&fixtures::recorded(&format!("nl-class-{dev}.bin")));
+            let mut tc: Vec<Class> = json("class")
+                .iter()
+                .map(|c| Class {
+                    handle: c["handle"].as_str().unwrap().into(),
+                    parent: c["parent"].as_str().map(Into::into),
+                    bytes: c["stats"]["bytes"].as_u64().unwrap(),
+                    packets: c["stats"]["packets"].as_u64().unwrap(),
+                    drops: c["stats"]["drops"].as_u64().unwrap(),
+                })
+                .collect();
+            got.sort_by(|a, b| a.handle.cmp(&b.handle));
+            tc.sort_by(|a, b| a.handle.cmp(&b.handle));
+            assert_eq!(got.len(), 4, "{dev}");
+            assert_eq!(got, tc, "{dev}");
+
+            let link = crate::nl::device_of(&fixtures::recorded(&format!("nl-link-{dev}.bin")))
+                .unwrap()
+                .unwrap();
+            let ip = &json("link")[0];
+            let n = |d: &str, k: &str| ip["stats64"][d][k].as_u64().unwrap();
+            assert_eq!(link.0 as u64, ip["ifindex"].as_u64().unwrap());
+            assert_eq!(
+                link.1,
+                Link {
+                    rx_bytes: n("rx", "bytes"),
+                    rx_packets: n("rx", "packets"),
+                    tx_bytes: n("tx", "bytes"),
+                    tx_packets: n("tx", "packets"),
+                    dropped: n("rx", "dropped") + n("tx", "dropped"),
+                }
+            );
+
+            // The filters of the test's setup: each client's IPv4 and IPv6 address to its
+            // class, destinations on imq0, sources on imq1; tc saw as many.
+            let answers = fixtures::recorded(&format!("nl-filter-{dev}.bin"));
+            let dir = if dev == "imq0" { Dir::Dst } else { Dir::Src };
+            let w = [
+                ("1:10", "10.0.1.2"),
+                ("1:20", "10.0.3.2"),
+                ("1:10", "2001:db8:1::2"),
+                ("1:20", "2001:db8:3::2"),
+            ];
+            assert_eq!(
+                pairs(&crate::nl::filters_of(&answers, dir)),
+                want(&w),
+                "{dev}"
+            );
+            let other = if dir == Dir::Dst { Dir::Src } else { Dir::Dst };
+            assert!(crate::nl::filters_of(&answers, other).is_empty());
+            let filters = answers
+                .iter()
+                .filter(|a| matches!(a, RouteNetlinkMessage::NewTrafficFilter(_)))
+                .count();
+            assert_eq!(filters, json("filter").len(), "{dev}");
+        }
+    }
 }
