@@ -9,7 +9,8 @@
 # seconds (rtr's veth counters, sampled every 50 ms: the truth even when a loaded host stalls
 # the VM and the flows with it), the mean within 10% of the flows' rates as iperf3 measured
 # them (with the headers); the clients are the addresses of the filters, and once traffic
-# stops the totals are tc's and ip's counters.
+# stops the totals are tc's and ip's counters. Meanwhile a second gw-top refreshes every second
+# in a pseudo-terminal: its last screen must draw both clients' rate history (sparklines).
 . /src/tests/vm/lib.sh
 
 bin=/src/target/release/gw-top
@@ -24,9 +25,9 @@ export XTABLES_LIBDIR=/tmp/xt:/usr/lib/x86_64-linux-gnu/xtables
 out=$("$bin" --count 1 2>&1) && fail "gw-top ran without imq0: $out"
 rc=$?
 [ $rc = 1 ] && grep -q 'no device imq0' <<<"$out" || fail "without imq0: rc $rc: $out"
-out=$(PATH=/nonexistent "$bin" --down lo --count 1 2>&1) && fail "gw-top ran without tc"
-[ $? = 1 ] && grep -q 'not found' <<<"$out" || fail "without tc: $out"
 note "errors: $out"
+# Everything is read over netlink: no tc, no ip needed.
+out=$(PATH=/nonexistent "$bin" --down lo --count 1 --interval 0.1 2>&1) || fail "gw-top needed a program on PATH: $out"
 
 insmod "$(ko imq)"
 xt_imq_load
@@ -105,10 +106,36 @@ ip netns exec cli iperf3 -u -c 10.0.2.2 -p 5203 -b 1.5M -l 1000 -t $secs -J >/tm
 p3=$!
 ip netns exec cli2 iperf3 -u -c 10.0.2.2 -p 5204 -b 3M -l 1000 -t $secs -J >/tmp/u3.json 2>&1 &
 p4=$!
+# On a terminal, the history: a refresh a second for most of the flows' time.
+script -qc "$bin --interval 1 --count 15" /dev/null </dev/null >/tmp/tty-live.txt 2>&1 &
+ptty=$!
 sleep 5
 "$bin" --json --interval 2 --count 4 >/tmp/live.json 2>/tmp/live.err || fail "gw-top failed: $(cat /tmp/live.err)"
 cp /tmp/live.json /out/logs/imq-gw-top-live.json
 for p in $p1 $p2 $p3 $p4; do wait $p || fail "an iperf3 flow failed: $(tail -n 3 /tmp/[du][23].json)"; done
+wait $ptty || fail "gw-top on a terminal failed: $(tail -n 20 /tmp/tty-live.txt)"
+cp /tmp/tty-live.txt /out/logs/imq-gw-top-tty-live.txt
+# The last screen: both clients' rates drawn, downloads and uploads, with blocks above the
+# lowest (traffic all along), and every sparkline its 15 cells.
+python3 - <<'PY' || fail "no rate history on the terminal (see above)"
+import re
+text = open("/tmp/tty-live.txt", encoding="utf-8").read().replace("\r", "")
+last = text.split("\x1b[H\x1b[2J")[-1]
+print(last)
+blocks = "▁▂▃▄▅▆▇█"
+bad = 0
+for client in ("10.0.1.2", "10.0.3.2"):
+    line = next((l for l in last.splitlines() if l.startswith(client + " ")), None)
+    sparks = re.findall(f"[{blocks} ]*[{blocks}]", line or "")
+    sparks = [s.strip() for s in sparks if s.strip()]
+    if len(sparks) != 2 or any(len(s) > 15 or not set(s) - set("▁") for s in sparks):
+        print(f"{client}: sparklines {sparks} in {line!r}")
+        bad += 1
+if "60s █=" not in last:
+    print("no scale in the header")
+    bad += 1
+raise SystemExit(1 if bad else 0)
+PY
 kill $sampler
 wait $sampler 2>/dev/null || true
 cp /tmp/truth.txt /out/logs/imq-gw-top-truth.txt
@@ -271,6 +298,38 @@ for d in l["devices"]:
 assert len(l["clients"]) == 4, l["clients"]  # two clients, two default classes
 raise SystemExit(1 if bad else 0)
 PY
+
+# The kernel's own answers, recorded for gw-top's host tests (tools/gw-top/testdata/nl-*):
+# each device's class dump, filter dump and link, as the bytes read from the socket, with
+# what tc and ip print beside them.
+for d in imq0 imq1; do
+	python3 - "$d" <<'PY' || note "could not record $d's netlink answers"
+import socket, struct, sys
+dev = sys.argv[1]
+ifindex = socket.if_nametoindex(dev)
+def record(name, msg_type, flags, body):
+    s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+    s.send(struct.pack("=IHHII", 16 + len(body), msg_type, flags, 1, 0) + body)
+    data, done = b"", False
+    while not done:
+        d = s.recv(1 << 16)
+        data += d
+        off = 0
+        while off + 16 <= len(d):
+            length, ty = struct.unpack_from("=IH", d, off)
+            # NLMSG_ERROR or NLMSG_DONE end a dump; a plain request has one answer.
+            done = done or ty in (2, 3) or not flags & 0x300
+            off += (length + 3) & ~3
+    open(f"/out/logs/nl-{name}-{dev}.bin", "wb").write(data)
+tcmsg = struct.pack("=BxxxiIII", 0, ifindex, 0, 0, 0)
+record("class", 42, 0x301, tcmsg)   # RTM_GETTCLASS, dump
+record("filter", 46, 0x301, tcmsg)  # RTM_GETTFILTER at the root qdisc, dump
+record("link", 18, 0x1, struct.pack("=BxHiII", 0, 0, ifindex, 0, 0))  # RTM_GETLINK
+PY
+	tc -j -s class show dev $d >/out/logs/nl-class-$d.json
+	tc -j filter show dev $d >/out/logs/nl-filter-$d.json
+	ip -s -j link show dev $d >/out/logs/nl-link-$d.json
+done
 
 # The table (not a terminal: no escape sequences), sorted by rate, unmapped classes by id.
 "$bin" --interval 0.5 --count 1 >/tmp/table.txt || fail "gw-top (table) failed"

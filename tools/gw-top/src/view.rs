@@ -1,6 +1,6 @@
 //! From two samples of the devices to per-client rates and totals, and how they are shown.
 
-use crate::json::quote;
+use crate::history::{self, History};
 use crate::tc::{Class, ClientFilter, Link, Prefix};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt::Write;
@@ -297,65 +297,6 @@ fn add(row: &mut Row, role: Role, c: &Class, bps: f64) {
     *drops += c.drops;
 }
 
-fn list(items: impl IntoIterator<Item = String>) -> String {
-    let v: Vec<String> = items.into_iter().map(|s| quote(&s)).collect();
-    format!("[{}]", v.join(","))
-}
-
-/// One line of JSON: `time` (Unix seconds when the counters were read), `interval` (seconds
-/// since the previous reading), `devices`, `clients`.
-pub fn json_line(r: &Report, unix_time: f64, interval: f64) -> String {
-    let mut s = format!("{{\"time\":{unix_time:.3},\"interval\":{interval:.3},\"devices\":[");
-    for (i, d) in r.devices.iter().enumerate() {
-        let _ = write!(
-            s,
-            "{}{{\"dev\":{},\"role\":\"{}\",\"rx_bps\":{:.0},\"tx_bps\":{:.0},\"rx_bytes\":{},\"rx_packets\":{},\"tx_bytes\":{},\"tx_packets\":{},\"dropped\":{}}}",
-            if i > 0 { "," } else { "" },
-            quote(&d.dev),
-            d.role.name(),
-            d.rx_bps,
-            d.tx_bps,
-            d.link.rx_bytes,
-            d.link.rx_packets,
-            d.link.tx_bytes,
-            d.link.tx_packets,
-            d.link.dropped,
-        );
-    }
-    s.push_str("],\"clients\":[");
-    for (i, c) in r.rows.iter().enumerate() {
-        let address = if c.addresses.is_empty() {
-            "null".to_string()
-        } else {
-            quote(&c.label)
-        };
-        let class = if c.addresses.is_empty() {
-            format!(",\"class\":{}", quote(&c.label))
-        } else {
-            String::new()
-        };
-        let _ = write!(
-            s,
-            "{}{{\"address\":{address}{class},\"addresses\":{},\"down_classes\":{},\"up_classes\":{},\"down_bps\":{:.0},\"up_bps\":{:.0},\"down_bytes\":{},\"up_bytes\":{},\"down_packets\":{},\"up_packets\":{},\"down_drops\":{},\"up_drops\":{},\"drops\":{}}}",
-            if i > 0 { "," } else { "" },
-            list(c.addresses.iter().map(Prefix::to_string)),
-            list(c.down_classes.iter().cloned()),
-            list(c.up_classes.iter().cloned()),
-            c.down_bps,
-            c.up_bps,
-            c.down_bytes,
-            c.up_bytes,
-            c.down_packets,
-            c.up_packets,
-            c.down_drops,
-            c.up_drops,
-            c.down_drops + c.up_drops,
-        );
-    }
-    s.push_str("]}");
-    s
-}
-
 /// Bits per second, in SI units: "950", "1.02k", "2.00M".
 pub fn human_bps(bps: f64) -> String {
     human(bps, "")
@@ -382,8 +323,10 @@ fn human(v: f64, unit: &str) -> String {
     format!("{v:.0}{unit}")
 }
 
-/// The table: a header with the devices, then one line per row as sorted.
-pub fn table(r: &Report, when: &str, interval: f64) -> String {
+/// The table: a header with the devices, then one line per row as sorted. With `spark` (the
+/// history and the time of this reading; on a terminal) each rate has its last minute drawn
+/// beside it, all rows of a direction to one scale, the peak named in the header.
+pub fn table(r: &Report, when: &str, interval: f64, spark: Option<(&History, f64)>) -> String {
     let mut s = format!("gw-top  {when}  every {interval}s\n");
     for d in &r.devices {
         let _ = writeln!(
@@ -398,12 +341,40 @@ pub fn table(r: &Report, when: &str, interval: f64) -> String {
             d.link.dropped,
         );
     }
+    // Each row's cells, down and up, and each direction's peak.
+    let cells: Vec<[Vec<Option<f64>>; 2]> = match spark {
+        Some((h, now)) => r
+            .rows
+            .iter()
+            .map(|row| match h.get(&row.label) {
+                Some((d, u)) => [d.cells(now, history::WIDTH), u.cells(now, history::WIDTH)],
+                None => [vec![None; history::WIDTH], vec![None; history::WIDTH]],
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    let top = [0, 1].map(|i| history::peak(cells.iter().map(|c| c[i].as_slice())));
+    let head = |i: usize| {
+        if spark.is_some() {
+            let t = format!("60s █={}", human_bps(top[i]));
+            format!(" {t:<w$}", w = history::WIDTH)
+        } else {
+            String::new()
+        }
+    };
     let _ = writeln!(
         s,
-        "\n{:<28} {:>10} {:>10} {:>10} {:>10} {:>7}  CLASSES (down/up)",
-        "CLIENT", "DOWN bit/s", "UP bit/s", "DOWN", "UP", "DROPS"
+        "\n{:<28} {:>10}{} {:>10}{} {:>10} {:>10} {:>7}  CLASSES (down/up)",
+        "CLIENT",
+        "DOWN bit/s",
+        head(0),
+        "UP bit/s",
+        head(1),
+        "DOWN",
+        "UP",
+        "DROPS"
     );
-    for row in &r.rows {
+    for (n, row) in r.rows.iter().enumerate() {
         let mut label = row.label.clone();
         if row.addresses.len() > 1 {
             let _ = write!(label, " +{}", row.addresses.len() - 1);
@@ -415,12 +386,18 @@ pub fn table(r: &Report, when: &str, interval: f64) -> String {
                 c.join(",")
             }
         };
+        let line = |i: usize| match cells.get(n) {
+            Some(c) => format!(" {}", history::sparkline(&c[i], top[i])),
+            None => String::new(),
+        };
         let _ = writeln!(
             s,
-            "{:<28} {:>10} {:>10} {:>10} {:>10} {:>7}  {}/{}",
+            "{:<28} {:>10}{} {:>10}{} {:>10} {:>10} {:>7}  {}/{}",
             label,
             human_bps(row.down_bps),
+            line(0),
             human_bps(row.up_bps),
+            line(1),
             human_bytes(row.down_bytes),
             human_bytes(row.up_bytes),
             row.down_drops + row.up_drops,
@@ -434,13 +411,9 @@ pub fn table(r: &Report, when: &str, interval: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::json::parse;
-    use crate::tc::{parse_classes, parse_filters, parse_link, Dir};
-
-    fn sample(name: &str) -> crate::json::Value {
-        let path = format!("{}/testdata/{name}", env!("CARGO_MANIFEST_DIR"));
-        parse(&std::fs::read_to_string(&path).unwrap()).unwrap()
-    }
+    use crate::fixtures;
+    use crate::tc::Dir;
+    use serde_json::Value;
 
     fn dev(dev: &str, role: Role, at: f64) -> DevSample {
         let dir = if role == Role::Down {
@@ -452,9 +425,9 @@ mod tests {
             dev: dev.into(),
             at,
             link_at: at,
-            classes: parse_classes(&sample(&format!("class-{dev}.json"))).unwrap(),
-            filters: parse_filters(&sample(&format!("filter-{dev}.json")), dir).unwrap(),
-            link: parse_link(&sample(&format!("link-{dev}.json"))).unwrap(),
+            classes: fixtures::classes(&format!("class-{dev}.json")),
+            filters: fixtures::filters(&format!("filter-{dev}.json"), dir),
+            link: fixtures::link(&format!("link-{dev}.json")),
         }
     }
 
@@ -652,12 +625,11 @@ mod tests {
             1.0,
         );
         let r = report(&prev, &cur);
-        let line = json_line(&r, 1700000000.5, 1.0);
-        let v = parse(&line).unwrap();
-        assert_eq!(
-            v.get("time").unwrap(),
-            &crate::json::Value::Num("1700000000.500".into())
-        );
+        let line = crate::json::line(&r, 1700000000.5004, 1.0);
+        assert!(!line.contains('\n'));
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v.get("time").unwrap().as_f64(), Some(1700000000.5));
+        assert_eq!(v.get("interval").unwrap().as_f64(), Some(1.0));
         let clients = v.get("clients").unwrap().as_array().unwrap();
         assert_eq!(clients.len(), 4);
         let first = &clients[0];
@@ -667,13 +639,18 @@ mod tests {
         assert_eq!(first.get("up_bytes").unwrap().as_u64(), Some(2950));
         assert_eq!(first.get("drops").unwrap().as_u64(), Some(0));
         let last = &clients[3];
-        assert_eq!(last.get("address"), Some(&crate::json::Value::Null));
+        assert_eq!(last.get("address"), Some(&Value::Null));
+        assert!(first.get("class").is_none());
+        assert_eq!(
+            first.get("addresses").unwrap()[1].as_str(),
+            Some("2001:db8:1::3")
+        );
         assert_eq!(last.get("class").unwrap().as_str(), Some("imq1:1:99"));
         let devs = v.get("devices").unwrap().as_array().unwrap();
         assert_eq!(devs[1].get("role").unwrap().as_str(), Some("up"));
         assert_eq!(devs[0].get("tx_bytes").unwrap().as_u64(), Some(261981));
 
-        let t = table(&r, "12:00:00", 1.0);
+        let t = table(&r, "12:00:00", 1.0, None);
         let lines: Vec<&str> = t.lines().collect();
         assert!(
             lines[1].contains("imq0") && lines[1].contains("80.0k"),

@@ -339,7 +339,7 @@ fn splice(pkt: &[u8], tcp: usize, opt: &[u8], at_end: bool, place: Place) -> Res
     if !place.wants(pkt[tcp + 13]) {
         return Err(Skip::NotWanted);
     }
-    if doff + opt.len() > 60 || opt.len() % 4 != 0 || pkt.len() + opt.len() > MTU {
+    if doff + opt.len() > 60 || !opt.len().is_multiple_of(4) || pkt.len() + opt.len() > MTU {
         return Err(Skip::NoRoom);
     }
     let at = if at_end { tcp + doff } else { tcp + 20 };

@@ -14,10 +14,20 @@
 //! (C: exit after C packets; default: run until killed)
 
 mod insert;
-mod nfqueue;
 
+use nfq::{Queue, Verdict};
 use std::io::Write;
 use std::process::ExitCode;
+
+/// Queue `num`, whole packets copied (the crate's default range, 65535 bytes). The crate turns
+/// ENOBUFS reports off; they stay on, so that a queue that overflowed ends the run loudly as
+/// before instead of losing packets unnoticed.
+fn bind(num: u16) -> std::io::Result<Queue> {
+    let mut q = Queue::open()?;
+    q.set_recv_enobufs(true)?;
+    q.bind(num)?;
+    Ok(q)
+}
 
 fn main() -> ExitCode {
     let mut queue = 0u16;
@@ -43,7 +53,7 @@ fn main() -> ExitCode {
             }
         }
     }
-    let mut q = match nfqueue::Queue::bind(queue) {
+    let mut q = match bind(queue) {
         Ok(q) => q,
         Err(e) => {
             eprintln!("toa-lb: cannot bind NFQUEUE {queue}: {e}");
@@ -54,14 +64,15 @@ fn main() -> ExitCode {
     let mut seen = 0u64;
     let out = std::io::stdout();
     while count.is_none_or(|c| seen < c) {
-        let (id, pkt) = match q.next() {
-            Ok(p) => p,
+        let mut msg = match q.recv() {
+            Ok(m) => m,
             Err(e) => {
                 eprintln!("toa-lb: receive: {e}");
                 return ExitCode::FAILURE;
             }
         };
-        let verdict = match insert::insert_toa_shown(&pkt, place, variant) {
+        let pkt = msg.get_payload();
+        let verdict = match insert::insert_toa_shown(pkt, place, variant) {
             Ok((new, opt)) => {
                 let mut line = format!("inserted {} bytes", new.len() - pkt.len());
                 if let insert::Variant::Random(_) = variant {
@@ -72,11 +83,14 @@ fn main() -> ExitCode {
                     }
                 }
                 let _ = writeln!(out.lock(), "{line}");
-                q.accept(id, &new)
+                msg.set_payload(new);
+                msg.set_verdict(Verdict::Accept);
+                q.verdict(msg)
             }
             Err(skip) => {
                 let _ = writeln!(out.lock(), "passed unchanged: {skip:?}");
-                q.accept(id, &pkt)
+                msg.set_verdict(Verdict::Accept);
+                q.verdict(msg)
             }
         };
         if let Err(e) = verdict {
