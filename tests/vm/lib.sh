@@ -35,6 +35,11 @@ xt_imq_unload() {
 }
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
+# skip REASON: the kernel lacks something the test needs (reported as SKIP with the reason).
+skip() { echo "SKIP: $*" >&2; exit 77; }
+# kernel_has MODULE: built in, loaded, or loadable (flavours differ: Debian's rt flavour has no
+# legacy xtables, CONFIG_NETFILTER_XTABLES_LEGACY).
+kernel_has() { [ -d "/sys/module/$1" ] || modprobe -n -q "$1" 2>/dev/null; }
 
 # htb_rs_setup: htb_rs and htb side by side: the tc plugin q_htb_rs.so (built by tests/run and
 # make bench: cargo build --release -p tc-htb-rs) copied where TC_LIB_DIR points (/src is
