@@ -9,6 +9,8 @@
 #   make test            host tests + VM tests; FILTER=word runs only matching tests;
 #                        KERNEL=debug boots the reference version built with lockdep, KMEMLEAK,
 #                        UBSAN, DEBUG_OBJECTS (tools/refenv/debug-kernel) instead
+#   make test KVER=r     the same for another Debian kernel (7.2.13+deb14-amd64: the sid root)
+#   make test-matrix     smoke tests on every kernel of tests/matrix/kernels, then a table
 #   make bench           benchmarks in the VM, each against its in-kernel baseline
 #   make fuzz            differential fuzzing in the VM (FUZZ_SECS=, default 600; FUZZ_SEED=,
 #                        default random, printed): htb_rs against htb
@@ -31,7 +33,7 @@ KCC = $(shell sed -n 's/^CONFIG_CC_VERSION_TEXT="\(gcc-[0-9]*\) .*/\1/p' $(KDIR)
 KMAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) $(if $(KCC),$(if $(shell command -v $(KCC)),CC=$(KCC) HOSTCC=$(KCC)))
 
 .PHONY: all modules check-kdir clean kdir setup ref ref-selftest demo test host-test vm-test \
-	fmt lint bench fuzz install uninstall dkms-build
+	fmt lint bench fuzz install uninstall dkms-build test-matrix
 
 all: modules
 
@@ -77,6 +79,9 @@ vm-test: ref ref-selftest
 
 test:
 	@tests/run all
+
+test-matrix:
+	@tests/matrix/run
 
 demo: ref
 	@cargo build --release --quiet -p toa-lb -p tc-htb-rs -p xt-imq

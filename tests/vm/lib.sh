@@ -35,6 +35,11 @@ xt_imq_unload() {
 }
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
+# skip REASON: the kernel lacks something the test needs (reported as SKIP with the reason).
+skip() { echo "SKIP: $*" >&2; exit 77; }
+# kernel_has MODULE: built in, loaded, or loadable (flavours differ: Debian's rt flavour has no
+# legacy xtables, CONFIG_NETFILTER_XTABLES_LEGACY).
+kernel_has() { [ -d "/sys/module/$1" ] || modprobe -n -q "$1" 2>/dev/null; }
 
 # htb_rs_setup: htb_rs and htb side by side: the tc plugin q_htb_rs.so (built by tests/run and
 # make bench: cargo build --release -p tc-htb-rs) copied where TC_LIB_DIR points (/src is
@@ -129,14 +134,32 @@ fullnat_lb() {
 	local q=${1:-0}
 	ip -n cli route add 10.0.9.0/24 via 10.0.1.1 2>/dev/null || true
 	ip -n cli -6 route add 2001:db8:9::/64 via 2001:db8:1::1 2>/dev/null || true
-	ip netns exec rtr iptables -t nat -A PREROUTING -d 10.0.9.100 -p tcp --dport 80 \
-		-j DNAT --to-destination 10.0.2.2:8080
-	ip netns exec rtr iptables -t nat -A POSTROUTING -o r1 -p tcp -d 10.0.2.2 --dport 8080 \
-		-j SNAT --to-source 10.0.2.1
-	ip netns exec rtr ip6tables -t nat -A PREROUTING -d 2001:db8:9::100 -p tcp --dport 80 \
-		-j DNAT --to-destination '[2001:db8:2::2]:8080'
-	ip netns exec rtr ip6tables -t nat -A POSTROUTING -o r1 -p tcp -d 2001:db8:2::2 --dport 8080 \
-		-j SNAT --to-source 2001:db8:2::1
+	if kernel_has xt_nat; then
+		ip netns exec rtr iptables -t nat -A PREROUTING -d 10.0.9.100 -p tcp --dport 80 \
+			-j DNAT --to-destination 10.0.2.2:8080
+		ip netns exec rtr iptables -t nat -A POSTROUTING -o r1 -p tcp -d 10.0.2.2 --dport 8080 \
+			-j SNAT --to-source 10.0.2.1
+		ip netns exec rtr ip6tables -t nat -A PREROUTING -d 2001:db8:9::100 -p tcp --dport 80 \
+			-j DNAT --to-destination '[2001:db8:2::2]:8080'
+		ip netns exec rtr ip6tables -t nat -A POSTROUTING -o r1 -p tcp -d 2001:db8:2::2 --dport 8080 \
+			-j SNAT --to-source 2001:db8:2::1
+	else
+		# Debian's rt flavour has no xt_nat (the DNAT/SNAT targets); the same NAT in nftables.
+		ip netns exec rtr nft -f - <<-'EOF'
+			table inet fullnat {
+				chain pre {
+					type nat hook prerouting priority dstnat; policy accept;
+					ip daddr 10.0.9.100 tcp dport 80 dnat ip to 10.0.2.2:8080
+					ip6 daddr 2001:db8:9::100 tcp dport 80 dnat ip6 to [2001:db8:2::2]:8080
+				}
+				chain post {
+					type nat hook postrouting priority srcnat; policy accept;
+					oifname "r1" ip daddr 10.0.2.2 tcp dport 8080 snat ip to 10.0.2.1
+					oifname "r1" ip6 daddr 2001:db8:2::2 tcp dport 8080 snat ip6 to 2001:db8:2::1
+				}
+			}
+		EOF
+	fi
 	local t vip
 	for t in iptables ip6tables; do
 		vip=10.0.9.100
