@@ -102,8 +102,14 @@ for flows in 2 3; do
 		e=$(expect "$flows" "$c")
 		awk -v e="$e" -v b="$b" 'BEGIN { d = e - b; if (d < 0) d = -d; exit !(d <= 0.05 * e) }' ||
 			fail "$flows leaves: $c got $b Mbit/s with htb_rs, HTB predicts $e"
-		# And what htb gives it, within 15% (UDP at TCG speed moves a few % between runs).
-		awk -v a="$a" -v b="$b" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 0.15 * a) }' ||
+		# And what htb gives it, within 15% (UDP at TCG speed moves a few % between runs),
+		# unless htb itself is further from the arithmetic than htb_rs (the anchor's own
+		# miss: a fresh-clone run saw htb give 4.281 of 5 while htb_rs gave 5.019).
+		awk -v a="$a" -v b="$b" -v e="$e" 'BEGIN { d = a - b; if (d < 0) d = -d
+			da = a - e; if (da < 0) da = -da; db = b - e; if (db < 0) db = -db
+			exit !(d <= 0.15 * a || da > db) }' ||
 			fail "$flows leaves: $c got $b Mbit/s with htb_rs, $a with htb"
+		awk -v a="$a" -v e="$e" 'BEGIN { d = a - e; if (d < 0) d = -d; exit !(d > 0.05 * e) }' &&
+			note "$flows leaves: $c: htb itself gave $a Mbit/s, HTB's arithmetic $e (htb_rs $b)"
 	done
 done
