@@ -54,9 +54,7 @@ mod counters {
         pub(crate) fn add(&self, idx: usize, v: i64) {
             if idx < N {
                 // SAFETY: by the type invariant a live per-CPU area of `N` counters; `idx < N`.
-                unsafe {
-                    this_cpu_add(self.vals.as_ptr().cast::<i64>().wrapping_add(idx).cast(), v)
-                }
+                unsafe { this_cpu_add(self.vals.as_ptr(), idx, v) }
             }
         }
 
@@ -102,16 +100,18 @@ mod counters {
 ///
 /// # Safety
 ///
-/// `pcp` is the per-CPU address of a live `i64` of a per-CPU area (an address `gs` relocates,
-/// not one to dereference: callers compute it with `wrapping_add`).
+/// `base` is a live per-CPU area (an address `gs` relocates, not one to dereference) of more
+/// than `idx` `i64`s.
 #[cfg(any(knet_divert, knet_probe))]
 #[inline(always)]
-pub(crate) unsafe fn this_cpu_add(pcp: *mut kernel::ffi::c_void, v: i64) {
+pub(crate) unsafe fn this_cpu_add(base: *mut kernel::ffi::c_void, idx: usize, v: i64) {
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: per the function's contract `pcp` is a per-CPU address, which `gs` (this
-    // CPU's per-CPU base) turns into this CPU's copy, as `this_cpu_add` does; one
-    // instruction, so no other context on this CPU interleaves with it.
+    // SAFETY: per the function's contract `pcp` is the per-CPU address of a live `i64` (only
+    // offset, not dereferenced: `wrapping_add`), which `gs` (this CPU's per-CPU base) turns
+    // into this CPU's copy, as `this_cpu_add` does; one instruction, so no other context on
+    // this CPU interleaves with it.
     unsafe {
+        let pcp = base.cast::<i64>().wrapping_add(idx);
         core::arch::asm!(
             "add qword ptr gs:[{pcp}], {v}",
             pcp = in(reg) pcp,
@@ -122,7 +122,7 @@ pub(crate) unsafe fn this_cpu_add(pcp: *mut kernel::ffi::c_void, v: i64) {
     #[cfg(not(target_arch = "x86_64"))]
     // SAFETY: per the function's contract.
     unsafe {
-        super::sys::knet_this_cpu_add_s64(pcp, 0, v)
+        super::sys::knet_this_cpu_add_s64(base, idx as u32, v)
     }
 }
 

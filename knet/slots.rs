@@ -224,9 +224,9 @@ impl<T: Keyed> SlotTable<T> {
 
     /// Claims a slot first, then makes the entry right into it (`make`), and returns its id.
     /// `None` if the table is full (or cannot grow; `make` is then not called) or `make` gives
-    /// nothing (the slot is free again). Making the entry once its slot is known lets it be
-    /// written in place: built beforehand, the divert's entry (its packet's fields, ~160 bytes)
-    /// went through the stack, ~40 instructions a packet.
+    /// nothing (the slot is free again). The entry is made once its slot is known, so that the
+    /// divert's (its packet's fields, ~160 bytes) need not be held across the slot search;
+    /// the compiler still stages part of it on the stack.
     #[inline(always)]
     pub(crate) fn insert_with(&self, make: impl FnOnce() -> Option<T>) -> Option<u32> {
         let (id, slot) = self.claim()?;

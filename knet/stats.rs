@@ -164,7 +164,7 @@ impl Table {
     fn add(&self, vals: NonNull<c_void>, idx: usize, v: i64) {
         // SAFETY: `vals` is a live per-CPU area of `counters()` counters (`self.vals` or a live
         // namespace's); `idx` is in range (the callers').
-        unsafe { this_cpu_add(vals.as_ptr().cast::<i64>().wrapping_add(idx).cast(), v) }
+        unsafe { this_cpu_add(vals.as_ptr(), idx, v) }
     }
 
     fn missed(&self) -> i64 {
