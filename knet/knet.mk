@@ -31,16 +31,16 @@ knet_qdisc_members := qdisc_size_table
 
 # Netfilter, xtables and netdevice types whose tables Rust builds (imq's divert). kernel::bindings
 # lacks them; what their function pointers mention only by pointer is made opaque.
-knet_net_types := nf_hook_entries|nf_hook_entry|net_device|net_device_ops|nf_hook_ops|nf_hook_state|xt_target|xt_action_param|xt_tgchk_param|rtnl_link_ops
+knet_net_types := nf_hook_entries|nf_hook_entry|net_device|pcpu_sw_netstats|net_device_ops|nf_hook_ops|nf_hook_state|xt_target|xt_action_param|xt_tgchk_param|rtnl_link_ops
 knet_net_alias := rx_handler_func_t|rx_handler_result|rx_handler_result_t|netdev_tx|netdev_tx_t|nf_hookfn|nf_hook_ops_type|tc_setup_type
 # net_device's own members that Rust never looks into: opaque, with their size and alignment
 # kept, so that the fields Rust does read sit where the C compiler put them.
-knet_netdev_members := bpf_mprog_entry|bpf_xdp_entity|cpu_rmap|dcbnl_rtnl_ops|dev_ifalias|devlink_port|dim_irq_moder|dm_hw_stat_delta|dpll_pin|garp_port|header_ops|in_device|inet6_dev|iw_handler_def|l3mdev_ops|mpls_dev|mrp_port|napi_config|ndisc_ops|net_device_core_stats|net_shaper_hierarchy|netdev_config|netdev_ml_priv_type|netdev_name_node|netdev_queue_mgmt_ops|netdev_rx_queue|netdev_stat_ops|netdev_stat_type|netdev_tc_txq|netpoll_info|netprio_map|pcpu_dstats|pcpu_lstats|pcpu_sw_netstats|phy_link_topology|rtnl_hw_stats64|tipc_bearer|tlsdev_ops|udp_tunnel_nic|udp_tunnel_nic_info|vlan_info|wireless_dev|wpan_dev|xdp_dev_bulk_queue|xdp_features_t|xdp_metadata_ops|xfrmdev_ops|xps_dev_maps|xsk_tx_metadata_ops
+knet_netdev_members := bpf_mprog_entry|bpf_xdp_entity|cpu_rmap|dcbnl_rtnl_ops|dev_ifalias|devlink_port|dim_irq_moder|dm_hw_stat_delta|dpll_pin|garp_port|header_ops|in_device|inet6_dev|iw_handler_def|l3mdev_ops|mpls_dev|mrp_port|napi_config|ndisc_ops|net_device_core_stats|net_shaper_hierarchy|netdev_config|netdev_ml_priv_type|netdev_name_node|netdev_queue_mgmt_ops|netdev_rx_queue|netdev_stat_ops|netdev_stat_type|netdev_tc_txq|netpoll_info|netprio_map|pcpu_dstats|pcpu_lstats|phy_link_topology|rtnl_hw_stats64|tipc_bearer|tlsdev_ops|udp_tunnel_nic|udp_tunnel_nic_info|vlan_info|wireless_dev|wpan_dev|xdp_dev_bulk_queue|xdp_features_t|xdp_metadata_ops|xfrmdev_ops|xps_dev_maps|xsk_tx_metadata_ops
 knet_net_ptr_only := $(knet_netdev_members)|netdev_queue|ifla_vf_guid|ifla_vf_info|ifla_vf_stats|ip_tunnel_parm_kern|ndmsg|neigh_parms|net_device_path|net_device_path_ctx|net_device_stats|net_shaper_ops|netdev_bpf|netdev_fcoe_hbainfo|netdev_hw_addr_list|netdev_phys_item_id|rtnl_link_stats64|rtnl_newlink_params|xdp_buff|xt_match|xt_tgdtor_param|xsk_buff_pool
 # Exported functions the divert calls that kernel::bindings does not declare.
 # Kernel constants the divert uses (macros and enums).
 knet_net_vars := ARPHRD_VOID|IFLA_NUM_TX_QUEUES|GSO_MAX_SIZE|NF_ACCEPT|NF_STOLEN|NET_NAME_ENUM|XT_CONTINUE|NFPROTO_IPV4|NFPROTO_IPV6
-knet_net_enums := netdev_priv_flags|nf_inet_hooks|nf_ip_hook_priorities|nf_ip6_hook_priorities
+knet_net_enums := netdev_priv_flags|netdev_state_t|nf_inet_hooks|nf_ip_hook_priorities|nf_ip6_hook_priorities
 # Exported qdisc functions the qdisc parts call directly.
 knet_qdisc_functions := tcf_block_get|tcf_block_put|gen_kill_estimator|qdisc_reset|qdisc_put|qdisc_hash_add|register_qdisc|unregister_qdisc|qdisc_watchdog_init|qdisc_watchdog_cancel|qdisc_watchdog_schedule_range_ns
 knet_net_functions := nf_register_net_hooks|nf_unregister_net_hooks|nf_hook_slow|xt_register_targets|xt_unregister_targets|rtnl_link_register|rtnl_link_unregister|alloc_netdev_mqs|register_netdevice|free_netdev|dev_get_by_index_rcu|sock_gen_put|netif_set_tso_max_size|__dev_queue_xmit|skb_set_owner_w|sock_wfree|rtnl_lock|rtnl_unlock|dev_get_by_name_rcu|unregister_netdevice_queue

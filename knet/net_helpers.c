@@ -19,11 +19,6 @@ const netdev_features_t knet_l3_features = NETIF_F_HW_CSUM | NETIF_F_SG | NETIF_
 	NETIF_F_HIGHDMA | NETIF_F_HW_VLAN_CTAG_TX | NETIF_F_HW_VLAN_STAG_TX;
 const netdev_features_t knet_l3_gso_features = NETIF_F_GSO_SOFTWARE | NETIF_F_GSO_ENCAP_ALL;
 
-bool knet_netif_running(const struct net_device *dev)
-{
-	return netif_running(dev);
-}
-
 void knet_netif_tx_start_all_queues(struct net_device *dev)
 {
 	netif_tx_start_all_queues(dev);

@@ -37,14 +37,20 @@ enum {
 	KNET_OFF_NETDEV_PRIV = offsetof(struct net_device, priv),
 	KNET_OFF_NETDEV_NUM_TX_QUEUES = offsetof(struct net_device, num_tx_queues),
 	KNET_OFF_NETDEV_REAL_NUM_TX_QUEUES = offsetof(struct net_device, real_num_tx_queues),
+	KNET_OFF_NETDEV_STATE = offsetof(struct net_device, state),
+	KNET_OFF_NETDEV_TSTATS = offsetof(struct net_device, tstats),
 	KNET_OFF_NF_HOOKS = offsetof(struct nf_hook_entries, hooks),
+	KNET_SIZEOF_PCPU_SW_NETSTATS = sizeof(struct pcpu_sw_netstats),
+	KNET_OFF_TSTATS_RX_PACKETS = offsetof(struct pcpu_sw_netstats, rx_packets),
+	KNET_OFF_TSTATS_RX_BYTES = offsetof(struct pcpu_sw_netstats, rx_bytes),
+	KNET_OFF_TSTATS_TX_PACKETS = offsetof(struct pcpu_sw_netstats, tx_packets),
+	KNET_OFF_TSTATS_TX_BYTES = offsetof(struct pcpu_sw_netstats, tx_bytes),
 };
 
 /* The features of a layer-3 virtual device (imq's): on, and GSO ones it may have (off). */
 extern const netdev_features_t knet_l3_features;
 extern const netdev_features_t knet_l3_gso_features;
 
-bool knet_netif_running(const struct net_device *dev);
 void knet_netif_tx_start_all_queues(struct net_device *dev);
 void knet_netif_tx_stop_all_queues(struct net_device *dev);
 void knet_netif_stop_subqueue(struct net_device *dev, u16 queue);

@@ -58,16 +58,68 @@ impl Device<'_> {
         self.raw.as_ptr()
     }
 
-    /// The device is up.
+    /// The device is up (`netif_running`: bit `__LINK_STATE_START` of its state, read here
+    /// rather than through a call for every packet the hook diverts).
     pub(crate) fn running(&self) -> bool {
-        // SAFETY: valid (type invariant).
-        unsafe { sys::knet_netif_running(self.raw.as_ptr().cast()) }
+        // SAFETY: valid (type invariant). The state word changes by atomic bit operations: it
+        // is read once, whole, as `test_bit` does.
+        let state = unsafe { ptr::read_volatile(&raw const (*self.raw.as_ptr()).state) };
+        state & (1 << sys::netdev_state_t___LINK_STATE_START) != 0
     }
 
     /// Counts a packet the device dropped on transmit (`ip -s link`).
     pub(crate) fn count_tx_dropped(&self) {
         // SAFETY: valid (type invariant).
         unsafe { sys::knet_dev_stats_tx_dropped(self.raw.as_ptr().cast()) }
+    }
+}
+
+/// Which of a device's per-CPU counters a packet goes to.
+#[derive(Clone, Copy)]
+pub(crate) enum Dir {
+    Rx,
+    Tx,
+}
+
+/// Counts a packet of `len` bytes in `dev`'s per-CPU counters (`tstats`, which the core sums
+/// for `ip -s link`), as `dev_sw_netstats_rx_add`/`_tx_add` do. On x86-64 two `gs`-relative
+/// adds: the counters are `local64_t`, plain adds to this CPU's copy with no sequence count on
+/// 64-bit; elsewhere the C helper.
+///
+/// # Safety
+///
+/// `dev` is one of our devices (`setup_cb` asks for `tstats`, which the core allocates at
+/// registration and frees with the device), alive for the call.
+#[inline(always)]
+pub(crate) unsafe fn count_packet(dev: *mut sys::net_device, dir: Dir, len: u32) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use core::mem::offset_of;
+        type S = sys::pcpu_sw_netstats;
+        const W: usize = size_of::<i64>();
+        const _: () =
+            assert!(offset_of!(S, rx_packets) % W == 0 && offset_of!(S, rx_bytes) % W == 0);
+        const _: () =
+            assert!(offset_of!(S, tx_packets) % W == 0 && offset_of!(S, tx_bytes) % W == 0);
+        let (packets, bytes) = match dir {
+            Dir::Rx => (offset_of!(S, rx_packets) / W, offset_of!(S, rx_bytes) / W),
+            Dir::Tx => (offset_of!(S, tx_packets) / W, offset_of!(S, tx_bytes) / W),
+        };
+        // SAFETY: per the function's contract `tstats` is the device's live per-CPU area of
+        // `pcpu_sw_netstats`, whose counters are 64-bit words at the indexes computed above.
+        unsafe {
+            let tstats = (*dev).__bindgen_anon_2.tstats.cast();
+            super::percpu::this_cpu_add(tstats, packets, 1);
+            super::percpu::this_cpu_add(tstats, bytes, i64::from(len));
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    // SAFETY: per the function's contract.
+    unsafe {
+        match dir {
+            Dir::Rx => sys::knet_dev_stats_rx(dev.cast(), len),
+            Dir::Tx => sys::knet_dev_stats_tx(dev.cast(), len),
+        }
     }
 }
 
@@ -319,7 +371,7 @@ unsafe extern "C" fn xmit_cb(
     };
     // SAFETY: the queue is protected by its transmit lock, which we hold.
     unsafe {
-        sys::knet_dev_stats_tx(dev.cast(), len);
+        count_packet(dev, Dir::Tx, len);
         let rq = &mut *t.rq.get();
         rq.push(skb);
         if rq.len() >= RQ_MAX {

@@ -244,7 +244,7 @@ impl<'a> HookPacket<'a> {
             if self.state.hook == PRE_ROUTING && super::skb::headers(skb).tstamp_type() == 0 {
                 (*skb).__bindgen_anon_2.tstamp = 0;
             }
-            sys::knet_dev_stats_rx(dev.as_ptr().cast(), (*skb).len);
+            super::netdev::count_packet(dev.as_ptr(), super::netdev::Dir::Rx, (*skb).len);
             (*skb)
                 .__bindgen_anon_1
                 .__bindgen_anon_1

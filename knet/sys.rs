@@ -71,7 +71,14 @@ const _: () = {
     assert!(
         offset_of!(net_device, real_num_tx_queues) == KNET_OFF_NETDEV_REAL_NUM_TX_QUEUES as usize
     );
+    assert!(offset_of!(net_device, state) == KNET_OFF_NETDEV_STATE as usize);
+    assert!(offset_of!(net_device, __bindgen_anon_2.tstats) == KNET_OFF_NETDEV_TSTATS as usize);
     assert!(offset_of!(nf_hook_entries, hooks) == KNET_OFF_NF_HOOKS as usize);
+    assert!(size_of::<pcpu_sw_netstats>() == KNET_SIZEOF_PCPU_SW_NETSTATS as usize);
+    assert!(offset_of!(pcpu_sw_netstats, rx_packets) == KNET_OFF_TSTATS_RX_PACKETS as usize);
+    assert!(offset_of!(pcpu_sw_netstats, rx_bytes) == KNET_OFF_TSTATS_RX_BYTES as usize);
+    assert!(offset_of!(pcpu_sw_netstats, tx_packets) == KNET_OFF_TSTATS_TX_PACKETS as usize);
+    assert!(offset_of!(pcpu_sw_netstats, tx_bytes) == KNET_OFF_TSTATS_TX_BYTES as usize);
 };
 
 // The Qdisc that bindgen generated for knet (kernel::bindings lacks it) against the C compiler's.
