@@ -8,7 +8,7 @@
 # refresh's rates must be within 10% of what the client's LAN port carried in the same
 # seconds (rtr's veth counters, sampled every 50 ms: the truth even when a loaded host stalls
 # the VM and the flows with it), the mean within 10% of the flows' rates as iperf3 measured
-# them (with the headers); the clients are the addresses of the filters, and once traffic
+# them (with the headers; shown, not held, on the debug kernel); the clients are the addresses of the filters, and once traffic
 # stops the totals are tc's and ip's counters. Meanwhile a second gw-top refreshes every second
 # in a pseudo-terminal: its last screen must draw both clients' rate history (sparklines).
 . /src/tests/vm/lib.sh
@@ -186,7 +186,14 @@ def check(what, got, exp, limit=0.10):
     worst = max(worst, abs(err))
     ok = abs(err) <= limit
     bad += not ok
-    print(f"{what}: {got / 1e6:.3f} Mbit/s, expected {exp / 1e6:.3f}: {err * 100:+.1f}%{'' if ok else '  <-- more than 10% off'}")
+    print(f"{what}: {got / 1e6:.3f} Mbit/s, expected {exp / 1e6:.3f}: {err * 100:+.1f}%{'' if ok else f'  <-- more than {limit * 100:.0f}% off'}")
+# On the debug kernel (2-3 times slower) the senders do not hold their pace: a window of 4
+# refreshes need not see iperf3's whole-run rate (seen there: the 3 Mbit/s UDP upload at 2.5
+# over the run and 3.0 in the window, the port's counters agreeing with gw-top within 3%). There
+# the means are shown, not held to iperf3; each refresh against the port's own counters, the
+# truth, stays at 10%.
+import os
+DEBUG_KERNEL = os.uname().release.endswith("-debug")
 # Refreshes are due every 2 s from the first; a stalled VM delays one and shortens the next, so
 # the intervals must join up (each starts where the last ended) and keep the cadence overall.
 # Under TCG on a busy host the guest stalls for seconds at a time ("htb: too many events!" in
@@ -235,7 +242,7 @@ for addr, (_, _, _, downs, ups) in want.items():
         mean = sum(r * t for r, t in got) / sum(t for _, t in got)
         if len(exps) > 1:
             print(f"mean: {addr} {what}: {(mean / exps[0] - 1) * 100:+.1f}% from the class rate")
-        check(f"mean: {addr} {what} (iperf3)", mean, exps[-1])
+        check(f"mean: {addr} {what} (iperf3)", mean, exps[-1], 1e9 if DEBUG_KERNEL else 0.10)
 print(f"largest deviation {worst * 100:.1f}%")
 sys.exit(1 if bad else 0)
 PY

@@ -41,6 +41,10 @@ heading "sch_htb_rs: the HTB HOWTO's example, stock htb and htb_rs side by side"
 # One client namespace with two links: w1 shaped by htb, w2 by htb_rs; the same tree on each.
 htb_rs_setup
 ip netns add hc
+# The mail flows bind source port 25 each time; a client socket that closed first would hold it
+# in TIME_WAIT for a minute (bind: "Address already in use", seen on the slow debug kernel), so
+# this namespace keeps none.
+ip netns exec hc sysctl -qw net.ipv4.tcp_max_tw_buckets=0
 for i in 1 2; do
 	ip netns add hs$i
 	ip link add w$i netns hc type veth peer name e0 netns hs$i
