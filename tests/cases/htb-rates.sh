@@ -172,10 +172,19 @@ near "${res[htb_rs.4.1:30]}" 6 || fail "the rest alone: ${res[htb_rs.4.1:30]}, w
 # Side by side with the in-kernel htb, within 5%. In the shared phase only the parent's total
 # is compared: how DRR splits the spare between two classes whose packets are GSO bursts of
 # varying size (a turn is one packet, whatever its size) varies run to run, for htb as well.
+# htb_rs is already held to what HTB predicts (above); when htb itself misses it by more (seen on
+# the debug kernel: htb 4.284 of 5mbit, "htb: too many events!", htb_rs 4.993), being apart from
+# htb is htb's miss, noted, not a failure.
+declare -A predicted=([1.1:10]=5 [2.1:1]=6 [3.1:10]=5 [3.1:20]=3 [4.1:30]=6)
 for k in 1.1:10 2.1:1 3.1:10 3.1:20 4.1:30; do
-	a=${res[htb.$k]} b=${res[htb_rs.$k]}
-	awk -v a="$a" -v b="$b" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 0.05 * a) }' ||
-		fail "phase ${k%%.*} class ${k#*.}: htb_rs $b Mbit/s vs htb $a Mbit/s (more than 5% apart)"
+	a=${res[htb.$k]} b=${res[htb_rs.$k]} p=${predicted[$k]}
+	awk -v a="$a" -v b="$b" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 0.05 * a) }' && continue
+	if awk -v a="$a" -v b="$b" -v p="$p" 'function abs(x) { return x < 0 ? -x : x }
+		BEGIN { exit !(abs(a - p) > abs(b - p)) }'; then
+		note "phase ${k%%.*} class ${k#*.}: htb $a Mbit/s misses HTB's $p by more than htb_rs's $b"
+		continue
+	fi
+	fail "phase ${k%%.*} class ${k#*.}: htb_rs $b Mbit/s vs htb $a Mbit/s (more than 5% apart)"
 done
 
 # Counters: every class that carried traffic shows it; lends and borrows move as in htb.
