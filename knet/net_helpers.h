@@ -12,6 +12,7 @@
 #include <linux/netfilter.h>
 #include <linux/skbuff.h>
 #include <net/sock.h>
+#include <net/net_namespace.h>
 
 /* The part of skb->cb that the packet scheduler leaves alone: bytes 40..47. */
 enum { KNET_SKB_CB_FREE_OFF = 40 };
@@ -38,6 +39,16 @@ enum {
 	KNET_OFF_NETDEV_NUM_TX_QUEUES = offsetof(struct net_device, num_tx_queues),
 	KNET_OFF_NETDEV_REAL_NUM_TX_QUEUES = offsetof(struct net_device, real_num_tx_queues),
 	KNET_OFF_NF_HOOKS = offsetof(struct nf_hook_entries, hooks),
+};
+
+/*
+ * Where knet reads struct net (its netfilter hooks, its /proc/net directory): checked against
+ * kernel::bindings' layout where it has one, the only layout knet uses where it has not
+ * (knet_compat_net, see knet.mk).
+ */
+enum {
+	KNET_OFF_NET_NF = offsetof(struct net, nf),
+	KNET_OFF_NET_PROC_NET = offsetof(struct net, proc_net),
 };
 
 /* The features of a layer-3 virtual device (imq's): on, and GSO ones it may have (off). */
