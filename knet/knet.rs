@@ -10,6 +10,8 @@
 
 #[cfg(knet_qdisc)]
 pub(crate) mod build;
+#[cfg(any(knet_qdisc, knet_probe))]
+pub(crate) mod errno;
 #[cfg(knet_divert)]
 pub(crate) mod netdev;
 #[cfg(knet_divert)]

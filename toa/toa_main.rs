@@ -24,6 +24,7 @@ mod option;
 mod trusted;
 
 use knet::{
+    errno::ENOTCONN,
     sockopt::{GetSockopt, SockRef, SockoptOut, SockoptRegistration},
     stats::{NetNs, ProcStats},
     tcp::{InetAddr, PeerName, ReqKey, Segment, SockKey, TcpObserver, TcpProbes, TCP_MAX_HEADER},
