@@ -67,6 +67,7 @@ knet_bindgen_flags := --rust-target 1.85 --use-core --with-derive-default \
 # What the kernel crate offers, probed at build time in the tree's own Rust metadata and
 # bindings (tools/refenv/check-kdir reads the same). 7.3's has all of it; for an older kernel
 # crate (7.2's) knet provides each missing part itself, chosen by a cfg (and a C define):
+#   knet_compat_lock    no kernel::sync::SpinLockIrq: knet/lock.rs, a spin_lock_irqsave backend
 #   knet_compat_errno   no ENOBUFS, EOPNOTSUPP, ENOTCONN, ENOPROTOOPT: knet/errno.rs
 #   knet_compat_net     kernel::bindings without struct net's layout, pernet_operations,
 #                       sockaddr_in & co, nla_put: knet's own bindgen generates them (below),
@@ -75,6 +76,9 @@ knet_kmeta := $(objtree)/rust/libkernel.rmeta
 knet_kbind := $(objtree)/rust/bindings/bindings_generated.rs
 knet_kernel_has = $(shell grep -aqs -- '$(1)' '$(2)' && echo y)
 knet_compat :=
+ifneq ($(call knet_kernel_has,SpinLockIrq,$(knet_kmeta)),y)
+knet_compat += knet_compat_lock
+endif
 ifneq ($(call knet_kernel_has,ENOPROTOOPT,$(knet_kmeta)),y)
 knet_compat += knet_compat_errno
 endif

@@ -13,7 +13,7 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 use kernel::{
     prelude::*,
     rbtree::{RBTree, RBTreeNode},
-    sync::{new_spinlock_irq, Arc, SpinLockIrq},
+    sync::Arc,
 };
 
 #[path = "../knet/knet.rs"]
@@ -25,6 +25,7 @@ mod trusted;
 
 use knet::{
     errno::ENOTCONN,
+    lock::{new_spinlock_irq, SpinLockIrq},
     sockopt::{GetSockopt, SockRef, SockoptOut, SockoptRegistration},
     stats::{NetNs, ProcStats},
     tcp::{InetAddr, PeerName, ReqKey, Segment, SockKey, TcpObserver, TcpProbes, TCP_MAX_HEADER},
