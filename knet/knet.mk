@@ -72,6 +72,7 @@ knet_bindgen_flags := --rust-target 1.85 --use-core --with-derive-default \
 #   knet_compat_net     kernel::bindings without struct net's layout, pernet_operations,
 #                       sockaddr_in & co, nla_put: knet's own bindgen generates them (below),
 #                       struct net's members are reached at the C compiler's offsets
+#   knet_compat_params  module! params without bool, value() by reference: knet/param.rs
 knet_kmeta := $(objtree)/rust/libkernel.rmeta
 knet_kbind := $(objtree)/rust/bindings/bindings_generated.rs
 knet_kernel_has = $(shell grep -aqs -- '$(1)' '$(2)' && echo y)
@@ -81,6 +82,11 @@ knet_compat += knet_compat_lock
 endif
 ifneq ($(call knet_kernel_has,ENOPROTOOPT,$(knet_kmeta)),y)
 knet_compat += knet_compat_errno
+endif
+ifneq ($(call knet_kernel_has,PARAM_OPS_BOOL,$(knet_kmeta)),y)
+knet_compat += knet_compat_params
+# A module's bool parameters are then declared in its C file (KNET_BOOL_PARAM).
+knet_c_bool_params := y
 endif
 ifneq ($(call knet_kernel_has,pub struct pernet_operations,$(knet_kbind)),y)
 knet_compat += knet_compat_net

@@ -439,7 +439,7 @@ impl kernel::Module for Toa {
     fn init(module: &'static ThisModule) -> Result<Self> {
         let trusted = parse_param("trusted", params::trusted(), Trusted::parse, describe)?;
         let kinds = parse_param("kinds", params::kinds(), Kinds::parse, |e| e.describe())?;
-        let max_entries = module_parameters::max_entries.value();
+        let max_entries = knet::param::value(&module_parameters::max_entries);
         if !(1..=1 << 24).contains(&max_entries) {
             pr_err!("TOA: max_entries={max_entries} is out of range (1 to 16777216)\n");
             return Err(EINVAL);
