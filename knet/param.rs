@@ -36,12 +36,17 @@ pub(crate) use str_param;
 
 /// Puts `"field=value"` in the module's `.modinfo` section, for what `module!` has no key for
 /// (e.g. `modinfo!(SOFTDEP, "softdep=pre: imq")`, which modprobe reads as `MODULE_SOFTDEP`).
+///
+/// `#[used(compiler)]`, as `module!`'s own entries: a plain `#[used]` is `used(linker)` on ELF
+/// for newer rustc (sid's 1.97), whose section is flagged `SHF_GNU_RETAIN`; the linker then
+/// keeps it apart from the other `.modinfo`, and the kernel, reading the first, would find no
+/// `vermagic`.
 #[allow(unused_macros, reason = "not every module needs one")]
 macro_rules! modinfo {
     ($id:ident, $entry:literal) => {
         #[cfg(MODULE)]
         #[link_section = ".modinfo"]
-        #[used]
+        #[used(compiler)]
         static $id: [u8; concat!($entry, "\0").len()] = {
             let s = concat!($entry, "\0").as_bytes();
             let mut a = [0u8; concat!($entry, "\0").len()];
