@@ -133,8 +133,8 @@ pub(crate) unsafe fn net_nf(net: *mut bindings::net) -> *const netns_nf {
 ///
 /// # Safety
 ///
-/// `net` points to a live `struct net` that is not being torn down before its pernet exit
-/// callbacks ran (its `proc_net` is set for its whole life).
+/// `net` points to a live `struct net`. (Its `proc_net` is set by procfs's own pernet
+/// operations, registered at boot: their init runs before a module's, their exit after.)
 #[cfg(knet_probe)]
 #[inline]
 pub(crate) unsafe fn net_proc_net(net: *mut bindings::net) -> *mut bindings::proc_dir_entry {
