@@ -61,7 +61,7 @@ struct Imq {
 
 impl kernel::Module for Imq {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        let numdevs = module_parameters::numdevs.value();
+        let numdevs = knet::param::value(&module_parameters::numdevs);
         if !(1..=tag::MAX_DEVS).contains(&numdevs) {
             pr_err!(
                 "numdevs={numdevs} is out of range (1 to {})\n",
@@ -69,7 +69,7 @@ impl kernel::Module for Imq {
             );
             return Err(EINVAL);
         }
-        let numqueues = module_parameters::numqueues.value();
+        let numqueues = knet::param::value(&module_parameters::numqueues);
         if !(1..=datapath::MAX_QUEUES).contains(&numqueues) {
             pr_err!(
                 "numqueues={numqueues} is out of range (1 to {})\n",

@@ -4,12 +4,15 @@
  * knet.mk are generated; types they mention resolve to kernel::bindings.
  */
 #include <linux/if_arp.h>
+#include <linux/in.h>
 #include <linux/netdevice.h>
 #include <linux/skbuff.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter_ipv4.h>
 #include <linux/netfilter_ipv6.h>
 #include <linux/netfilter/x_tables.h>
+#include <net/net_namespace.h>
+#include <net/netlink.h>
 #include <net/rtnetlink.h>
 #include <net/sch_generic.h>
 #include <net/pkt_sched.h>

@@ -64,6 +64,41 @@ knet_bindgen_flags := --rust-target 1.85 --use-core --with-derive-default \
 	--blocklist-type '($(knet_opaque_net))__bindgen_.*'
 
 
+# What the kernel crate offers, probed at build time in the tree's own Rust metadata and
+# bindings (tools/refenv/check-kdir reads the same). 7.3's has all of it; for an older kernel
+# crate (7.2's) knet provides each missing part itself, chosen by a cfg (and a C define):
+#   knet_compat_lock    no kernel::sync::SpinLockIrq: knet/lock.rs, a spin_lock_irqsave backend
+#   knet_compat_errno   no ENOBUFS, EOPNOTSUPP, ENOTCONN, ENOPROTOOPT: knet/errno.rs
+#   knet_compat_net     kernel::bindings without struct net's layout, pernet_operations,
+#                       sockaddr_in & co, nla_put: knet's own bindgen generates them (below),
+#                       struct net's members are reached at the C compiler's offsets
+#   knet_compat_params  module! params without bool, value() by reference: knet/param.rs
+knet_kmeta := $(objtree)/rust/libkernel.rmeta
+knet_kbind := $(objtree)/rust/bindings/bindings_generated.rs
+knet_kernel_has = $(shell grep -aqs -- '$(1)' '$(2)' && echo y)
+knet_compat :=
+ifneq ($(call knet_kernel_has,SpinLockIrq,$(knet_kmeta)),y)
+knet_compat += knet_compat_lock
+endif
+ifneq ($(call knet_kernel_has,ENOPROTOOPT,$(knet_kmeta)),y)
+knet_compat += knet_compat_errno
+endif
+ifneq ($(call knet_kernel_has,PARAM_OPS_BOOL,$(knet_kmeta)),y)
+knet_compat += knet_compat_params
+# A module's bool parameters are then declared in its C file (KNET_BOOL_PARAM).
+knet_c_bool_params := y
+endif
+ifneq ($(call knet_kernel_has,pub struct pernet_operations,$(knet_kbind)),y)
+knet_compat += knet_compat_net
+# The items kernel::bindings lacks there; what they only point to is opaque.
+knet_bindgen_flags += --allowlist-type 'netns_nf|pernet_operations|in_addr|sockaddr_in' \
+	--allowlist-type 'possible_net_t|netdevice_tracker|ref_tracker_dir|neighbour' \
+	--allowlist-type 'nf_logger' --opaque-type 'ref_tracker_dir|neighbour|nf_logger' \
+	--allowlist-function 'register_pernet_subsys|unregister_pernet_subsys|nla_put|nla_put_64bit'
+endif
+rustflags-y += $(addprefix --cfg ,$(knet_compat))
+ccflags-y += $(patsubst %,-D%,$(shell echo $(knet_compat) | tr a-z A-Z))
+
 quiet_cmd_knet_bindgen = BINDGEN $@
       cmd_knet_bindgen = $(BINDGEN) $< $(knet_bindgen_flags) -o $@ -- \
 	$(filter-out $(knet_skip_c_flags),$(c_flags)) -Wp,-MMD,$(depfile) \

@@ -10,6 +10,10 @@
 
 #[cfg(knet_qdisc)]
 pub(crate) mod build;
+#[cfg(any(knet_qdisc, knet_probe))]
+pub(crate) mod errno;
+#[cfg(knet_probe)]
+pub(crate) mod lock;
 #[cfg(knet_divert)]
 pub(crate) mod netdev;
 #[cfg(knet_divert)]

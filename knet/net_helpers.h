@@ -12,6 +12,7 @@
 #include <linux/netfilter.h>
 #include <linux/skbuff.h>
 #include <net/sock.h>
+#include <net/net_namespace.h>
 
 /* The part of skb->cb that the packet scheduler leaves alone: bytes 40..47. */
 enum { KNET_SKB_CB_FREE_OFF = 40 };
@@ -45,6 +46,16 @@ enum {
 	KNET_OFF_TSTATS_RX_BYTES = offsetof(struct pcpu_sw_netstats, rx_bytes),
 	KNET_OFF_TSTATS_TX_PACKETS = offsetof(struct pcpu_sw_netstats, tx_packets),
 	KNET_OFF_TSTATS_TX_BYTES = offsetof(struct pcpu_sw_netstats, tx_bytes),
+};
+
+/*
+ * Where knet reads struct net (its netfilter hooks, its /proc/net directory): checked against
+ * kernel::bindings' layout where it has one, the only layout knet uses where it has not
+ * (knet_compat_net, see knet.mk).
+ */
+enum {
+	KNET_OFF_NET_NF = offsetof(struct net, nf),
+	KNET_OFF_NET_PROC_NET = offsetof(struct net, proc_net),
 };
 
 /* The features of a layer-3 virtual device (imq's): on, and GSO ones it may have (off). */

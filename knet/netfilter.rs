@@ -356,8 +356,8 @@ impl Drop for SavedState {
 /// `net` is alive; the caller holds RCU for as long as it uses the chain.
 unsafe fn hook_entries(net: *mut bindings::net, pf: u8, hook: u32) -> *mut sys::nf_hook_entries {
     // SAFETY: alive, per the function's contract; the arrays are only read.
-    let nf = unsafe { &(*net).nf };
-    let chains: &[*mut bindings::nf_hook_entries] = match u32::from(pf) {
+    let nf = unsafe { &*sys::net_nf(net) };
+    let chains: &[_] = match u32::from(pf) {
         sys::NFPROTO_IPV4 => &nf.hooks_ipv4,
         #[cfg(CONFIG_IPV6)]
         sys::NFPROTO_IPV6 => &nf.hooks_ipv6,
@@ -495,7 +495,7 @@ pub(crate) struct PernetHooks<H: Hook> {
 #[repr(C)]
 struct PernetInner {
     ops: [Opaque<sys::nf_hook_ops>; 4],
-    pernet: Opaque<bindings::pernet_operations>,
+    pernet: Opaque<sys::pernet_operations>,
 }
 
 // SAFETY: the tables are read by the kernel from any CPU; Rust never touches them after
@@ -546,7 +546,7 @@ impl<H: Hook> PernetHooks<H> {
         }
         // SAFETY: the table is pinned and outlives the registration (unregistered in `drop`);
         // `PERNET` points to it for the callbacks.
-        let err = unsafe { bindings::register_pernet_subsys(inner.pernet.get()) };
+        let err = unsafe { sys::register_pernet_subsys(inner.pernet.get()) };
         if err != 0 {
             PERNET.store(ptr::null_mut(), Ordering::Release);
             return Err(Error::from_errno(err));
@@ -623,7 +623,7 @@ impl<H: Hook> Drop for PernetHooks<H> {
     fn drop(&mut self) {
         // SAFETY: registered in `new`; this unregisters the hooks in every namespace (and waits
         // for the packets in them, `synchronize_net`).
-        unsafe { bindings::unregister_pernet_subsys(self.inner.pernet.get()) };
+        unsafe { sys::unregister_pernet_subsys(self.inner.pernet.get()) };
         PERNET.store(ptr::null_mut(), Ordering::Release);
     }
 }

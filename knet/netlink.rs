@@ -124,7 +124,7 @@ impl NlMsg<'_> {
         let len = i32::try_from(data.len()).map_err(|_| EMSGSIZE)?;
         // SAFETY: by the type invariant `self.0` is the dump's skb; `data` is valid for `len`
         // bytes.
-        let r = unsafe { bindings::nla_put(self.0, ty.into(), len, data.as_ptr().cast()) };
+        let r = unsafe { sys::nla_put(self.0, ty.into(), len, data.as_ptr().cast()) };
         if r < 0 {
             Err(EMSGSIZE)
         } else {
@@ -137,9 +137,8 @@ impl NlMsg<'_> {
         let bytes = value.to_ne_bytes();
         // SAFETY: by the type invariant `self.0` is the dump's skb; `bytes` is valid for 8 bytes
         // (`nla_put_u64_64bit`).
-        let r = unsafe {
-            bindings::nla_put_64bit(self.0, ty.into(), 8, bytes.as_ptr().cast(), pad.into())
-        };
+        let r =
+            unsafe { sys::nla_put_64bit(self.0, ty.into(), 8, bytes.as_ptr().cast(), pad.into()) };
         if r < 0 {
             Err(EMSGSIZE)
         } else {

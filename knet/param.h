@@ -19,4 +19,19 @@
 		return knet_param_var_##name;                           \
 	}
 
+/*
+ * A bool parameter declared as module! declares it (perm 0: not in sysfs), for a kernel crate
+ * whose module! has no bool parameters (knet_compat_params, see knet.mk); read from Rust
+ * through knet::param::bool_param!.
+ */
+#define KNET_BOOL_PARAM(name, def, desc)                                \
+	static bool knet_param_var_##name = def;                        \
+	module_param_named(name, knet_param_var_##name, bool, 0);       \
+	MODULE_PARM_DESC(name, desc);                                   \
+	bool knet_param_##name(void);                                   \
+	bool knet_param_##name(void)                                    \
+	{                                                               \
+		return knet_param_var_##name;                           \
+	}
+
 #endif

@@ -36,12 +36,17 @@ pub(crate) use str_param;
 
 /// Puts `"field=value"` in the module's `.modinfo` section, for what `module!` has no key for
 /// (e.g. `modinfo!(SOFTDEP, "softdep=pre: imq")`, which modprobe reads as `MODULE_SOFTDEP`).
+///
+/// `#[used(compiler)]`, as `module!`'s own entries: a plain `#[used]` is `used(linker)` on ELF
+/// for newer rustc (sid's 1.97), whose section is flagged `SHF_GNU_RETAIN`; the linker then
+/// keeps it apart from the other `.modinfo`, and the kernel, reading the first, would find no
+/// `vermagic`.
 #[allow(unused_macros, reason = "not every module needs one")]
 macro_rules! modinfo {
     ($id:ident, $entry:literal) => {
         #[cfg(MODULE)]
         #[link_section = ".modinfo"]
-        #[used]
+        #[used(compiler)]
         static $id: [u8; concat!($entry, "\0").len()] = {
             let s = concat!($entry, "\0").as_bytes();
             let mut a = [0u8; concat!($entry, "\0").len()];
@@ -56,3 +61,38 @@ macro_rules! modinfo {
 }
 #[allow(unused_imports, reason = "not every module needs one")]
 pub(crate) use modinfo;
+
+/// The value of an integer or bool parameter that `module!` declared
+/// (`knet::param::value(&module_parameters::name)`): 7.3's kernel crate returns it, an older one
+/// (`knet_compat_params`, probed by `knet.mk`) a reference to it.
+#[allow(dead_code, reason = "not every module has such parameters")]
+#[inline]
+pub(crate) fn value<T: Copy>(p: &kernel::module_param::ModuleParamAccess<T>) -> T {
+    #[cfg(not(knet_compat_params))]
+    let v = p.value();
+    #[cfg(knet_compat_params)]
+    let v = *p.value();
+    v
+}
+
+/// Declares `fn $name() -> bool` returning the bool parameter `$name` that the module's C file
+/// declared with `KNET_BOOL_PARAM`: for a kernel crate whose `module!` has no bool parameters
+/// (`knet_compat_params`; the C file is then built, see `knet.mk`).
+#[cfg(knet_compat_params)]
+#[allow(unused_macros, reason = "not every module has bool parameters")]
+macro_rules! bool_param {
+    ($vis:vis $name:ident) => {
+        $vis fn $name() -> bool {
+            extern "C" {
+                #[link_name = concat!("knet_param_", stringify!($name))]
+                fn get() -> bool;
+            }
+            // SAFETY: `get` is the accessor `KNET_BOOL_PARAM` defines in this module's C file;
+            // it takes no arguments and only reads the parameter, set before the module's init.
+            unsafe { get() }
+        }
+    };
+}
+#[cfg(knet_compat_params)]
+#[allow(unused_imports, reason = "not every module has bool parameters")]
+pub(crate) use bool_param;

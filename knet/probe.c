@@ -83,3 +83,25 @@ void *knet_net_generic(const struct net *net, unsigned int id)
 }
 
 /* ---- qdiscs ---- */
+
+#ifdef KNET_COMPAT_LOCK
+/* ---- interrupt-safe spinlock (knet/lock.rs) ---- */
+
+unsigned long knet_spin_lock_irqsave(spinlock_t *lock)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(lock, flags);
+	return flags;
+}
+
+bool knet_spin_trylock_irqsave(spinlock_t *lock, unsigned long *flags)
+{
+	return spin_trylock_irqsave(lock, *flags);
+}
+
+void knet_spin_unlock_irqrestore(spinlock_t *lock, unsigned long flags)
+{
+	spin_unlock_irqrestore(lock, flags);
+}
+#endif

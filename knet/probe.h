@@ -26,4 +26,14 @@ int knet_sk_peer(const struct sock *sk, u8 *addr, __be16 *port);
 struct net *knet_sk_net(const struct sock *sk);
 void *knet_net_generic(const struct net *net, unsigned int id);
 
+#ifdef KNET_COMPAT_LOCK
+/*
+ * A spinlock_t taken with interrupts off, for knet/lock.rs where the kernel crate has no
+ * SpinLockIrq (knet_compat_lock, see knet.mk): spin_lock_irqsave and its kin are macros.
+ */
+unsigned long knet_spin_lock_irqsave(spinlock_t *lock);
+bool knet_spin_trylock_irqsave(spinlock_t *lock, unsigned long *flags);
+void knet_spin_unlock_irqrestore(spinlock_t *lock, unsigned long flags);
+#endif
+
 #endif

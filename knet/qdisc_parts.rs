@@ -4,18 +4,14 @@
 //! and per-class counters with a rate estimator.
 
 use super::{
+    errno::ENOBUFS,
     netlink::{ExtAck, StatsDump},
     qdisc::{add_u64_stats, Control, Locked, RateAttr, RootLock, TreeLock},
     skb::{Skb, ToFree, Xmit},
     sys,
 };
 use core::{marker::PhantomData, ptr::NonNull};
-use kernel::{
-    error::code::{EMSGSIZE, ENOBUFS},
-    error::to_result,
-    prelude::*,
-    types::Opaque,
-};
+use kernel::{error::code::EMSGSIZE, error::to_result, prelude::*, types::Opaque};
 
 /// A child qdisc (a class's leaf), holding one reference to it.
 ///

@@ -8,6 +8,7 @@
 //! reference on the owner module while a call runs.
 
 use super::{
+    errno::ENOPROTOOPT,
     stats::NetNs,
     sys,
     tcp::{InetAddr, SockKey},

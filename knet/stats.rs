@@ -110,7 +110,7 @@ struct Table {
     vals: NonNull<c_void>,
     #[pin]
     watch: Mutex<[usize; MAX_WATCH]>,
-    pernet: Opaque<bindings::pernet_operations>,
+    pernet: Opaque<sys::pernet_operations>,
     net_id: Opaque<c_uint>,
 }
 
@@ -257,7 +257,7 @@ unsafe extern "C" fn net_init(net: *mut bindings::net) -> c_int {
         sys::proc_create_single_data(
             t.name.as_char_ptr(),
             0o444,
-            (*net).proc_net.cast(),
+            sys::net_proc_net(net).cast(),
             Some(show_net_cb),
             data.cast(),
         )
@@ -288,7 +288,7 @@ unsafe extern "C" fn net_exit(net: *mut bindings::net) {
         return;
     }
     // SAFETY: made by `net_init`; removing it waits for its readers.
-    unsafe { sys::remove_proc_entry(t.name.as_char_ptr(), (*net).proc_net.cast()) };
+    unsafe { sys::remove_proc_entry(t.name.as_char_ptr(), sys::net_proc_net(net).cast()) };
     // SAFETY: allocated by `net_init`, no longer read or written.
     unsafe { bindings::free_percpu(area.vals) };
     area.vals = ptr::null_mut();
@@ -348,7 +348,7 @@ impl ProcStats {
             sys::proc_create_single_data(
                 name.as_char_ptr(),
                 0o444,
-                bindings::init_net.proc_net.cast(),
+                sys::net_proc_net(init_net().as_ptr()).cast(),
                 Some(show_cb),
                 data.cast_mut().cast(),
             )
@@ -361,7 +361,10 @@ impl ProcStats {
         let remove_file = || {
             // SAFETY: made above, not yet known to anyone but its readers.
             unsafe {
-                sys::remove_proc_entry(name.as_char_ptr(), bindings::init_net.proc_net.cast())
+                sys::remove_proc_entry(
+                    name.as_char_ptr(),
+                    sys::net_proc_net(init_net().as_ptr()).cast(),
+                )
             }
         };
         // SAFETY: not registered yet: ours to fill.
@@ -382,7 +385,7 @@ impl ProcStats {
         }
         // SAFETY: the operations are pinned in the table and outlive the registration
         // (unregistered in `drop`); `TABLE` points to the table for the callbacks.
-        let err = unsafe { bindings::register_pernet_subsys(table.pernet.get()) };
+        let err = unsafe { sys::register_pernet_subsys(table.pernet.get()) };
         if err != 0 {
             TABLE.store(ptr::null_mut(), Ordering::Release);
             remove_file();
@@ -441,14 +444,14 @@ impl Drop for ProcStats {
     fn drop(&mut self) {
         // SAFETY: registered (type invariant); this runs `net_exit` for every namespace, which
         // removes its file and frees its counters.
-        unsafe { bindings::unregister_pernet_subsys(self.table.pernet.get()) };
+        unsafe { sys::unregister_pernet_subsys(self.table.pernet.get()) };
         TABLE.store(ptr::null_mut(), Ordering::Release);
         // SAFETY: by the type invariant the file exists; removing it waits for its readers, so
         // nothing reads the table or the counters after this.
         unsafe {
             sys::remove_proc_entry(
                 self.table.name.as_char_ptr(),
-                bindings::init_net.proc_net.cast(),
+                sys::net_proc_net(init_net().as_ptr()).cast(),
             );
             bindings::free_percpu(self.table.vals.as_ptr());
         }

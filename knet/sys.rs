@@ -93,3 +93,70 @@ const _: () = {
     assert!(offset_of!(Qdisc, privdata) == KNET_OFF_QDISC_PRIVDATA as usize);
     assert!(offset_of!(qdisc_skb_cb, pkt_len) == KNET_OFF_SKB_CB_PKT_LEN as usize);
 };
+
+// Items kernel::bindings has from 7.3 on. With an older kernel crate (`knet_compat_net`, see
+// knet.mk) knet's own bindgen generates them and they come with `generated::*` above; either
+// way the rest of knet names them `sys::...`.
+#[cfg(not(knet_compat_net))]
+#[allow(unused_imports, reason = "each module uses some of them")]
+pub(crate) use kernel::bindings::{
+    netns_nf, nla_put, nla_put_64bit, pernet_operations, register_pernet_subsys, sockaddr_in,
+    unregister_pernet_subsys,
+};
+
+// Where knet reaches into `struct net` (its netfilter hooks, its /proc/net directory), the
+// C compiler's offsets against kernel::bindings' layout; with `knet_compat_net` the offsets are
+// all there is (kernel::bindings has `struct net` opaque).
+#[cfg(not(knet_compat_net))]
+const _: () = {
+    assert!(offset_of!(bindings::net, nf) == KNET_OFF_NET_NF as usize);
+    assert!(offset_of!(bindings::net, proc_net) == KNET_OFF_NET_PROC_NET as usize);
+};
+
+/// `&net->nf`, the namespace's netfilter state (its hook chains).
+///
+/// # Safety
+///
+/// `net` points to a live `struct net`.
+#[cfg(knet_divert)]
+#[inline]
+pub(crate) unsafe fn net_nf(net: *mut bindings::net) -> *const netns_nf {
+    #[cfg(not(knet_compat_net))]
+    // SAFETY: `net` is live (the caller's contract); only the member's address is taken.
+    let nf = unsafe { &raw const (*net).nf };
+    #[cfg(knet_compat_net)]
+    // SAFETY: `net` is live (the caller's contract) and `KNET_OFF_NET_NF` is
+    // `offsetof(struct net, nf)` as the C compiler computed it for this kernel's configuration,
+    // so the result points to the `struct netns_nf` inside it, within the same object.
+    let nf = unsafe {
+        net.cast::<u8>()
+            .add(KNET_OFF_NET_NF as usize)
+            .cast::<netns_nf>()
+    };
+    nf
+}
+
+/// `net->proc_net`, the namespace's `/proc/net` directory.
+///
+/// # Safety
+///
+/// `net` points to a live `struct net`. (Its `proc_net` is set by procfs's own pernet
+/// operations, registered at boot: their init runs before a module's, their exit after.)
+#[cfg(knet_probe)]
+#[inline]
+pub(crate) unsafe fn net_proc_net(net: *mut bindings::net) -> *mut bindings::proc_dir_entry {
+    #[cfg(not(knet_compat_net))]
+    // SAFETY: `net` is live (the caller's contract); `proc_net` is written once at its setup.
+    let p = unsafe { (*net).proc_net };
+    #[cfg(knet_compat_net)]
+    // SAFETY: `net` is live (the caller's contract) and `KNET_OFF_NET_PROC_NET` is
+    // `offsetof(struct net, proc_net)` as the C compiler computed it for this kernel's
+    // configuration: a `struct proc_dir_entry *`, aligned as such, written once at setup.
+    let p = unsafe {
+        net.cast::<u8>()
+            .add(KNET_OFF_NET_PROC_NET as usize)
+            .cast::<*mut bindings::proc_dir_entry>()
+            .read()
+    };
+    p
+}

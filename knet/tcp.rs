@@ -135,7 +135,7 @@ impl PeerName<'_> {
         unsafe {
             match u32::from((*sa).sa_family) {
                 bindings::AF_INET => {
-                    let sin = &*sa.cast::<bindings::sockaddr_in>();
+                    let sin = &*sa.cast::<sys::sockaddr_in>();
                     let a = sin.sin_addr.s_addr.to_ne_bytes();
                     Some((InetAddr::V4(a), u16::from_be(sin.sin_port)))
                 }
@@ -172,7 +172,7 @@ impl PeerName<'_> {
         unsafe {
             match u32::from((*sa).sa_family) {
                 bindings::AF_INET => {
-                    let sin = &mut *sa.cast::<bindings::sockaddr_in>();
+                    let sin = &mut *sa.cast::<sys::sockaddr_in>();
                     let mut v4 = [0u8; 4];
                     v4.copy_from_slice(&a16[12..]);
                     sin.sin_addr.s_addr = u32::from_ne_bytes(v4);

@@ -8,6 +8,7 @@ use crate::attrs::{self, HtbGlob};
 use crate::config;
 use crate::htb_state::{class_in, find, Class, Htb, IdEntry, Ids, Slot, State, Target};
 use crate::knet::{
+    errno::{ENOBUFS, EOPNOTSUPP},
     netlink::{ClassHeader, ExtAck, NlMsg, StatsDump, Walker},
     qdisc::{
         now_ns, tc_h_maj, tc_h_min, ClassPtr, Control, Locked, Lookup, QdiscCell, QdiscInfo,
@@ -20,7 +21,7 @@ use crate::sched::{ClassIdx, Node, Pick};
 use core::sync::atomic::{AtomicU32, Ordering};
 use kernel::{
     c_str,
-    error::code::{EBUSY, EEXIST, EINVAL, ENOBUFS, ENOENT, EOPNOTSUPP, ERANGE},
+    error::code::{EBUSY, EEXIST, EINVAL, ENOENT, ERANGE},
     prelude::*,
     rbtree::RBTreeNodeReservation,
 };

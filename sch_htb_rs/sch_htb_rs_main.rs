@@ -59,6 +59,7 @@ const _: () = {
     assert!(attrs::HTB_PROTOVER == k::TC_HTB_PROTOVER);
 };
 
+#[cfg(not(knet_compat_params))]
 module! {
     type: HtbRsModule,
     name: "sch_htb_rs",
@@ -78,14 +79,40 @@ module! {
     },
 }
 
+// A kernel crate whose module! has no bool parameters (7.2's): the same two parameters are
+// declared in `sch_htb_rs_params.c`, built only then (see knet.mk).
+#[cfg(knet_compat_params)]
+module! {
+    type: HtbRsModule,
+    name: "sch_htb_rs",
+    authors: ["rust-tc developers"],
+    description: "Hierarchical Token Bucket qdisc (htb_rs) in Rust",
+    license: "GPL",
+    alias: ["net-sch-htb_rs"],
+}
+
+#[cfg(knet_compat_params)]
+mod params {
+    crate::knet::param::bool_param!(pub(super) htb_hysteresis);
+    crate::knet::param::bool_param!(pub(super) htb_rate_est);
+}
+
 /// `htb_hysteresis`, read when a qdisc is created.
 pub(crate) fn hysteresis() -> bool {
-    module_parameters::htb_hysteresis.value()
+    #[cfg(not(knet_compat_params))]
+    let v = knet::param::value(&module_parameters::htb_hysteresis);
+    #[cfg(knet_compat_params)]
+    let v = params::htb_hysteresis();
+    v
 }
 
 /// `htb_rate_est`, read when a class is created.
 pub(crate) fn rate_est_default() -> bool {
-    module_parameters::htb_rate_est.value()
+    #[cfg(not(knet_compat_params))]
+    let v = knet::param::value(&module_parameters::htb_rate_est);
+    #[cfg(knet_compat_params)]
+    let v = params::htb_rate_est();
+    v
 }
 
 struct HtbRsModule {

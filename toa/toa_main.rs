@@ -13,7 +13,7 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 use kernel::{
     prelude::*,
     rbtree::{RBTree, RBTreeNode},
-    sync::{new_spinlock_irq, Arc, SpinLockIrq},
+    sync::Arc,
 };
 
 #[path = "../knet/knet.rs"]
@@ -24,6 +24,8 @@ mod option;
 mod trusted;
 
 use knet::{
+    errno::ENOTCONN,
+    lock::{new_spinlock_irq, SpinLockIrq},
     sockopt::{GetSockopt, SockRef, SockoptOut, SockoptRegistration},
     stats::{NetNs, ProcStats},
     tcp::{InetAddr, PeerName, ReqKey, Segment, SockKey, TcpObserver, TcpProbes, TCP_MAX_HEADER},
@@ -437,7 +439,7 @@ impl kernel::Module for Toa {
     fn init(module: &'static ThisModule) -> Result<Self> {
         let trusted = parse_param("trusted", params::trusted(), Trusted::parse, describe)?;
         let kinds = parse_param("kinds", params::kinds(), Kinds::parse, |e| e.describe())?;
-        let max_entries = module_parameters::max_entries.value();
+        let max_entries = knet::param::value(&module_parameters::max_entries);
         if !(1..=1 << 24).contains(&max_entries) {
             pr_err!("TOA: max_entries={max_entries} is out of range (1 to 16777216)\n");
             return Err(EINVAL);
