@@ -12,6 +12,8 @@
 pub(crate) mod build;
 #[cfg(any(knet_qdisc, knet_probe))]
 pub(crate) mod errno;
+#[cfg(knet_divert)]
+pub(crate) mod irq;
 #[cfg(knet_probe)]
 pub(crate) mod lock;
 #[cfg(knet_divert)]

@@ -120,3 +120,16 @@ bool knet_irqs_disabled(void)
 {
 	return in_hardirq() || irqs_disabled();
 }
+
+unsigned long knet_local_irq_save(void)
+{
+	unsigned long flags;
+
+	local_irq_save(flags);
+	return flags;
+}
+
+void knet_local_irq_restore(unsigned long flags)
+{
+	local_irq_restore(flags);
+}

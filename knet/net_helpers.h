@@ -84,7 +84,8 @@ struct net *knet_maybe_get_net(struct net *net);
 void knet_put_net(struct net *net);
 bool knet_sock_hold_not_zero(struct sock *sk);
 
-
 bool knet_irqs_disabled(void);
+unsigned long knet_local_irq_save(void);
+void knet_local_irq_restore(unsigned long flags);
 
 #endif

@@ -4,19 +4,22 @@
 //!
 //! Entries live in the table's own slots (no allocation per entry: with the kernel's
 //! `init_on_alloc`, zeroing a fresh allocation for every packet cost imq 5% of its packet
-//! rate). A slot is free, being filled, full, or taken; whoever moves it from full to taken
-//! (by compare-and-swap) owns the entry until it frees the slot or puts the entry back, and only
-//! an owner ever looks inside: a lookup takes first and checks after (the entry's key), putting
-//! back what was not its own. Slot memory is never freed while the table lives, so a race can
-//! at worst make a lookup take and put back another's entry, never read freed memory. Each slot
-//! also keeps its entry's key and age where a reader can peek at them without taking it, so that
-//! copies of a packet (whose tag names their original's slot) and the age sweep rarely take what
-//! they would have to put back: while an entry is taken, its owner's own lookup finds nothing.
+//! rate). A slot is free, being filled, full, held, or taken; whoever moves it from full to held
+//! (by compare-and-swap) may look inside until it makes it full again or taken, and whoever
+//! makes it taken owns the entry until it frees the slot. A lookup holds first and checks after
+//! (the entry's key or age), so it never takes what is not its own; a hold lasts a few
+//! instructions with local interrupts off, and a lookup that meets one waits for it to end: an
+//! owner always finds its entry unless someone really took it. Slot memory is never freed while the
+//! table lives, so a race can at worst make a lookup hold and give back another's entry, never
+//! read freed memory. Each slot also keeps its entry's key and age where a reader can peek at
+//! them without holding it, so that copies of a packet (whose tag names their original's slot)
+//! and the age sweep rarely hold what is not theirs.
 //!
 //! Slots come in chunks of about a page, allocated as the table fills (atomic context), up to
 //! `CHUNKS` chunks. A cursor shared by the CPUs hands out slots in turn: packets leave queues
 //! roughly in the order they entered, so the slots it reaches are mostly free again.
 
+use super::irq::without_interrupts;
 use core::{
     cell::UnsafeCell,
     marker::PhantomData,
@@ -45,24 +48,25 @@ const FREE: u32 = 0;
 const FILLING: u32 = 1;
 const FULL: u32 = 2;
 const TAKEN: u32 = 3;
-/// Lent for a moment (see [`SlotTable::lend`]): a lookup waits for it to be full again.
-const LENT: u32 = 4;
+/// Held for a moment, by a lookup checking the entry or by [`SlotTable::lend`]: others wait
+/// for it to be full (or taken) again.
+const HELD: u32 = 4;
 
 /// One slot of a [`SlotTable`].
 ///
 /// # Invariants
 ///
-/// `entry` is initialised while `state` is `FULL`, `TAKEN` or `LENT`, and while `FILLING` once
+/// `entry` is initialised while `state` is `FULL`, `HELD` or `TAKEN`, and while `FILLING` once
 /// `insert` has written it; otherwise it is uninitialised. Only whoever moved `state` to
-/// `FILLING`, `TAKEN` or `LENT` (by compare-and-swap from `FREE` or `FULL`) accesses `entry`,
-/// until it stores `FULL` or `FREE` (release).
+/// `FILLING` or `HELD` (by compare-and-swap from `FREE` or `FULL`), and then to `TAKEN`,
+/// accesses `entry`, until it stores `FULL` or `FREE` (release).
 struct Slot<T> {
     state: AtomicU32,
     /// The entry's key and birth, for peeking: written before the slot becomes full.
     key: AtomicUsize,
     born: AtomicUsize,
-    /// Initialised while the state is full, taken or lent; owned by whoever made it filling,
-    /// taken or lent.
+    /// Initialised while the state is full, held or taken; owned by whoever made it filling,
+    /// held or taken.
     entry: UnsafeCell<MaybeUninit<T>>,
 }
 
@@ -89,8 +93,8 @@ impl<T> Slot<T> {
 ///
 /// # Invariants
 ///
-/// `slot` is `TAKEN`, moved there by the compare-and-swap that made this value: its entry is
-/// initialised and only this value accesses it.
+/// `slot` is `TAKEN`, moved there by whoever held it (see [`SlotTable::hold`]) and then made
+/// this value: its entry is initialised and only this value accesses it.
 pub(crate) struct Taken<'a, T: Keyed> {
     slot: &'a Slot<T>,
 }
@@ -102,17 +106,6 @@ impl<T: Keyed> Deref for Taken<'_, T> {
         // SAFETY: by the type invariant the slot is taken by us, so its entry is initialised and
         // ours alone.
         unsafe { (*self.slot.entry.get()).assume_init_ref() }
-    }
-}
-
-impl<T: Keyed> Taken<'_, T> {
-    /// Puts the entry back, as it was.
-    fn put_back(self) {
-        let slot = self.slot;
-        core::mem::forget(self);
-        // INVARIANT: the entry, still initialised, goes back to the table: `FULL` (release)
-        // publishes it to the next one that takes the slot.
-        slot.state.store(FULL, Ordering::Release);
     }
 }
 
@@ -267,60 +260,87 @@ impl<T: Keyed> SlotTable<T> {
         }
     }
 
-    /// Takes the slot's entry if `peek` accepts the key and birth the slot shows for it.
+    /// Holds the slot if it is full and `peek` accepts the key and birth it shows, waiting out
+    /// another's hold; false if it holds no entry (free, filling, taken) or `peek` refuses.
+    /// A holder must end its hold within a few instructions, without sleeping, waiting or
+    /// being interrupted (local interrupts off: see [`without_interrupts`]): others, in any
+    /// context, spin on it, and a spinner that interrupted the holder on its own CPU, or
+    /// preempted it, would spin forever.
+    fn hold(slot: &Slot<T>, peek: impl Fn(usize, usize) -> bool) -> bool {
+        loop {
+            let state = slot.state.load(Ordering::Acquire);
+            if state == HELD {
+                core::hint::spin_loop();
+                continue;
+            }
+            if state != FULL {
+                return false;
+            }
+            // Read after the state (acquire): what `insert` stored for this entry or a later one.
+            if !peek(
+                slot.key.load(Ordering::Relaxed),
+                slot.born.load(Ordering::Relaxed),
+            ) {
+                return false;
+            }
+            // Held by another, or taken, since the load: look again.
+            if slot.swap_state(FULL, HELD) {
+                return true;
+            }
+        }
+    }
+
+    /// Takes the slot's entry if `peek` accepts the key and birth the slot shows for it and
+    /// `check` accepts the entry itself (the peek may have read a later entry's key).
     fn take_slot<'a>(
         slot: &'a Slot<T>,
         peek: impl Fn(usize, usize) -> bool,
+        check: impl FnOnce(&T) -> bool,
     ) -> Option<Taken<'a, T>> {
-        let mut state = slot.state.load(Ordering::Acquire);
-        // A lender gives the entry back within a few instructions (it never sleeps or waits):
-        // its owner must still find it.
-        while state == LENT {
-            core::hint::spin_loop();
-            state = slot.state.load(Ordering::Acquire);
-        }
-        if state != FULL {
-            return None;
-        }
-        // Read after the state (acquire): what `insert` stored for this entry or a later one.
-        if !peek(
-            slot.key.load(Ordering::Relaxed),
-            slot.born.load(Ordering::Relaxed),
-        ) {
-            return None;
-        }
-        // INVARIANT: the compare-and-swap moved the slot from `FULL` to `TAKEN` (acquire):
-        // its entry is initialised and ours alone.
-        slot.swap_state(FULL, TAKEN).then_some(Taken { slot })
+        // Not interrupted while it holds the slot: see `hold`.
+        without_interrupts(|| {
+            if !Self::hold(slot, peek) {
+                return None;
+            }
+            // SAFETY: `hold` moved the slot from `FULL` to `HELD` (acquire): its entry is
+            // initialised and no one else accesses it until we store another state.
+            if check(unsafe { (*slot.entry.get()).assume_init_ref() }) {
+                // INVARIANT: held by us, now taken by the `Taken` made here. Others only read
+                // the state (and then leave the entry alone): nothing to publish.
+                slot.state.store(TAKEN, Ordering::Relaxed);
+                Some(Taken { slot })
+            } else {
+                // Not ours: the entry, unchanged, goes back (release).
+                slot.state.store(FULL, Ordering::Release);
+                None
+            }
+        })
     }
 
     /// Takes entry `id` out if its key is `key`.
     pub(crate) fn take(&self, id: u32, key: usize) -> Option<Taken<'_, T>> {
         let slot = self.slot(id as usize)?;
-        let e = Self::take_slot(slot, |k, _| k == key)?;
-        // The peek may have read the key of an entry that filled the slot after the one we
-        // took (the slot freed and filled again in between).
-        if e.key() == key {
-            return Some(e);
-        }
-        e.put_back();
-        None
+        Self::take_slot(slot, |k, _| k == key, |e| e.key() == key)
     }
 
-    /// Lends entry `id`, whoever's it is, to `f` (which must not sleep or wait: lookups of the
-    /// slot spin until it is back) and gives it back; `None` if the slot holds no entry now
-    /// (free, taken, or lent to another).
+    /// Lends entry `id`, whoever's it is, to `f` (run with local interrupts off, as lookups of
+    /// the slot spin until it is back: it must not sleep, wait, lock or allocate) and gives it
+    /// back; `None` if the slot holds no entry now
+    /// (free or taken).
     pub(crate) fn lend<R>(&self, id: u32, f: impl FnOnce(&T) -> R) -> Option<R> {
         let slot = self.slot(id as usize)?;
-        if !slot.swap_state(FULL, LENT) {
-            return None;
-        }
-        // SAFETY: the compare-and-swap moved the slot from `FULL` to `LENT` (acquire): its
-        // entry is initialised and no one else accesses it until we store `FULL`.
-        let r = f(unsafe { (*slot.entry.get()).assume_init_ref() });
-        // INVARIANT: the entry, unchanged, goes back: `FULL` (release).
-        slot.state.store(FULL, Ordering::Release);
-        Some(r)
+        // Not interrupted while it holds the slot: see `hold`.
+        without_interrupts(|| {
+            if !Self::hold(slot, |_, _| true) {
+                return None;
+            }
+            // SAFETY: `hold` moved the slot from `FULL` to `HELD` (acquire): its entry is
+            // initialised and no one else accesses it until we store `FULL`.
+            let r = f(unsafe { (*slot.entry.get()).assume_init_ref() });
+            // INVARIANT: the entry, unchanged, goes back: `FULL` (release).
+            slot.state.store(FULL, Ordering::Release);
+            Some(r)
+        })
     }
 
     /// Takes out every entry born more than `age` jiffies before `now` and gives it to `f`.
@@ -328,16 +348,11 @@ impl<T: Keyed> SlotTable<T> {
         let old = |born: usize| now.wrapping_sub(born) as isize > age as isize;
         let total = self.nchunks.load(Ordering::Acquire) * Self::CHUNK;
         for id in 0..total {
-            let Some(e) = self
+            if let Some(e) = self
                 .slot(id)
-                .and_then(|s| Self::take_slot(s, |_, born| old(born)))
-            else {
-                continue;
-            };
-            if old(e.born()) {
+                .and_then(|s| Self::take_slot(s, |_, born| old(born), |e| old(e.born())))
+            {
                 f(e);
-            } else {
-                e.put_back();
             }
         }
     }
@@ -346,7 +361,10 @@ impl<T: Keyed> SlotTable<T> {
     pub(crate) fn take_all(&self, mut f: impl FnMut(Taken<'_, T>)) {
         let total = self.nchunks.load(Ordering::Acquire) * Self::CHUNK;
         for id in 0..total {
-            if let Some(e) = self.slot(id).and_then(|s| Self::take_slot(s, |_, _| true)) {
+            if let Some(e) = self
+                .slot(id)
+                .and_then(|s| Self::take_slot(s, |_, _| true, |_| true))
+            {
                 f(e);
             }
         }

@@ -274,3 +274,61 @@ fn many_threads_never_lose_leak_or_share_an_entry() {
         "entries leaked or freed twice"
     );
 }
+
+/// An owner looks its entry up while copies keep borrowing it (netem's duplicates, `lend`) and a
+/// sweep keeps checking it: each of those holds the slot for a moment, and the owner must wait
+/// for it, not report its entry missing (a packet then counted a copy and its entry left for the
+/// sweep; a drop then not seen). Found by the stress test above failing once in a loaded run.
+#[test]
+fn an_owner_finds_its_entry_while_others_hold_it_for_a_moment() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let t = Arc::new(SlotTable::<Entry>::new().unwrap());
+    let current = Arc::new(AtomicUsize::new(usize::MAX));
+    let stop = Arc::new(AtomicBool::new(false));
+    let lent = Arc::new(AtomicUsize::new(0));
+    let mut others = Vec::new();
+    for _ in 0..2 {
+        let (t, current, stop, lent) = (t.clone(), current.clone(), stop.clone(), lent.clone());
+        others.push(std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let id = current.load(Ordering::Acquire);
+                if id != usize::MAX && t.lend(id as u32, |e| e.key).is_some() {
+                    lent.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    {
+        let (t, stop) = (t.clone(), stop.clone());
+        others.push(std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                // Every entry is young: the sweep looks and takes nothing.
+                t.take_older(1_050, 100, |_| panic!("the sweep took a young entry"));
+            }
+        }));
+    }
+    let rounds = 200_000;
+    for i in 0..rounds {
+        let key = (i + 1) << 1;
+        let id = t.insert_with(|| Some(entry(key, 1_000, &drops))).unwrap();
+        current.store(id as usize, Ordering::Release);
+        // Give the others a moment at it.
+        for _ in 0..(i % 64) {
+            core::hint::spin_loop();
+        }
+        let e = t
+            .take(id, key)
+            .expect("an owner lost its entry to a lender");
+        assert_eq!(e.key, key);
+    }
+    stop.store(true, Ordering::Relaxed);
+    for o in others {
+        o.join().unwrap();
+    }
+    assert!(
+        lent.load(Ordering::Relaxed) > 0,
+        "the lenders never got at an entry"
+    );
+    drop(t);
+    assert_eq!(drops.load(Ordering::Relaxed), rounds);
+}

@@ -17,6 +17,14 @@ pub mod imq {
 #[path = "../../../knet"]
 pub mod knet {
     pub mod slots;
+
+    /// Stand-in for `knet/irq.rs` (a kernel primitive, not a data structure): a host thread has
+    /// no interrupts to turn off, and its preemption only delays a spinner on another thread.
+    pub mod irq {
+        pub(crate) fn without_interrupts<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+    }
 }
 
 /// From `sch_htb_rs/`.
