@@ -40,18 +40,17 @@ impl Rate {
     pub(crate) fn new(bytes_per_sec: u64, overhead: u16, mpu: u16, link: LinkLayer) -> Rate {
         let mut mult = 1u32;
         let mut shift = 0u8;
-        if bytes_per_sec > 0 {
-            // The largest multiplier that fits 32 bits (or the largest factor that fits 64).
-            let mut factor = NSEC_PER_SEC;
-            loop {
-                // Truncated to 32 bits as the kernel's u32 assignment does.
-                mult = (factor / bytes_per_sec) as u32;
-                if mult & (1 << 31) != 0 || factor & (1 << 63) != 0 {
-                    break;
-                }
-                factor <<= 1;
-                shift += 1;
+        // The largest multiplier that fits 32 bits (or the largest factor that fits 64); a zero
+        // rate keeps 1 and 0.
+        let mut factor = NSEC_PER_SEC;
+        while let Some(q) = factor.checked_div(bytes_per_sec) {
+            // Truncated to 32 bits as the kernel's u32 assignment does.
+            mult = q as u32;
+            if mult & (1 << 31) != 0 || factor & (1 << 63) != 0 {
+                break;
             }
+            factor <<= 1;
+            shift += 1;
         }
         Rate {
             bytes_per_sec,
