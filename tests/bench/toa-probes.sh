@@ -1,0 +1,177 @@
+# What each of toa's probes costs, in instructions (under `make bench`'s icount a guest
+# nanosecond is 2^-shift instructions, so timing a loop in the guest counts its instructions):
+# - toa_conn_insn: a whole connection (connect, accept, getpeername, close, in one thread over
+#   loopback, without the option: what every TCP connection pays) with toa loaded against
+#   without;
+# - toa_getpeername_insn: one getpeername() with toa loaded against without (its return probe
+#   on inet_getname, the only probe a running server meets after accept);
+# - as notes: how often each probed function runs per connection (counted by recording tracefs
+#   fprobe events on the same functions), what an fprobe costs the kernel by itself per hit,
+#   entry-only and with a return handler (an fprobe event on inet_getname that records
+#   nothing: a filter that never holds), and so each probe's cost per connection.
+. /src/tests/vm/lib.sh
+ROUNDS=${BENCH_ROUNDS:-6}
+CONNS=${BENCH_CONNS:-3000}
+CALLS=${BENCH_CALLS:-100000}
+tr=/sys/kernel/tracing
+[ -d $tr/events ] || mount -t tracefs nodev $tr
+[ -w $tr/dynamic_events ] || skip "no tracefs dynamic events (CONFIG_FPROBE_EVENTS)"
+shift=$(printf '%s\n' "${VM_ICOUNT:-}" | sed -n 's/.*shift=\([0-9]*\).*/\1/p')
+if [ -n "$shift" ]; then
+	unit=instructions
+	per_ns=$(awk -v s="$shift" 'BEGIN { print 1 / 2 ^ s }')
+else
+	unit=ns
+	per_ns=1
+	note "not under icount: figures are nanoseconds, not instructions"
+fi
+ip link set lo up
+
+cat >/tmp/probe-loops.py <<'EOF'
+import socket, struct, sys, time
+what, n = sys.argv[1], int(sys.argv[2])
+l = socket.socket()
+l.bind(("127.0.0.1", 0))
+l.listen(128)
+addr = l.getsockname()
+# The server closes first and the client resets: no TIME_WAIT piles up over the rounds (its
+# sockets made each connect's port search longer, and the figure drift by ~1%).
+linger0 = struct.pack("ii", 1, 0)
+def conn():
+    c = socket.create_connection(addr)
+    a, _ = l.accept()
+    a.getpeername()
+    a.close()
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger0)
+    c.close()
+if what == "conn":
+    for _ in range(200):
+        conn()
+    t = time.perf_counter_ns()
+    for _ in range(n):
+        conn()
+else:
+    c = socket.create_connection(addr)
+    a, _ = l.accept()
+    gp = a.getpeername
+    for _ in range(1000):
+        gp()
+    t = time.perf_counter_ns()
+    for _ in range(n):
+        gp()
+print((time.perf_counter_ns() - t) / n)
+EOF
+
+# loop conn|name: nanoseconds per connection or per getpeername (one thread, pinned).
+loop() {
+	local n=$CONNS
+	[ "$1" = name ] && n=$CALLS
+	taskset -c 0 python3 /tmp/probe-loops.py "$1" "$n"
+}
+insn() { awk -v v="$1" -v k="$per_ns" 'BEGIN { printf "%.0f", v * k }'; }
+
+# measure NAME LOOP SETUP TEARDOWN: ROUNDS rounds, ABBA, of LOOP bare and between SETUP and
+# TEARDOWN; sets o and b to the medians with and without (in $unit).
+measure() {
+	local loopk=$2 setup=$3 teardown=$4 base=() ours=() i v
+	for i in $(seq "$ROUNDS"); do
+		if [ $((i % 2)) = 1 ]; then
+			base+=("$(insn "$(loop "$loopk")")")
+			$setup
+			ours+=("$(insn "$(loop "$loopk")")")
+			$teardown
+		else
+			$setup
+			ours+=("$(insn "$(loop "$loopk")")")
+			$teardown
+			base+=("$(insn "$(loop "$loopk")")")
+		fi
+	done
+	note "$1: without ${base[*]}; with ${ours[*]}"
+	o=$(printf '%s\n' "${ours[@]}" | median)
+	b=$(printf '%s\n' "${base[@]}" | median)
+}
+
+diff_ob() { awk -v o="$o" -v b="$b" 'BEGIN { printf "%.0f", o - b }'; }
+toa_on() { insmod "$(ko toa)"; }
+toa_off() { rmmod toa; }
+
+# The functions toa probes (knet/tcp.rs), return probes marked.
+entry_fns="tcp_v4_route_req tcp_v6_route_req inet_csk_reqsk_queue_add inet_csk_complete_hashdance tcp_v4_syn_recv_sock tcp_v6_syn_recv_sock __reqsk_free"
+ret_fns="inet_getname inet6_getname"
+
+# Hits per connection: record every probed function (and the tracepoint) over CONNS
+# connections with toa unloaded.
+events_add() {
+	local f
+	for f in $entry_fns; do echo "f:toab/$f $f" >>$tr/dynamic_events; done
+	for f in $ret_fns; do echo "f:toab/${f}_ret $f%return" >>$tr/dynamic_events; done
+}
+events_del() {
+	echo 0 >$tr/events/toab/enable 2>/dev/null
+	echo 0 >$tr/events/tcp/tcp_destroy_sock/enable
+	grep '^f:toab/' $tr/dynamic_events | sed 's/^f:\([^ ]*\).*/-:\1/' >>$tr/dynamic_events
+}
+events_add
+echo 65536 >$tr/buffer_size_kb
+echo >$tr/trace
+echo 1 >$tr/events/toab/enable
+echo 1 >$tr/events/tcp/tcp_destroy_sock/enable
+n_conns=500
+taskset -c 0 python3 /tmp/probe-loops.py conn $n_conns >/dev/null
+echo 0 >$tr/events/toab/enable
+echo 0 >$tr/events/tcp/tcp_destroy_sock/enable
+declare -A hits
+for f in $entry_fns $ret_fns tcp_destroy_sock; do
+	ev=$f
+	case " $ret_fns " in *" $f "*) ev=${f}_ret ;; esac
+	# The warm-up's 200 connections count too.
+	hits[$f]=$(awk -v c="$(grep -c " $ev:" $tr/trace)" -v n=$((n_conns + 200)) 'BEGIN { printf "%.2f", c / n }')
+done
+cat $tr/per_cpu/cpu*/stats | awk '/^overrun:/ && $2 > 0 { o = 1 } END { exit !o }' &&
+	fail "the trace buffer overran: hit counts would be low"
+events_del
+note "hits per connection: $(for f in $entry_fns $ret_fns tcp_destroy_sock; do printf '%s %s, ' "$f" "${hits[$f]}"; done)"
+
+# An fprobe by itself, on inet_getname: entry only, and entry + return, recording nothing.
+fp_entry_on() {
+	echo "f:toab/nop inet_getname" >>$tr/dynamic_events
+	echo 'common_pid < 0' >$tr/events/toab/nop/filter
+	echo 1 >$tr/events/toab/nop/enable
+}
+fp_ret_on() {
+	echo "f:toab/nop inet_getname%return" >>$tr/dynamic_events
+	echo 'common_pid < 0' >$tr/events/toab/nop/filter
+	echo 1 >$tr/events/toab/nop/enable
+}
+fp_off() {
+	echo 0 >$tr/events/toab/nop/enable
+	echo "-:toab/nop" >>$tr/dynamic_events
+}
+measure fprobe_entry name fp_entry_on fp_off
+fp_entry=$(diff_ob)
+measure fprobe_return name fp_ret_on fp_off
+fp_ret=$(diff_ob)
+note "an fprobe that does nothing, per hit: $fp_entry $unit entry only, $fp_ret with a return handler"
+
+measure toa_getpeername name toa_on toa_off
+report toa_getpeername_insn "$unit per getpeername" "$o" "$b"
+getname=$(diff_ob)
+measure toa_conn conn toa_on toa_off
+report toa_conn_insn "$unit per connection" "$o" "$b"
+total=$(diff_ob)
+
+# Each probe's share: hits per connection times its cost per hit. A hit of toa's getname probe
+# is measured (toa_getpeername: the dispatch and a look into the empty table); an entry probe's
+# hit is taken as the same (its dispatch is the same fprobe entry; what its handler does beyond
+# a look into a table, such as reading the SYN's options, is left in the rest). The tracepoint
+# (a direct call) is in the rest too. The do-nothing fprobe events above cost more per hit than
+# toa's probes: an event also reserves and discards a ring-buffer record.
+sum=0
+line=
+for f in $entry_fns $ret_fns; do
+	c=$(awk -v h="${hits[$f]}" -v p="$getname" 'BEGIN { printf "%.0f", h * p }')
+	sum=$((sum + c))
+	line="$line$f ${hits[$f]} x $getname = $c; "
+done
+note "per connection ($unit): ${line}sum $sum of $total measured; the handlers' work beyond dispatch, and the tracepoint: $((total - sum))"
