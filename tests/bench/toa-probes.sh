@@ -163,9 +163,9 @@ total=$(diff_ob)
 
 # Each probe's share: hits per connection times its cost per hit. A hit of toa's getname probe
 # is measured (toa_getpeername: the dispatch and a look into the empty table); an entry probe's
-# hit is taken as the same, an upper bound (an entry-only fprobe is a plain ftrace callback since
-# 6.19; getname's has a return half, so enters through the function graph; what a handler does beyond
-# a look into a table, such as reading the SYN's options, is left in the rest). The tracepoint
+# hit is taken as the same, an upper bound (an entry-only fprobe is a plain ftrace callback
+# since 6.19; getname's has a return half, so it enters through the function graph; what a
+# handler does beyond a look into a table, such as reading the SYN's options, is in the rest). The tracepoint
 # (a direct call) is in the rest too. The do-nothing fprobe events above cost more per hit than
 # toa's probes: an event also reserves and discards a ring-buffer record.
 sum=0
