@@ -98,6 +98,8 @@ p1=$!
 ip netns exec cli iperf3 -c 10.0.2.2 -p 5203 -t 5 -J >/tmp/tcp30.json &
 p2=$!
 # UDP at 3 Mbit/s for 4 s into the 1mbit class 1:20 (no server: the flow is one-way).
+# /tmp/udp20-up: its first burst is out.
+rm -f /tmp/udp20-up
 ip netns exec cli python3 -c '
 import socket, time
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -105,10 +107,14 @@ end = time.time() + 4
 while time.time() < end:
     for _ in range(25):
         s.sendto(b"u" * 1400, ("10.0.2.2", 5202))
+    open("/tmp/udp20-up", "w").close()
     time.sleep(0.09)
 ' &
 p3=$!
-sleep 2.5
+# 1:20's backlog, read while its flow runs: a second after the flow's first burst (a fixed 2.5 s
+# after the start was before the first one on the debug kernel, where python starts slowly).
+wait_until 20 "the UDP flow into 1:20 did not start in 20 s" test -e /tmp/udp20-up
+sleep 1
 stats >/tmp/mid
 wait $p1 $p2 $p3 || fail "a flow failed: $(tail -n 3 /tmp/tcp*.json)"
 udp cli 10.0.2.2 5204 20            # skbedit priority 1:40 on clsact egress
