@@ -70,29 +70,15 @@ loop() {
 }
 insn() { awk -v v="$1" -v k="$per_ns" 'BEGIN { printf "%.0f", v * k }'; }
 
-# measure NAME LOOP SETUP TEARDOWN: ROUNDS rounds, ABBA, of LOOP bare and between SETUP and
-# TEARDOWN; sets o and b to the medians with and without (in $unit).
-measure() {
-	local loopk=$2 setup=$3 teardown=$4 base=() ours=() i v
-	for i in $(seq "$ROUNDS"); do
-		if [ $((i % 2)) = 1 ]; then
-			base+=("$(insn "$(loop "$loopk")")")
-			$setup
-			ours+=("$(insn "$(loop "$loopk")")")
-			$teardown
-		else
-			$setup
-			ours+=("$(insn "$(loop "$loopk")")")
-			$teardown
-			base+=("$(insn "$(loop "$loopk")")")
-		fi
-	done
-	note "$1: without ${base[*]}; with ${ours[*]}"
-	o=$(printf '%s\n' "${ours[@]}" | median)
-	b=$(printf '%s\n' "${base[@]}" | median)
+# with WHAT LOOP MODE: LOOP's figure (in $unit) with WHAT on (MODE on: `WHAT_on` before, `WHAT_off`
+# after) or off, for abba_medians.
+with() {
+	[ "$3" = on ] && "$1_on"
+	insn "$(loop "$2")"
+	[ "$3" = on ] && "$1_off"
+	return 0
 }
-
-diff_ob() { awk -v o="$o" -v b="$b" 'BEGIN { printf "%.0f", o - b }'; }
+diff_ob() { awk -v o="$abba_o" -v b="$abba_b" 'BEGIN { printf "%.0f", o - b }'; }
 toa_on() { insmod "$(ko toa)"; }
 toa_off() { rmmod toa; }
 
@@ -134,13 +120,8 @@ events_del
 note "hits per connection: $(for f in $entry_fns $ret_fns tcp_destroy_sock; do printf '%s %s, ' "$f" "${hits[$f]}"; done)"
 
 # An fprobe by itself, on inet_getname: entry only, and entry + return, recording nothing.
-fp_entry_on() {
-	echo "f:toab/nop inet_getname" >>$tr/dynamic_events
-	echo 'common_pid < 0' >$tr/events/toab/nop/filter
-	echo 1 >$tr/events/toab/nop/enable
-}
-fp_ret_on() {
-	echo "f:toab/nop inet_getname%return" >>$tr/dynamic_events
+fp_on() { # fp_on SUFFIX: the event on inet_getname$SUFFIX
+	echo "f:toab/nop inet_getname$1" >>$tr/dynamic_events
 	echo 'common_pid < 0' >$tr/events/toab/nop/filter
 	echo 1 >$tr/events/toab/nop/enable
 }
@@ -148,25 +129,27 @@ fp_off() {
 	echo 0 >$tr/events/toab/nop/enable
 	echo "-:toab/nop" >>$tr/dynamic_events
 }
-measure fprobe_entry name fp_entry_on fp_off
+fp_entry_on() { fp_on ""; }
+fp_entry_off() { fp_off; }
+fp_ret_on() { fp_on %return; }
+fp_ret_off() { fp_off; }
+abba_medians fprobe_entry off on with fp_entry name
 fp_entry=$(diff_ob)
-measure fprobe_return name fp_ret_on fp_off
+abba_medians fprobe_return off on with fp_ret name
 fp_ret=$(diff_ob)
 note "an fprobe that does nothing, per hit: $fp_entry $unit entry only, $fp_ret with a return handler"
 
-measure toa_getpeername name toa_on toa_off
-report toa_getpeername_insn "$unit per getpeername" "$o" "$b"
+abba toa_getpeername_insn "$unit per getpeername" off on with toa name
 getname=$(diff_ob)
-measure toa_conn conn toa_on toa_off
-report toa_conn_insn "$unit per connection" "$o" "$b"
+abba toa_conn_insn "$unit per connection" off on with toa conn
 total=$(diff_ob)
 
 # Each probe's share: hits per connection times its cost per hit. A hit of toa's getname probe
 # is measured (toa_getpeername: the dispatch and a look into the empty table); an entry probe's
 # hit is taken as the same, an upper bound (an entry-only fprobe is a plain ftrace callback
 # since 6.19; getname's has a return half, so it enters through the function graph; what a
-# handler does beyond a look into a table, such as reading the SYN's options, is in the rest). The tracepoint
-# (a direct call) is in the rest too. The do-nothing fprobe events above cost more per hit than
+# handler does beyond a look into a table, such as reading the SYN's options, is in the rest).
+# The tracepoint (a direct call) is in the rest too. The do-nothing fprobe events above cost more per hit than
 # toa's probes: an event also reserves and discards a ring-buffer record.
 sum=0
 line=

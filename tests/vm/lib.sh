@@ -302,11 +302,12 @@ report() {
 	echo "bench $1: ours=$3 baseline=$4 ratio=$(awk -v o="$3" -v b="$4" 'BEGIN { printf "%.3f", o / b }') ($2)"
 }
 
-# abba NAME UNIT BASE OURS CMD...: ROUNDS rounds of `CMD BASE` and `CMD OURS` in ABBA order (so
-# drift within the run weighs on both alike), reported as medians; the runs go in a note.
-abba() {
-	local name=$1 unit=$2 bk=$3 ok=$4 base=() ours=() i
-	shift 4
+# abba_medians NAME BASE OURS CMD...: ROUNDS rounds of `CMD BASE` and `CMD OURS` in ABBA order
+# (so drift within the run weighs on both alike); sets abba_b and abba_o to the medians, and the
+# runs go in a note.
+abba_medians() {
+	local name=$1 bk=$2 ok=$3 base=() ours=() i
+	shift 3
 	for i in $(seq "$ROUNDS"); do
 		if [ $((i % 2)) = 1 ]; then
 			base+=("$("$@" "$bk")")
@@ -316,6 +317,15 @@ abba() {
 			base+=("$("$@" "$bk")")
 		fi
 	done
-	report "$name" "$unit" "$(printf '%s\n' "${ours[@]}" | median)" "$(printf '%s\n' "${base[@]}" | median)"
 	note "$name: $bk ${base[*]}; $ok ${ours[*]}"
+	abba_o=$(printf '%s\n' "${ours[@]}" | median)
+	abba_b=$(printf '%s\n' "${base[@]}" | median)
+}
+
+# abba NAME UNIT BASE OURS CMD...: abba_medians, reported as a figure.
+abba() {
+	local name=$1 unit=$2
+	shift 2
+	abba_medians "$name" "$@"
+	report "$name" "$unit" "$abba_o" "$abba_b"
 }
