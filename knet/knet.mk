@@ -53,6 +53,8 @@ knet_bindgen_flags := --rust-target 1.85 --use-core --with-derive-default \
 	--allowlist-type 'fprobe_hlist' --opaque-type 'ftrace_regs|fprobe_hlist' \
 	--allowlist-type 'fprobe|fprobe_entry_cb|fprobe_exit_cb|ftrace_regs' \
 	--allowlist-function 'register_fprobe_syms|unregister_fprobe|proc_create_single_data|remove_proc_entry' \
+	--allowlist-type 'ftrace_ops|ftrace_func_t|ftrace_ops_func_t|ftrace_ops_cmd|ftrace_ops_hash' --opaque-type 'ftrace_ops_hash' \
+	--allowlist-function 'register_ftrace_function|unregister_ftrace_function|ftrace_set_filter|ftrace_free_filter' \
 	--allowlist-type 'nf_sockopt_ops' --allowlist-function 'nf_register_sockopt|nf_unregister_sockopt' \
 	--allowlist-type 'Qdisc_ops|Qdisc_class_ops|knet_filters|knet_class_stats|tcmsg' \
 	--allowlist-type '$(knet_qdisc_types)' --allowlist-type '$(knet_qdisc_members)' --opaque-type '$(knet_qdisc_members)' \

@@ -14,6 +14,8 @@
 #include <net/net_namespace.h>
 #include <net/netns/generic.h>
 #include <linux/fprobe.h>
+#include <linux/ftrace.h>
+#include <linux/trace_recursion.h>
 #include <linux/tracepoint.h>
 #include "probe.h"
 
@@ -26,6 +28,12 @@
  */
 static_assert(offsetof(struct __arch_ftrace_regs, regs) == 0);
 static_assert(sizeof_field(struct fprobe, nmissed) == sizeof(unsigned long));
+/*
+ * Entry probes are ftrace_ops of their own (knet/probe.rs), registered with no flag: ftrace
+ * passes their callback the argument registers where the architecture saves them for every
+ * callback (DYNAMIC_FTRACE_WITH_ARGS), which is what this checks.
+ */
+static_assert(FTRACE_OPS_FL_SAVE_ARGS == 0);
 
 unsigned long knet_regs_arg(struct pt_regs *regs, unsigned int n)
 {
@@ -35,6 +43,16 @@ unsigned long knet_regs_arg(struct pt_regs *regs, unsigned int n)
 unsigned long knet_regs_return(struct pt_regs *regs)
 {
 	return regs_return_value(regs);
+}
+
+int knet_ftrace_recursion_trylock(unsigned long ip, unsigned long parent_ip)
+{
+	return ftrace_test_recursion_trylock(ip, parent_ip);
+}
+
+void knet_ftrace_recursion_unlock(int bit)
+{
+	ftrace_test_recursion_unlock(bit);
 }
 
 /* ---- sockets and packets ---- */

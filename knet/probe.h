@@ -15,6 +15,8 @@
 /* The static inlines the Rust probes (knet/probe.rs) need. */
 unsigned long knet_regs_arg(struct pt_regs *regs, unsigned int n);
 unsigned long knet_regs_return(struct pt_regs *regs);
+int knet_ftrace_recursion_trylock(unsigned long ip, unsigned long parent_ip);
+void knet_ftrace_recursion_unlock(int bit);
 
 /* Sockets and packets, as the probe handlers see them. */
 struct sock *knet_socket_sk(const struct socket *sock);

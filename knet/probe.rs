@@ -1,15 +1,21 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Entry and return probes (fprobes) on kernel functions, by symbol name, and probes on
-//! tracepoints, by name.
+//! Entry probes (an `ftrace_ops` each) and return probes (fprobes) on kernel functions, by
+//! symbol name, and probes on tracepoints, by name.
 //!
-//! The probe structs (`struct fprobe`, the tracepoint's data) are Rust objects, pinned for as
-//! long as they are registered; a registration keeps the handler context (an `Arc`) alive and
-//! unregisters in `Drop`, after which no handler runs any more. Handlers run in whatever context
-//! the probed function runs in, with preemption disabled: they must not sleep.
+//! The probe structs (`struct ftrace_ops`, `struct fprobe`, the tracepoint's data) are Rust
+//! objects, pinned for as long as they are registered; a registration keeps the handler context
+//! (an `Arc`) alive and unregisters in `Drop`, after which no handler runs any more. Handlers run
+//! in whatever context the probed function runs in, with preemption disabled: they must not
+//! sleep.
 
 use super::sys;
-use core::{marker::PhantomData, pin::Pin, ptr};
+use core::{
+    marker::PhantomData,
+    pin::Pin,
+    ptr,
+    sync::atomic::{AtomicUsize, Ordering},
+};
 use kernel::{
     bindings,
     error::to_result,
@@ -24,7 +30,7 @@ use kernel::{
 ///
 /// # Invariants
 ///
-/// `self.0` is the register set fprobe handed to the handler that made this value, valid and
+/// `self.0` is the register set ftrace handed to the handler that made this value, valid and
 /// written by no one else while that handler runs; the value does not outlive the handler.
 pub(super) struct Regs(*mut bindings::pt_regs);
 
@@ -97,13 +103,13 @@ pub(super) trait RetProbe {
     fn exit(ctx: &Self::Ctx, regs: &Regs, data: Self::Data);
 }
 
-/// The registers of a call as an fprobe handler gets them.
+/// The registers of a call as an fprobe handler or an ftrace callback gets them.
 ///
 /// # Safety
 ///
-/// `fregs` is the `ftrace_regs` fprobe passed to the handler.
+/// `fregs` is the `ftrace_regs` fprobe or ftrace passed to the handler.
 unsafe fn regs_of(fregs: *mut sys::ftrace_regs) -> Regs {
-    // On x86-64 the ftrace_regs of an fprobe are a `struct __arch_ftrace_regs` whose first and
+    // On x86-64 the ftrace_regs of a callback are a `struct __arch_ftrace_regs` whose first and
     // only field is a pt_regs holding the argument registers, and the return value at exit
     // (`arch_ftrace_regs(fregs)->regs`; the offset is checked at build time in probe.c).
     // INVARIANT: the running handler's registers; the caller keeps the value to the handler.
@@ -306,54 +312,139 @@ pub(super) trait EntryProbe {
     fn hit(ctx: &Self::Ctx, regs: &Regs);
 }
 
-/// A registered entry probe: an fprobe without an exit handler, which ftrace calls directly
-/// (saving only the argument registers, where a kprobe on ftrace saves them all), without the
-/// function-graph return that a return probe costs.
+/// An entry probe's own `ftrace_ops`, the context its callback sees, and its missed hits.
 ///
 /// # Invariants
 ///
-/// `probe` was made by [`EntryProbeRegistration::new`]: its only handler is this type's
-/// `entry_cb`, and its context a `P::Ctx`.
+/// `ctx` points to the context of the `Arc` held by the registration that owns this, for as
+/// long as `ops` is registered.
+#[repr(C)]
+struct FtraceInner {
+    /// First: the callback finds the rest from it.
+    ops: Opaque<sys::ftrace_ops>,
+    ctx: *const c_void,
+    /// Hits not handled because the callback was already running on this CPU in the same
+    /// context (the probed function called from within a handler).
+    missed: AtomicUsize,
+}
+
+/// A registered entry probe: an `ftrace_ops` of its own on the probed function, whose
+/// callback ftrace calls straight from the function's trampoline with the argument registers
+/// (an fprobe would add a hash lookup of the function and a call through its handler pointer
+/// on every hit; a kprobe on ftrace saves every register), and without the function-graph
+/// return that a return probe costs.
+///
+/// # Invariants
+///
+/// `inner.ops` is registered from [`EntryProbeRegistration::new`] until drop, pinned, with
+/// this type's `func` as its callback and a filter of the one probed function; `inner.ctx`
+/// points to the `P::Ctx` in `_ctx`.
 pub(super) struct EntryProbeRegistration<P: EntryProbe> {
-    probe: Fprobe<P::Ctx>,
+    inner: Pin<KBox<FtraceInner>>,
+    _ctx: Arc<P::Ctx>,
     _p: PhantomData<fn() -> P>,
 }
 
+// SAFETY: the ops are used through ftrace's own locking; the context is `Send + Sync`.
+unsafe impl<P: EntryProbe> Send for EntryProbeRegistration<P> {}
+// SAFETY: `&EntryProbeRegistration` only reads the missed-hit counter, an atomic.
+unsafe impl<P: EntryProbe> Sync for EntryProbeRegistration<P> {}
+
+/// Longest symbol an entry probe takes (ftrace's filter parser edits a copy in place).
+const SYMBOL_MAX: usize = 64;
+
 impl<P: EntryProbe> EntryProbeRegistration<P> {
-    /// Probes the entry of `symbol`.
+    /// Probes the entry of `symbol`: every function of that name that ftrace can trace.
     pub(super) fn new(symbol: &'static CStr, ctx: Arc<P::Ctx>) -> Result<Self> {
-        // SAFETY: this type's trampoline reads the context as `P::Ctx`; no exit handler.
-        let probe = unsafe { Fprobe::new(symbol, ctx, Some(Self::entry_cb), None, 0) }?;
-        // INVARIANT: registered just above with this type's trampoline and `ctx`.
+        let name = symbol.to_bytes();
+        if name.is_empty() || name.len() >= SYMBOL_MAX {
+            return Err(EINVAL);
+        }
+        let mut buf = [0u8; SYMBOL_MAX];
+        buf[..name.len()].copy_from_slice(name);
+        let inner = KBox::pin(
+            FtraceInner {
+                // SAFETY: all-zero is an `ftrace_ops` with no callback, no flags and no filter,
+                // as a static one starts; filled in below before registration.
+                ops: Opaque::new(unsafe { core::mem::zeroed() }),
+                // INVARIANT: `_ctx` below holds it.
+                ctx: Arc::as_ptr(&ctx).cast(),
+                missed: AtomicUsize::new(0),
+            },
+            GFP_KERNEL,
+        )?;
+        let ops = inner.ops.get();
+        // SAFETY: not registered yet: ours to fill. No flags: no recursion guard or RCU check
+        // from ftrace (the callback guards itself, and the probed functions run where RCU
+        // watches); the arguments come with every callback (checked at build time in probe.c).
+        unsafe { (*ops).func = Some(Self::func) };
+        // SAFETY: `ops` is pinned and not registered; `buf` holds the name (`name.len()`
+        // bytes, NUL after), which ftrace parses during the call only.
+        to_result(unsafe {
+            sys::ftrace_set_filter(ops, buf.as_mut_ptr(), name.len() as c_int, 1)
+        })?;
+        // SAFETY: `ops` is pinned, filtered to the probed function, and stays registered until
+        // `drop` (or is freed of its filter just below on failure).
+        if let Err(e) = to_result(unsafe { sys::register_ftrace_function(ops) }) {
+            // SAFETY: never registered; its filter was allocated by `ftrace_set_filter`.
+            unsafe { sys::ftrace_free_filter(ops) };
+            return Err(e);
+        }
+        // INVARIANT: registered just above with this type's callback and `ctx`.
         Ok(Self {
-            probe,
+            inner,
+            _ctx: ctx,
             _p: PhantomData,
         })
     }
 
     /// # Safety
     ///
-    /// Called by fprobe on entry to the probed function, for a probe made by [`Self::new`].
-    unsafe extern "C" fn entry_cb(
-        fp: *mut sys::fprobe,
-        _entry_ip: c_ulong,
-        _ret_ip: c_ulong,
+    /// Called by ftrace on entry to the probed function, for the ops of a registration of
+    /// this type, with the call's registers.
+    unsafe extern "C" fn func(
+        ip: c_ulong,
+        parent_ip: c_ulong,
+        op: *mut sys::ftrace_ops,
         fregs: *mut sys::ftrace_regs,
-        _data: *mut c_void,
-    ) -> c_int {
-        // SAFETY: this is a handler of a registered probe of this type, whose context is a
-        // `P::Ctx` (type invariant) and whose `Fprobe` lives while it runs; `fregs` are its
-        // registers.
-        let (ctx, regs) = unsafe { (ctx_of::<P::Ctx>(fp), regs_of(fregs)) };
+    ) {
+        // SAFETY: `op` is the first field of a `repr(C)` `FtraceInner`, alive while its ops
+        // are registered, which they are while this runs.
+        let inner = unsafe { &*op.cast::<FtraceInner>() };
+        // Also keeps this CPU (preemption off) until the unlock.
+        // SAFETY: an ftrace callback's own `ip` and `parent_ip`.
+        let bit = unsafe { sys::knet_ftrace_recursion_trylock(ip, parent_ip) };
+        if bit < 0 {
+            inner.missed.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        // SAFETY: by the type invariants `inner.ctx` is the `P::Ctx` the registration holds
+        // while registered; `fregs` are the running call's registers.
+        let (ctx, regs) = unsafe { (&*inner.ctx.cast::<P::Ctx>(), regs_of(fregs)) };
         P::hit(ctx, &regs);
-        // Ignored without an exit handler.
-        1
+        // SAFETY: `bit` came from the trylock above.
+        unsafe { sys::knet_ftrace_recursion_unlock(bit) };
     }
 }
 
 impl<P: EntryProbe> Watched for EntryProbeRegistration<P> {
     fn nmissed_counter(&self) -> *const c_ulong {
-        self.probe.nmissed_counter()
+        // `usize` and `unsigned long` are one type on the kernel's targets.
+        self.inner.missed.as_ptr().cast_const().cast()
+    }
+}
+
+impl<P: EntryProbe> Drop for EntryProbeRegistration<P> {
+    fn drop(&mut self) {
+        let ops = self.inner.ops.get();
+        // SAFETY: by the type invariant `ops` is registered. For ops outside the core kernel
+        // (ours are allocated) unregistering waits until no CPU runs the callback or the
+        // trampoline that calls it, so the memory and the context may go afterwards; then the
+        // filter it no longer uses is freed.
+        unsafe {
+            sys::unregister_ftrace_function(ops);
+            sys::ftrace_free_filter(ops);
+        }
     }
 }
 

@@ -3,7 +3,8 @@
 //! Watching TCP connections from the side, without touching the protocol's ops: the request a
 //! SYN creates (with the SYN) and its end, the child socket a handshake creates (with the
 //! segment that completed it), the peer address that `getpeername()`/`accept()` report, and the
-//! socket's destruction. Built on entry probes (fprobes) of `tcp_v4_route_req`/`tcp_v6_route_req`,
+//! socket's destruction. Built on entry probes (ftrace callbacks) of
+//! `tcp_v4_route_req`/`tcp_v6_route_req`,
 //! `__reqsk_free`, `tcp_v4_syn_recv_sock`, `tcp_v6_syn_recv_sock`,
 //! `inet_csk_complete_hashdance` and `inet_csk_reqsk_queue_add`, return probes of `inet_getname`
 //! and `inet6_getname` (the only calls whose result is needed), and the `tcp_destroy_sock`
@@ -56,7 +57,7 @@ pub(crate) struct Segment<'a> {
 }
 
 /// Largest TCP header.
-pub(crate) const TCP_MAX_HEADER: usize = 60;
+const TCP_MAX_HEADER: usize = 60;
 
 impl Segment<'_> {
     /// The segment's linear data from `offset` (from `skb->head`) up to its tail; `None` if the
@@ -78,14 +79,15 @@ impl Segment<'_> {
         }
     }
 
-    /// Copies the TCP header, options included, into `buf`; returns the copied part (empty if
-    /// the linear data holds no whole TCP header). On the receive path TCP has pulled the header
-    /// and its options into the linear data already.
-    pub(crate) fn tcp_header<'b>(&self, buf: &'b mut [u8; TCP_MAX_HEADER]) -> &'b [u8] {
+    /// The TCP header, options included, as the segment's linear data holds it (empty if that
+    /// holds no whole TCP header; with a bad data offset, the fixed 20 bytes). On the receive
+    /// path TCP has pulled the header and its options into the linear data already. Read in
+    /// place, not copied: the packet does not change while the handler runs.
+    pub(crate) fn tcp_header(&self) -> &[u8] {
         // SAFETY: by the type invariant `skb` is a live packet, unchanged while we read it.
         let th = unsafe { super::skb::headers(self.skb.as_ptr()) }.transport_header;
         let Some(data) = self.linear_from(th).filter(|d| d.len() >= 20) else {
-            return &buf[..0];
+            return &[];
         };
         // Data offset: the header's length in 32-bit words, options included.
         let doff = usize::from(data[12] >> 4) * 4;
@@ -93,10 +95,8 @@ impl Segment<'_> {
             20
         } else {
             doff
-        }
-        .min(buf.len());
-        buf[..len].copy_from_slice(&data[..len]);
-        &buf[..len]
+        };
+        &data[..len.min(TCP_MAX_HEADER)]
     }
 
     /// The segment's source address.

@@ -156,6 +156,7 @@ pub(crate) struct Scan {
 /// 60) for options of `kinds`. The data offset decides where the options end; a header shorter
 /// than its data offset says is malformed.
 pub(crate) fn scan_tcp_header(hdr: &[u8], kinds: &Kinds) -> Scan {
+    let hdr = &hdr[..hdr.len().min(TCP_MAX_LEN)];
     if hdr.len() < TCP_BASE_LEN {
         return Scan {
             malformed: true,

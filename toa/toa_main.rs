@@ -28,7 +28,7 @@ use knet::{
     lock::{new_spinlock_irq, SpinLockIrq},
     sockopt::{GetSockopt, SockRef, SockoptOut, SockoptRegistration},
     stats::{NetNs, ProcStats},
-    tcp::{InetAddr, PeerName, ReqKey, Segment, SockKey, TcpObserver, TcpProbes, TCP_MAX_HEADER},
+    tcp::{InetAddr, PeerName, ReqKey, Segment, SockKey, TcpObserver, TcpProbes},
 };
 use option::{Client, Kinds};
 use trusted::{Addr, Trusted};
@@ -98,9 +98,6 @@ mod stat {
     ];
 }
 
-// The parser's idea of the largest header is the one knet copies.
-const _: () = assert!(option::TCP_MAX_LEN == TCP_MAX_HEADER);
-
 /// What is kept per connection: the client, and the balancer end the kernel knows, to check at
 /// getname time that the socket is still the one the entry was made for.
 #[derive(Clone, Copy)]
@@ -146,6 +143,15 @@ struct State {
     /// The option kinds read.
     kinds: Kinds,
     stats: ProcStats,
+}
+
+/// A segment's source end (the balancer's, for a balanced connection): its source address, and
+/// the source port from its TCP header `hdr`.
+fn balancer_end(seg: &Segment<'_>, hdr: &[u8]) -> Option<(Addr, u16)> {
+    match (seg.source(), hdr) {
+        (Some(a), [p0, p1, ..]) => Some((addr(a), u16::from_be_bytes([*p0, *p1]))),
+        _ => None,
+    }
 }
 
 fn addr(a: InetAddr) -> Addr {
@@ -195,19 +201,20 @@ impl State {
         }
     }
 
-    /// What a segment says: the entry its option makes, if usable (what was wrong with it is
-    /// counted), and the segment's source end (the balancer's).
-    fn read(&self, net: &NetNs<'_>, seg: &Segment<'_>) -> (Option<Entry>, Option<(Addr, u16)>) {
-        let mut buf = [0u8; option::TCP_MAX_LEN];
-        let hdr = seg.tcp_header(&mut buf);
-        let from = match (seg.source(), hdr) {
-            (Some(a), [p0, p1, ..]) => Some((addr(a), u16::from_be_bytes([*p0, *p1]))),
-            _ => None,
-        };
-        (self.entry_of(net, hdr, from), from)
+    /// The entry a segment's option makes, if usable (what was wrong with it is counted).
+    fn read(&self, net: &NetNs<'_>, seg: &Segment<'_>) -> Option<Entry> {
+        let hdr = seg.tcp_header();
+        self.entry_of(net, hdr, || balancer_end(seg, hdr))
     }
 
-    fn entry_of(&self, net: &NetNs<'_>, hdr: &[u8], from: Option<(Addr, u16)>) -> Option<Entry> {
+    /// The entry the options in `hdr` make, with the segment's source end `from()` as the
+    /// balancer's: read only once an option is found (most segments carry none).
+    fn entry_of(
+        &self,
+        net: &NetNs<'_>,
+        hdr: &[u8],
+        from: impl FnOnce() -> Option<(Addr, u16)>,
+    ) -> Option<Entry> {
         let scan = option::scan_tcp_header(hdr, &self.kinds);
         if scan.malformed {
             self.stats.inc(net, stat::TOA_MALFORMED);
@@ -220,7 +227,7 @@ impl State {
         if scan.count > 1 {
             self.stats.inc(net, stat::TOA_MULTIPLE);
         }
-        let (balancer, balancer_port) = from?;
+        let (balancer, balancer_port) = from()?;
         if !self.trusted.allows(balancer) {
             self.stats.inc(net, stat::TOA_UNTRUSTED);
             return None;
@@ -249,7 +256,7 @@ impl State {
 
 impl TcpObserver for State {
     fn request_created(&self, net: &NetNs<'_>, req: ReqKey, syn: &Segment<'_>) {
-        let Some(entry) = self.read(net, syn).0 else {
+        let Some(entry) = self.read(net, syn) else {
             return;
         };
         self.stats.inc(net, stat::SYN_TOA);
@@ -269,8 +276,7 @@ impl TcpObserver for State {
     }
 
     fn completing(&self, net: &NetNs<'_>, req: ReqKey, seg: &Segment<'_>) {
-        let (entry, from) = self.read(net, seg);
-        if let Some(entry) = entry {
+        if let Some(entry) = self.read(net, seg) {
             // The segment completing the handshake has the last word.
             if let Some(node) = self.node(net, Key::Req(req), entry) {
                 self.insert(net, node);
@@ -278,9 +284,10 @@ impl TcpObserver for State {
             return;
         }
         // Else the SYN's option, if it came from the same balancer end.
+        let from = || balancer_end(seg, seg.tcp_header());
         let adopted = !self.is_empty()
             && match self.table.lock().get_mut(&Key::Req(req)) {
-                Some(e) if e.from_syn && Some(e.balancer_end()) == from => {
+                Some(e) if e.from_syn && Some(e.balancer_end()) == from() => {
                     e.from_syn = false;
                     true
                 }

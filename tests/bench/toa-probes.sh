@@ -8,7 +8,8 @@
 # - as notes: how often each probed function runs per connection (counted by recording tracefs
 #   fprobe events on the same functions), what an fprobe costs the kernel by itself per hit,
 #   entry-only and with a return handler (an fprobe event on inet_getname that records
-#   nothing: a filter that never holds), and so each probe's cost per connection.
+#   nothing: a filter that never holds), and so the return probes' cost per connection and
+#   what the entry probes cost at most per hit.
 . /src/tests/vm/lib.sh
 ROUNDS=${BENCH_ROUNDS:-6}
 CONNS=${BENCH_CONNS:-3000}
@@ -144,18 +145,20 @@ getname=$(diff_ob)
 abba toa_conn_insn "$unit per connection" off on with toa conn
 total=$(diff_ob)
 
-# Each probe's share: hits per connection times its cost per hit. A hit of toa's getname probe
-# is measured (toa_getpeername: the dispatch and a look into the empty table); an entry probe's
-# hit is taken as the same, an upper bound (an entry-only fprobe is a plain ftrace callback
-# since 6.19; getname's has a return half, so it enters through the function graph; what a
-# handler does beyond a look into a table, such as reading the SYN's options, is in the rest).
-# The tracepoint (a direct call) is in the rest too. The do-nothing fprobe events above cost more per hit than
-# toa's probes: an event also reserves and discards a ring-buffer record.
-sum=0
+# The return probes' share: getname's hits per connection times its cost per hit, measured
+# (toa_getpeername: an fprobe's dispatch through the function graph and a look into the empty
+# table). The rest is the entry probes (each an ftrace callback of its own: the trampoline, the
+# recursion guard and the handler, such as reading the SYN's options) and the tracepoint (a
+# direct call), shown per entry-probe hit as an upper bound. The do-nothing fprobe events above
+# cost more per hit than toa's probes: an event also reserves and discards a ring-buffer record.
+sum=0 entry_hits=0
 line=
-for f in $entry_fns $ret_fns; do
+for f in $ret_fns; do
 	c=$(awk -v h="${hits[$f]}" -v p="$getname" 'BEGIN { printf "%.0f", h * p }')
 	sum=$((sum + c))
 	line="$line$f ${hits[$f]} x $getname = $c; "
 done
-note "per connection ($unit): ${line}sum $sum of $total measured; the handlers' work beyond dispatch, and the tracepoint: $((total - sum))"
+for f in $entry_fns; do
+	entry_hits=$(awk -v a="$entry_hits" -v h="${hits[$f]}" 'BEGIN { print a + h }')
+done
+note "per connection ($unit): ${line}the rest, $((total - sum)) of $total measured, is the entry probes' $entry_hits hits (at most $(awk -v r=$((total - sum)) -v h="$entry_hits" 'BEGIN { printf "%.0f", h > 0 ? r / h : 0 }') each, handler included) and the tracepoint"
