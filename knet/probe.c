@@ -33,7 +33,8 @@ static_assert(sizeof_field(struct fprobe, nmissed) == sizeof(unsigned long));
  * passes their callback the argument registers where the architecture saves them for every
  * callback (DYNAMIC_FTRACE_WITH_ARGS), which is what this checks.
  */
-static_assert(FTRACE_OPS_FL_SAVE_ARGS == 0);
+static_assert(FTRACE_OPS_FL_SAVE_ARGS == 0,
+	      "knet: entry probes need DYNAMIC_FTRACE_WITH_ARGS (arguments saved for every callback)");
 
 unsigned long knet_regs_arg(struct pt_regs *regs, unsigned int n)
 {
