@@ -304,12 +304,12 @@ impl TcpObserver for State {
             return;
         }
         let mut table = self.table.lock();
-        let Some(entry) = table.get(&Key::Req(req)).copied() else {
+        // One walk of the tree: the entry found is read, then taken out.
+        let Some(found) = table.find_mut(&Key::Req(req)) else {
             return;
         };
-        let Some(node) = table.remove_node(&Key::Req(req)) else {
-            return;
-        };
+        let entry = *found.get();
+        let node = found.remove_node();
         if entry.from_syn {
             // Its handshake ended from another end (counted in `completing`).
             drop(table);
