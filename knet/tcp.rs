@@ -56,9 +56,6 @@ pub(crate) struct Segment<'a> {
     _life: PhantomData<&'a bindings::sk_buff>,
 }
 
-/// Largest TCP header.
-const TCP_MAX_HEADER: usize = 60;
-
 impl Segment<'_> {
     /// The segment's linear data from `offset` (from `skb->head`) up to its tail; `None` if the
     /// header is not set (`offset` is `u16::MAX`).
@@ -96,7 +93,8 @@ impl Segment<'_> {
         } else {
             doff
         };
-        &data[..len.min(TCP_MAX_HEADER)]
+        // At most 60 bytes: the data offset is 4 bits of 32-bit words.
+        &data[..len]
     }
 
     /// The segment's source address.
