@@ -8,7 +8,8 @@
 #                        at work with traffic (about a minute once the cache is warm)
 #   make test            host tests + VM tests; FILTER=word runs only matching tests;
 #                        KERNEL=debug boots the reference version built with lockdep, KMEMLEAK,
-#                        UBSAN, DEBUG_OBJECTS (tools/refenv/debug-kernel) instead
+#                        UBSAN, DEBUG_OBJECTS (tools/refenv/debug-kernel) instead; KERNEL=kasan
+#                        the same version built by clang with KASAN and UBSAN
 #   make test KVER=r     the same for another Debian kernel (7.2.13+deb14-amd64: the sid root)
 #   make test-matrix     smoke tests on every kernel of tests/matrix/kernels, then a table
 #   make bench           benchmarks in the VM, each against its in-kernel baseline
@@ -29,8 +30,11 @@ REFENV := $(CURDIR)/tools/refenv/refenv
 export CACHE DIST KVER FILTER REFRESH MIRROR KERNEL
 
 # Build with the C compiler that built the kernel (Debian names it gcc-NN).
+# A kernel built by clang (CONFIG_CC_IS_CLANG) wants its modules built with LLVM=1, as kbuild
+# documents (the KASAN flavour of tools/refenv/debug-kernel is one).
 KCC = $(shell sed -n 's/^CONFIG_CC_VERSION_TEXT="\(gcc-[0-9]*\) .*/\1/p' $(KDIR)/.config 2>/dev/null)
-KMAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) $(if $(KCC),$(if $(shell command -v $(KCC)),CC=$(KCC) HOSTCC=$(KCC)))
+KLLVM = $(shell grep -qs '^CONFIG_CC_IS_CLANG=y' $(KDIR)/.config && echo LLVM=1)
+KMAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) $(KLLVM) $(if $(KCC),$(if $(shell command -v $(KCC)),CC=$(KCC) HOSTCC=$(KCC)))
 
 .PHONY: all modules check-kdir clean kdir setup ref ref-selftest demo test host-test vm-test \
 	fmt lint bench fuzz install uninstall dkms-build test-matrix

@@ -11,8 +11,8 @@
 . /src/tests/vm/lib.sh
 
 htb_rs_setup
-case $(uname -r) in *-debug) debug_kernel=1 ;; *) debug_kernel=0 ;; esac
-# What each leaf is offered: well above any leaf's share. The debug kernel (KASAN, lockdep) under
+case $(uname -r) in *-debug | *-kasan) debug_kernel=1 ;; *) debug_kernel=0 ;; esac
+# What each leaf is offered: well above any leaf's share. The debug kernels (lockdep; KASAN) under
 # TCG cannot carry these rates: with 3 x 20 Mbit/s of UDP htb_rs's three leaves got 2.27 Mbit/s
 # each of 10, and with 8 Mbit/s a leaf htb itself gave 4.19/4.22 of 5 ("htb: too many events!").
 # There every rate of the tree is a fifth (SCALE=5: a 2mbit root) and each leaf is offered

@@ -49,12 +49,12 @@ tree() {
 # A flow may take up to START s to get under way: on a fresh machine a phase-4 flow of htb and
 # of htb_rs each made no progress for over 4 s, its send queue full.
 START=10 WINDOW=6 SCALE=1 wnd=()
-# The debug kernel (KASAN, lockdep) under TCG cannot carry these rates: there the guest ran out
+# The debug kernels (lockdep; KASAN) under TCG cannot carry these rates: there the guest ran out
 # of CPU (a `tc -s class show` took seconds, flows of htb and htb_rs alike not under way after
 # 20 s). There every rate of the tree is a quarter (SCALE=4: a 1.5mbit parent), HTB's
 # predictions with it, and the flows' windows are 128 KB, so that what a flow leaves queued
 # when it ends drains in seconds at those rates.
-case $(uname -r) in *-debug) START=20 SCALE=4 wnd=(-w 128K) ;; esac
+case $(uname -r) in *-debug | *-kasan) START=20 SCALE=4 wnd=(-w 128K) ;; esac
 # kbit RATE_KBIT: the rate on this kernel. mbit MBIT: a figure in Mbit/s on this kernel.
 kbit() { echo "$(($1 / SCALE))kbit"; }
 mbit() { awk -v r="$1" -v s=$SCALE 'BEGIN { printf "%.4f", r / s }'; }

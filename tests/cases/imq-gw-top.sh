@@ -50,13 +50,13 @@ ip netns exec rtr sysctl -qw net.ipv6.conf.r2.forwarding=1
 # segment, a veth's counters only its one, and the ports' counters are the yardstick here.
 ip netns exec srv ethtool -K s0 tso off gso off >/dev/null
 
-# The debug kernel (KASAN, lockdep) under TCG cannot carry these rates: there the guest ran out
+# The debug kernels (lockdep; KASAN) under TCG cannot carry these rates: there the guest ran out
 # of CPU (the 1 and 2mbit downloads at 0.67 and 0.68, the 1.5 and 3 Mbit/s uploads at 0.51 and
 # 0.48) and single refreshes strayed up to 34% from the ports. There every rate is a quarter
 # (SCALE=4) and gw-top refreshes every 4 s (IV), so that a refresh still spans ~80 packets of
 # the slowest flow; the flows last long enough for the longer refreshes.
 SCALE=1 IV=2 secs=18
-case $(uname -r) in *-debug) SCALE=4 IV=4 secs=28 ;; esac
+case $(uname -r) in *-debug | *-kasan) SCALE=4 IV=4 secs=28 ;; esac
 kbit() { echo "$(($1 / SCALE))kbit"; } # kbit RATE_KBIT: the rate on this kernel
 
 # tree DEV DIR RATE_A RATE_B: one class per client (rates in kbit), a default class for
@@ -220,7 +220,7 @@ def check(what, got, exp, limit=0.10):
 # the means are shown, not held to iperf3; each refresh against the port's own counters, the
 # truth, stays at 10%.
 import os
-DEBUG_KERNEL = os.uname().release.endswith("-debug")
+DEBUG_KERNEL = os.uname().release.endswith(("-debug", "-kasan"))
 # Refreshes are due every IV s from the first; a stalled VM delays one and shortens the next, so
 # the intervals must join up (each starts where the last ended) and keep the cadence overall.
 # Under TCG on a busy host the guest stalls for seconds at a time ("htb: too many events!" in
