@@ -138,6 +138,14 @@ struct State {
     table: SpinLockIrq<RBTree<Key, Entry>>,
     /// Entries in the table.
     entries: AtomicUsize,
+    /// Of those, entries of requests. An option in the final ACK (the usual place) makes one
+    /// that moves to its child in the same softirq, so when a request is freed or a child is
+    /// queued there is usually none, and the table is not searched. Changed under the table's
+    /// lock, read without it where that is exact: a request is freed after its last reference
+    /// is dropped (release, then acquire on the last), which is after the handler that added
+    /// its entry; a child is queued right after its final ACK's handler, on the same CPU, and
+    /// that handler took the table's lock if the table held anything.
+    reqs: AtomicUsize,
     max_entries: usize,
     trusted: Trusted,
     /// The option kinds read.
@@ -188,15 +196,42 @@ impl State {
         self.entries.load(Ordering::Relaxed) == 0
     }
 
-    fn forget(&self, net: &NetNs<'_>, key: Key) {
-        if self.table.lock().remove_node(&key).is_some() {
-            self.counted(net, false);
+    /// Whether the table may hold a request's entry (see `reqs`).
+    fn has_requests(&self) -> bool {
+        self.reqs.load(Ordering::Relaxed) != 0
+    }
+
+    /// A request's entry was added or removed: called under the table's lock.
+    fn req_counted(&self, added: bool) {
+        if added {
+            self.reqs.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.reqs.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
-    /// Adds `node`, replacing an entry under the same key.
-    fn insert(&self, net: &NetNs<'_>, node: RBTreeNode<Key, Entry>) {
-        if self.table.lock().insert(node).is_none() {
+    fn forget(&self, net: &NetNs<'_>, key: Key) {
+        let mut table = self.table.lock();
+        let node = table.remove_node(&key);
+        if node.is_some() && matches!(key, Key::Req(_)) {
+            self.req_counted(false);
+        }
+        drop(table);
+        if node.is_some() {
+            self.counted(net, false);
+        }
+        // The node is freed here, after the lock.
+    }
+
+    /// Adds `node` under `key` (its key), replacing an entry under the same key.
+    fn insert(&self, net: &NetNs<'_>, key: Key, node: RBTreeNode<Key, Entry>) {
+        let mut table = self.table.lock();
+        let replaced = table.insert(node);
+        if replaced.is_none() && matches!(key, Key::Req(_)) {
+            self.req_counted(true);
+        }
+        drop(table);
+        if replaced.is_none() {
             self.counted(net, true);
         }
     }
@@ -265,12 +300,12 @@ impl TcpObserver for State {
             ..entry
         };
         if let Some(node) = self.node(net, Key::Req(req), entry) {
-            self.insert(net, node);
+            self.insert(net, Key::Req(req), node);
         }
     }
 
     fn request_freed(&self, net: &NetNs<'_>, req: ReqKey) {
-        if !self.is_empty() {
+        if self.has_requests() {
             self.forget(net, Key::Req(req));
         }
     }
@@ -279,7 +314,7 @@ impl TcpObserver for State {
         if let Some(entry) = self.read(net, seg) {
             // The segment completing the handshake has the last word.
             if let Some(node) = self.node(net, Key::Req(req), entry) {
-                self.insert(net, node);
+                self.insert(net, Key::Req(req), node);
             }
             return;
         }
@@ -300,7 +335,7 @@ impl TcpObserver for State {
     }
 
     fn child_queued(&self, net: &NetNs<'_>, child: SockKey, req: ReqKey) {
-        if self.is_empty() {
+        if !self.has_requests() {
             return;
         }
         let mut table = self.table.lock();
@@ -310,6 +345,7 @@ impl TcpObserver for State {
         };
         let entry = *found.get();
         let node = found.remove_node();
+        self.req_counted(false);
         if entry.from_syn {
             // Its handshake ended from another end (counted in `completing`).
             drop(table);
@@ -456,6 +492,7 @@ impl kernel::Module for Toa {
             try_pin_init!(State {
                 table <- new_spinlock_irq!(RBTree::new(), "toa_table"),
                 entries: AtomicUsize::new(0),
+                reqs: AtomicUsize::new(0),
                 max_entries: max_entries as usize,
                 trusted,
                 kinds,
