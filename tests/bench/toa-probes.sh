@@ -32,7 +32,9 @@ cat >/tmp/probe-loops.py <<'EOF'
 import socket, struct, sys, time
 what, n = sys.argv[1], int(sys.argv[2])
 l = socket.socket()
-l.bind(("127.0.0.1", 0))
+# connopt: a fixed port, whose handshake-completing ACKs the test balancer's option inserter
+# rewrites (see below).
+l.bind(("127.0.0.1", 7654 if what == "connopt" else 0))
 l.listen(128)
 addr = l.getsockname()
 # The server closes first and the client resets: no TIME_WAIT piles up over the rounds (its
@@ -45,7 +47,7 @@ def conn():
     a.close()
     c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger0)
     c.close()
-if what == "conn":
+if what in ("conn", "connopt"):
     for _ in range(200):
         conn()
     t = time.perf_counter_ns()
@@ -63,7 +65,8 @@ else:
 print((time.perf_counter_ns() - t) / n)
 EOF
 
-# loop conn|name: nanoseconds per connection or per getpeername (one thread, pinned).
+# loop conn|connopt|name: nanoseconds per connection (connopt: with the option) or per
+# getpeername (one thread, pinned).
 loop() {
 	local n=$CONNS
 	[ "$1" = name ] && n=$CALLS
@@ -145,6 +148,34 @@ getname=$(diff_ob)
 abba toa_conn_insn "$unit per connection" off on with toa conn
 total=$(diff_ob)
 
+# The same loop with the option in every handshake's final ACK: the client's second packet to
+# port 7654 goes through NFQUEUE to the test balancer's option inserter (its own address and
+# port as the client's), with toa loaded and without alike. What toa adds is then the whole
+# path of an entry: made at the handshake, moved to the child, read by getname, dropped with
+# the socket.
+lb=/src/target/release/toa-lb
+[ -x $lb ] || fail "$lb not built (make bench builds it)"
+iptables -t mangle -A OUTPUT -o lo -p tcp --dport 7654 --tcp-flags SYN,ACK,FIN,RST ACK \
+	-m connbytes --connbytes 2:2 --connbytes-dir original --connbytes-mode packets \
+	-j NFQUEUE --queue-num 3
+# On the loop's CPU: the loop waits for it anyway, and with it free to run on the other CPU
+# rounds spread 2.5% (its wake-ups).
+taskset -c 0 $lb --queue 3 >/dev/null 2>/tmp/toa-lb-probes.log &
+lb_pid=$!
+sleep 1
+kill -0 $lb_pid || fail "toa-lb did not start: $(cat /tmp/toa-lb-probes.log)"
+# Once, to check that the option arrives and toa takes every connection's.
+toa_on
+taskset -c 0 python3 /tmp/probe-loops.py connopt 100 >/dev/null
+n=$(toa_stat syn_recv_sock_toa)
+toa_off
+[ "$n" -ge 300 ] || fail "toa took the option of $n of 300 connections"
+abba toa_conn_option_insn "$unit per connection with the option" off on with toa connopt
+opt_total=$(diff_ob)
+kill $lb_pid
+iptables -t mangle -F OUTPUT
+note "with the option toa adds $opt_total $unit a connection, $((opt_total - total)) more than without"
+
 # The return probes' share: getname's hits per connection times its cost per hit, measured
 # (toa_getpeername: an fprobe's dispatch through the function graph and a look into the empty
 # table). The rest is the entry probes (each an ftrace callback of its own: the trampoline, the
@@ -161,4 +192,4 @@ done
 for f in $entry_fns; do
 	entry_hits=$(awk -v a="$entry_hits" -v h="${hits[$f]}" 'BEGIN { print a + h }')
 done
-note "per connection ($unit): ${line}the rest, $((total - sum)) of $total measured, is the entry probes' $entry_hits hits (at most $(awk -v r=$((total - sum)) -v h="$entry_hits" 'BEGIN { printf "%.0f", h > 0 ? r / h : 0 }') each, handler included) and the tracepoint"
+note "per connection ($unit): ${line}the rest, $((total - sum)) of $total measured, is the entry probes' $entry_hits hits (at most $(awk -v r=$((total - sum)) -v h="$entry_hits" 'BEGIN { printf "%.0f", (h > 0 ? r / h : 0) }') each, handler included) and the tracepoint"
