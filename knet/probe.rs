@@ -231,6 +231,9 @@ pub(super) struct RetProbeRegistration<P: RetProbe> {
 impl<P: RetProbe> RetProbeRegistration<P> {
     /// Probes entry to and return from `symbol`.
     pub(super) fn new(symbol: &'static CStr, ctx: Arc<P::Ctx>) -> Result<Self> {
+        // fprobe keeps at most 15 words of entry data a call (`MAX_FPROBE_DATA_SIZE`; more is
+        // refused with E2BIG at registration): refused here at build time instead.
+        const { assert!(core::mem::size_of::<P::Data>() <= 15 * core::mem::size_of::<usize>()) };
         // SAFETY: this type's trampolines read the context as `P::Ctx`, and the exit handler a
         // `P::Data` that the entry handler wrote when it returned 0.
         let probe = unsafe {

@@ -205,10 +205,16 @@ pub(crate) trait TcpObserver: Send + Sync + 'static {
     /// `child`, created from request `req`, is being queued for `accept()`: before anyone can
     /// ask for its peer's name.
     fn child_queued(&self, net: &NetNs<'_>, child: SockKey, req: ReqKey);
-    /// Whether `peer_name` has anything to do at all (a cheap check on a hot path).
+    /// What `peer_name` needs to know of a socket, kept from the call's start to its return.
+    type Peer: Copy;
+    /// Whether `peer_of` may find anything at all (a cheap check on a hot path).
     fn wants_peer_names(&self) -> bool;
-    /// `getpeername()`/`accept()` on TCP socket `sk` is about to return `name`.
-    fn peer_name(&self, net: &NetNs<'_>, sk: SockKey, name: &mut PeerName<'_>);
+    /// `getpeername()`/`accept()` asks for TCP socket `sk`'s peer: what `peer_name` will need
+    /// when the call returns, or `None` when it has nothing to change (the call then returns
+    /// without the probe's return half, the costlier one).
+    fn peer_of(&self, net: &NetNs<'_>, sk: SockKey) -> Option<Self::Peer>;
+    /// That call, for which `peer_of` gave `peer`, is about to return `name`.
+    fn peer_name(&self, net: &NetNs<'_>, sk: SockKey, peer: Self::Peer, name: &mut PeerName<'_>);
     /// Socket `sk` is being destroyed.
     fn destroyed(&self, net: &NetNs<'_>, sk: SockKey);
     /// Where missed probe hits are reported, if anywhere.
@@ -306,10 +312,10 @@ struct GetName<T>(PhantomData<T>);
 
 impl<T: TcpObserver> RetProbe for GetName<T> {
     type Ctx = T;
-    /// `sk` and `uaddr` of the call.
-    type Data = (usize, usize);
+    /// `sk` and `uaddr` of the call, and what the observer needs at its return.
+    type Data = (usize, usize, T::Peer);
 
-    fn entry(ctx: &T, regs: &Regs) -> Option<(usize, usize)> {
+    fn entry(ctx: &T, regs: &Regs) -> Option<Self::Data> {
         // inet{,6}_getname(sock, uaddr, peer)
         if regs.arg(2) as c_int == 0 || !ctx.wants_peer_names() {
             return None;
@@ -321,10 +327,13 @@ impl<T: TcpObserver> RetProbe for GetName<T> {
         if !unsafe { sys::knet_sk_is_tcp(sk) } {
             return None;
         }
-        Some((sk as usize, regs.arg(1)))
+        // SAFETY: the socket of the probed call, whose caller holds it until the call returns.
+        let net = unsafe { net_of(sk as usize) };
+        let peer = ctx.peer_of(&net, SockKey(sk as usize))?;
+        Some((sk as usize, regs.arg(1), peer))
     }
 
-    fn exit(ctx: &T, regs: &Regs, (sk, uaddr): (usize, usize)) {
+    fn exit(ctx: &T, regs: &Regs, (sk, uaddr, peer): Self::Data) {
         if (regs.ret() as c_int) < 0 {
             return;
         }
@@ -339,7 +348,7 @@ impl<T: TcpObserver> RetProbe for GetName<T> {
         };
         // SAFETY: the socket of the probed call, whose caller holds it until the call returns.
         let net = unsafe { net_of(sk) };
-        ctx.peer_name(&net, SockKey(sk), &mut name);
+        ctx.peer_name(&net, SockKey(sk), peer, &mut name);
     }
 }
 

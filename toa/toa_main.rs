@@ -366,16 +366,25 @@ impl TcpObserver for State {
         }
     }
 
+    /// The socket's entry, copied: looked up as the call starts, so that the many calls on
+    /// sockets without one (while others have one) return without the probe's return half.
+    /// The socket is held by the call, and only its creation gives it an entry: the copy is
+    /// still what the table holds at the return, unless another call finds it stale meanwhile.
+    type Peer = Entry;
+
     fn wants_peer_names(&self) -> bool {
         !self.is_empty()
     }
 
-    fn peer_name(&self, net: &NetNs<'_>, sk: SockKey, name: &mut PeerName<'_>) {
+    fn peer_of(&self, net: &NetNs<'_>, sk: SockKey) -> Option<Entry> {
         let entry = self.table.lock().get(&Key::Sock(sk)).copied();
-        let Some(e) = entry else {
+        if entry.is_none() {
             self.stats.inc(net, stat::GETNAME_TOA_EMPTY);
-            return;
-        };
+        }
+        entry
+    }
+
+    fn peer_name(&self, net: &NetNs<'_>, sk: SockKey, e: Entry, name: &mut PeerName<'_>) {
         // The kernel's answer must still be the balancer the entry was made for; if not, the
         // socket is not the one it was made for (an address reused after a missed destroy).
         let current = name.get().map(|(a, p)| (addr(a).unmapped(), p));

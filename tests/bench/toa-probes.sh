@@ -54,6 +54,14 @@ if what in ("conn", "connopt"):
     for _ in range(n):
         conn()
 else:
+    if what == "namebusy":
+        # A connection whose handshake carried the option (port 7654, see below), kept open:
+        # toa's table holds its entry while the loop asks the other socket's peer.
+        l2 = socket.socket()
+        l2.bind(("127.0.0.1", 7654))
+        l2.listen(1)
+        c2 = socket.create_connection(("127.0.0.1", 7654))
+        a2, _ = l2.accept()
     c = socket.create_connection(addr)
     a, _ = l.accept()
     gp = a.getpeername
@@ -65,11 +73,11 @@ else:
 print((time.perf_counter_ns() - t) / n)
 EOF
 
-# loop conn|connopt|name: nanoseconds per connection (connopt: with the option) or per
-# getpeername (one thread, pinned).
+# loop conn|connopt|name|namebusy: nanoseconds per connection (connopt: with the option) or per
+# getpeername (namebusy: with another connection's entry in toa's table; one thread, pinned).
 loop() {
 	local n=$CONNS
-	[ "$1" = name ] && n=$CALLS
+	case $1 in name*) n=$CALLS ;; esac
 	taskset -c 0 python3 /tmp/probe-loops.py "$1" "$n"
 }
 insn() { awk -v v="$1" -v k="$per_ns" 'BEGIN { printf "%.0f", v * k }'; }
@@ -172,6 +180,15 @@ toa_off
 [ "$n" -ge 300 ] || fail "toa took the option of $n of 300 connections"
 abba toa_conn_option_insn "$unit per connection with the option" off on with toa connopt
 opt_total=$(diff_ob)
+# getpeername() on a socket without the option while another one has it (a server whose
+# balanced and direct connections mix): the entry half looks the socket up and skips the
+# return half. Checked once: every call found the table non-empty and the socket not in it.
+toa_on
+taskset -c 0 python3 /tmp/probe-loops.py namebusy 1000 >/dev/null
+n=$(toa_stat getname_toa_empty)
+toa_off
+[ "$n" -ge 2000 ] || fail "namebusy: $n of 2000 getpeername calls met a table with entries"
+abba toa_getpeername_other_insn "$unit per getpeername without the option, another connection with it" off on with toa namebusy
 kill $lb_pid
 iptables -t mangle -F OUTPUT
 note "with the option toa adds $opt_total $unit a connection, $((opt_total - total)) more than without"
