@@ -172,22 +172,24 @@ taskset -c 0 $lb --queue 3 >/dev/null 2>/tmp/toa-lb-probes.log &
 lb_pid=$!
 sleep 1
 kill -0 $lb_pid || fail "toa-lb did not start: $(cat /tmp/toa-lb-probes.log)"
+# checked LOOP N COUNTER MIN WHAT: one run of LOOP (N iterations after its warm-up) with toa
+# loaded; fails unless toa's COUNTER (WHAT it counts) reached MIN.
+checked() {
+	toa_on
+	taskset -c 0 python3 /tmp/probe-loops.py "$1" "$2" >/dev/null
+	local n
+	n=$(toa_stat "$3")
+	toa_off
+	[ "$n" -ge "$4" ] || fail "$1: $n $5, expected at least $4"
+}
 # Once, to check that the option arrives and toa takes every connection's.
-toa_on
-taskset -c 0 python3 /tmp/probe-loops.py connopt 100 >/dev/null
-n=$(toa_stat syn_recv_sock_toa)
-toa_off
-[ "$n" -ge 300 ] || fail "toa took the option of $n of 300 connections"
+checked connopt 100 syn_recv_sock_toa 300 "connections whose option toa took"
 abba toa_conn_option_insn "$unit per connection with the option" off on with toa connopt
 opt_total=$(diff_ob)
 # getpeername() on a socket without the option while another one has it (a server whose
 # balanced and direct connections mix): the entry half looks the socket up and skips the
 # return half. Checked once: every call found the table non-empty and the socket not in it.
-toa_on
-taskset -c 0 python3 /tmp/probe-loops.py namebusy 1000 >/dev/null
-n=$(toa_stat getname_toa_empty)
-toa_off
-[ "$n" -ge 2000 ] || fail "namebusy: $n of 2000 getpeername calls met a table with entries"
+checked namebusy 1000 getname_toa_empty 2000 "getpeername calls that met a table with entries"
 abba toa_getpeername_other_insn "$unit per getpeername without the option, another connection with it" off on with toa namebusy
 kill $lb_pid
 iptables -t mangle -F OUTPUT
