@@ -37,7 +37,7 @@ KLLVM = $(shell grep -qs '^CONFIG_CC_IS_CLANG=y' $(KDIR)/.config && echo LLVM=1)
 KMAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) $(KLLVM) $(if $(KCC),$(if $(shell command -v $(KCC)),CC=$(KCC) HOSTCC=$(KCC)))
 
 .PHONY: all modules check-kdir clean kdir setup ref ref-selftest demo test host-test vm-test \
-	fmt lint bench fuzz install uninstall dkms-build test-matrix
+	fmt lint bench fuzz install uninstall dkms-build test-matrix profile
 
 all: modules
 
@@ -97,6 +97,12 @@ bench: ref
 		tests/vm/run-vm bench >/dev/null; \
 	d=$$(cat $$f); rm -f $$f; grep -h '^bench ' $$d/logs/*.log || \
 		{ echo "no benchmark figures; see $$d/logs" >&2; exit 1; }
+
+# Per-function guest instruction counts of workloads in tests/profile (tools/guest-profile).
+CASES ?= pps-imq-iifname pps-ifb-imqloaded
+profile: ref
+	@cargo build --release --quiet -p udp-rate -p xt-imq -p toa-lb
+	@tools/guest-profile/run $(CASES)
 
 # The fuzz cases are tests/cases/*-fuzz.sh; their step lists and the seed are in the run's logs.
 FUZZ_SECS ?= 600

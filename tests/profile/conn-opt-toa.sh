@@ -1,0 +1,2 @@
+# See toa-conn.inc.
+. /src/tests/profile/toa-conn.inc

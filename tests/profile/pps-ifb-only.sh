@@ -1,0 +1,2 @@
+# See imq-pps.inc.
+. /src/tests/profile/imq-pps.inc
