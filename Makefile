@@ -109,7 +109,7 @@ FUZZ_SECS ?= 600
 fuzz: ref
 	@cargo build --release --quiet -p tc-htb-rs -p xt-imq -p toa-lb
 	@seed=$${FUZZ_SEED:-$$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}; echo "fuzz: seed $$seed, $(FUZZ_SECS) s a case"; \
-	FILTER=-fuzz FUZZ_SEED=$$seed FUZZ_SECS=$(FUZZ_SECS) VM_HUNG_SECS=30 \
+	FILTER=$${FILTER:--fuzz} FUZZ_SEED=$$seed FUZZ_SECS=$(FUZZ_SECS) VM_HUNG_SECS=30 \
 		TEST_TIMEOUT=$$(($(FUZZ_SECS) + 600)) VM_TIMEOUT=$$(($(FUZZ_SECS) * 2 + 1200)) \
 		tests/vm/run-vm test
 
