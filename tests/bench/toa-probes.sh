@@ -161,17 +161,7 @@ total=$(diff_ob)
 # port as the client's), with toa loaded and without alike. What toa adds is then the whole
 # path of an entry: made at the handshake, moved to the child, read by getname, dropped with
 # the socket.
-lb=/src/target/release/toa-lb
-[ -x $lb ] || fail "$lb not built (make bench builds it)"
-iptables -t mangle -A OUTPUT -o lo -p tcp --dport 7654 --tcp-flags SYN,ACK,FIN,RST ACK \
-	-m connbytes --connbytes 2:2 --connbytes-dir original --connbytes-mode packets \
-	-j NFQUEUE --queue-num 3
-# On the loop's CPU: the loop waits for it anyway, and with it free to run on the other CPU
-# rounds spread 2.5% (its wake-ups).
-taskset -c 0 $lb --queue 3 >/dev/null 2>/tmp/toa-lb-probes.log &
-lb_pid=$!
-sleep 1
-kill -0 $lb_pid || fail "toa-lb did not start: $(cat /tmp/toa-lb-probes.log)"
+toa_lb_loopback 7654 3
 # checked LOOP N COUNTER MIN WHAT: one run of LOOP (N iterations after its warm-up) with toa
 # loaded; fails unless toa's COUNTER (WHAT it counts) reached MIN.
 checked() {
@@ -191,7 +181,7 @@ opt_total=$(diff_ob)
 # return half. Checked once: every call found the table non-empty and the socket not in it.
 checked namebusy 1000 getname_toa_empty 2000 "getpeername calls that met a table with entries"
 abba toa_getpeername_other_insn "$unit per getpeername without the option, another connection with it" off on with toa namebusy
-kill $lb_pid
+kill $TOA_LB_PID
 iptables -t mangle -F OUTPUT
 note "with the option toa adds $opt_total $unit a connection, $((opt_total - total)) more than without"
 

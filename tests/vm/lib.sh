@@ -186,6 +186,29 @@ toa_lb_start() {
 	fail "toa-lb did not start: $(cat /tmp/toa-lb.log)"
 }
 
+# toa_lb_loopback PORT QUEUE: in the current namespace, the handshake-completing ACK of every
+# loopback connection to PORT goes through NFQUEUE QUEUE to the test balancer's option inserter
+# (its own address and port as the client's), run on CPU 0 (the loops that use it are pinned
+# there: with the inserter free to run on the other CPU, rounds spread 2.5% by its wake-ups).
+# Sets TOA_LB_PID. Its line per packet goes nowhere (writing it would cost every connection a
+# write); it has started once the queue is bound (nfnetlink_queue lists it); errors in
+# /tmp/toa-lb-loopback.log.
+toa_lb_loopback() {
+	local bin=/src/target/release/toa-lb
+	[ -x "$bin" ] || fail "$bin not built"
+	iptables -t mangle -A OUTPUT -o lo -p tcp --dport "$1" --tcp-flags SYN,ACK,FIN,RST ACK \
+		-m connbytes --connbytes 2:2 --connbytes-dir original --connbytes-mode packets \
+		-j NFQUEUE --queue-num "$2"
+	taskset -c 0 "$bin" --queue "$2" >/dev/null 2>/tmp/toa-lb-loopback.log &
+	TOA_LB_PID=$!
+	for _ in $(seq 50); do
+		awk -v q="$2" '$1 == q { f = 1 } END { exit !f }' /proc/net/netfilter/nfnetlink_queue \
+			2>/dev/null && return 0
+		sleep 0.1
+	done
+	fail "toa-lb did not start: $(cat /tmp/toa-lb-loopback.log)"
+}
+
 # peer_server NS PORT FAMILY [dual]: a TCP server in NS that accepts one connection and prints
 # the address accept() returned and the one getpeername() returns, then what the client sent.
 # With ULP=tls in the environment it first attaches the kTLS ULP to the accepted socket and
