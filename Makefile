@@ -9,7 +9,8 @@
 #   make test            host tests + VM tests; FILTER=word runs only matching tests;
 #                        KERNEL=debug boots the reference version built with lockdep, KMEMLEAK,
 #                        UBSAN, DEBUG_OBJECTS (tools/refenv/debug-kernel) instead; KERNEL=kasan
-#                        the same version built by clang with KASAN and UBSAN
+#                        the same version built by clang with KASAN and UBSAN; KERNEL=upstream
+#                        with upstream's defconfig plus what the tests need (a self-built kernel)
 #   make test KVER=r     the same for another Debian kernel (7.2.13+deb14-amd64: the sid root)
 #   make test-matrix     smoke tests on every kernel of tests/matrix/kernels, then a table
 #   make bench           benchmarks in the VM, each against its in-kernel baseline
