@@ -15,9 +15,27 @@ topo_3
 iperf_server srv 5201
 iperf_server srv 5202
 r() { ip netns exec rtr "$@"; }
-r iptables -t nat -A PREROUTING -i r0 -d 10.0.1.1 -p tcp --dport 8000 \
-	-j DNAT --to-destination 10.0.2.2:5201
-r iptables -t nat -A POSTROUTING -o r1 -p tcp --dport 5202 -j MASQUERADE
+if kernel_has xt_nat; then
+	r iptables -t nat -A PREROUTING -i r0 -d 10.0.1.1 -p tcp --dport 8000 \
+		-j DNAT --to-destination 10.0.2.2:5201
+	r iptables -t nat -A POSTROUTING -o r1 -p tcp --dport 5202 -j MASQUERADE
+else
+	# Debian's rt flavour has no xt_nat (the DNAT and MASQUERADE targets): the same NAT in
+	# nftables, at the same priorities (dstnat -100, srcnat 100), so behavior=XY means the same.
+	note "no xt_nat in this kernel: NAT by nftables"
+	r nft -f - <<-'EOF'
+		table ip nat_test {
+			chain pre {
+				type nat hook prerouting priority dstnat; policy accept;
+				iifname "r0" ip daddr 10.0.1.1 tcp dport 8000 dnat to 10.0.2.2:5201
+			}
+			chain post {
+				type nat hook postrouting priority srcnat; policy accept;
+				oifname "r1" tcp dport 5202 masquerade
+			}
+		}
+	EOF
+fi
 sleep 0.5
 
 # tree DEV PRE_NAT_MATCH POST_NAT_MATCH
