@@ -70,7 +70,8 @@ ref-selftest: setup
 fmt:
 	@$(REFENV) run sh -c 'cd /src && rustfmt --check --edition 2021 \
 		--config-path $$(dirname $$(ls -d /build/*/obj/.rustfmt.toml | head -n1)) \
-		$$(git ls-files "*.rs" 2>/dev/null || find . -name "*.rs" -not -path "./target/*")'
+		$$(git ls-files "*.rs" 2>/dev/null || \
+			find . -name "*.rs" -not -path "./target/*" -not -name "*_generated.rs")'
 
 lint: setup
 	@$(REFENV) run make -C /src KDIR=$$($(REFENV) path kdir-in-root) \
