@@ -214,9 +214,16 @@ for round in 1 2 3; do
 	tree
 	note "round $round: deleted and unloaded under traffic, loaded again"
 done
-sleep 1
-stats >/tmp/s4
-[ "$(field 1:30 3 /tmp/s4)" -gt 0 ] || fail "after reloading, 1:30 carries nothing: $(cat /tmp/s4)"
+# The flows come back to the new tree: within 1 s on an idle host; a run with three VMs on two
+# cores (cloud kernel) saw no class of the new tree carry anything 1 s after it was made, and
+# the same kernel alone passed. Up to 10 s, and how long it took is noted.
+for i in $(seq 20); do
+	sleep 0.5
+	stats >/tmp/s4
+	[ "$(field 1:30 3 /tmp/s4)" -gt 0 ] && break
+done
+[ "$(field 1:30 3 /tmp/s4)" -gt 0 ] || fail "after reloading, 1:30 carries nothing after 10 s: $(cat /tmp/s4)"
+note "after the third reload 1:30 carried traffic again within $((i * 5 / 10)).$((i * 5 % 10)) s"
 t qdisc del dev r1 root
 kill $load $flood 2>/dev/null || true
 rmmod sch_htb_rs || fail "final rmmod failed"
