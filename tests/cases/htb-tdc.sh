@@ -6,6 +6,7 @@
 # matchPattern matchCount times, as tdc checks; and, stricter than tdc, both runs must print
 # the same for the command and the verification (htb_rs read as htb; counters masked where
 # `tc -s` prints them, as they depend on timing).
+# timeout: 1200
 . /src/tests/vm/lib.sh
 
 so=/src/target/release/libq_htb_rs.so

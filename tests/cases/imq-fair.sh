@@ -9,6 +9,7 @@
 # no deep queue ever forms), alone and then both at once, for FAIR_ROUNDS rounds (default 5)
 # alternating which of imq and IFB goes first. Every iperf3 run must complete, and each
 # together figure of imq must be within 5% (below) of IFB's median for that host.
+# timeout: 1200
 . /src/tests/vm/lib.sh
 . /src/tests/vm/imq-lib.sh
 ROUNDS=${FAIR_ROUNDS:-5}
