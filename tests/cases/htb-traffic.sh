@@ -223,9 +223,9 @@ for round in 1 2 3; do
 	tree
 	note "round $round: deleted and unloaded under traffic, loaded again"
 done
-# The flows come back to the new tree: within 1 s on an idle host; a run with three VMs on two
-# cores (cloud kernel) saw no class of the new tree carry anything 1 s after it was made, and
-# the same kernel alone passed. Up to 10 s, and how long it took is noted.
+# The flows come back to the new tree: within 1 s on an idle host. Up to 10 s on a slow guest,
+# and how long it took is noted (the misses seen on busy cloud-kernel runs were the 90 s flows
+# having ended, above).
 for i in $(seq 20); do
 	sleep 0.5
 	stats >/tmp/s4
