@@ -44,15 +44,7 @@ void knet_netif_wake_subqueue(struct net_device *dev, u16 queue)
 	netif_wake_subqueue(dev, queue);
 }
 
-bool knet_netif_tx_trylock(struct net_device *dev, u16 queue)
-{
-	return __netif_tx_trylock(netdev_get_tx_queue(dev, queue));
-}
 
-void knet_netif_tx_unlock(struct net_device *dev, u16 queue)
-{
-	__netif_tx_unlock(netdev_get_tx_queue(dev, queue));
-}
 
 /* Per-CPU device counters (the core allocates them for NETDEV_PCPU_STAT_TSTATS and sums them
  * for `ip -s link`): no cache line shared between queues on the packet path. */
@@ -93,6 +85,11 @@ struct sk_buff *knet_skb_gso_segment(struct sk_buff *skb, const struct net_devic
 	struct sk_buff *segs = skb_gso_segment(skb, dev->features);
 
 	return IS_ERR_OR_NULL(segs) ? NULL : segs;
+}
+
+bool knet_in_softirq(void)
+{
+	return in_softirq();
 }
 
 void knet_tasklet_schedule(struct tasklet_struct *t)

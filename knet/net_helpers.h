@@ -67,8 +67,6 @@ void knet_netif_tx_stop_all_queues(struct net_device *dev);
 void knet_netif_stop_subqueue(struct net_device *dev, u16 queue);
 bool knet_netif_subqueue_stopped(const struct net_device *dev, u16 queue);
 void knet_netif_wake_subqueue(struct net_device *dev, u16 queue);
-bool knet_netif_tx_trylock(struct net_device *dev, u16 queue);
-void knet_netif_tx_unlock(struct net_device *dev, u16 queue);
 void knet_netdev_use_tstats(struct net_device *dev);
 void knet_dev_stats_rx(struct net_device *dev, unsigned int len);
 void knet_dev_stats_tx(struct net_device *dev, unsigned int len);
@@ -78,6 +76,8 @@ u32 knet_skb_get_hash(struct sk_buff *skb);
 bool knet_netif_needs_gso(struct sk_buff *skb, const struct net_device *dev);
 struct sk_buff *knet_skb_gso_segment(struct sk_buff *skb, const struct net_device *dev);
 
+/* Softirq, or bottom halves disabled: this CPU's per-CPU state is ours until they are on. */
+bool knet_in_softirq(void);
 void knet_tasklet_schedule(struct tasklet_struct *t);
 
 struct net *knet_maybe_get_net(struct net *net);

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Virtual layer-3 devices whose transmit hands each packet, from a tasklet, to a
-//! [`TxHandler`].
+//! Virtual layer-3 devices whose transmit hands each packet to a [`TxHandler`].
 //!
 //! A [`DeviceSet`] registers an rtnl link kind (so `ip -d link` names it) and its devices;
 //! dropping it unregisters the kind, which deletes every device of the kind, in every
@@ -11,12 +10,14 @@
 //! trampolines reach the handler through the device's private area, which holds a pointer to
 //! the device's [`DevQueue`] (the set's own, or one the device owns).
 //!
-//! The device's xmit runs under its transmit lock: it only queues the packet and schedules
-//! the tasklet, which hands packets to the handler outside that lock (the handler sends them on
-//! through the stack, which may come back to the same device).
+//! The device's xmit hands a packet to the handler at once where its caller holds no lock
+//! (a qdisc run our receive-path hook started; see [`Inline`]), else queues it for a tasklet,
+//! which does so with no lock held. The handler sends packets on through the stack, which may
+//! come back to the same device; the devices take no transmit lock (`lltx`).
 
 use super::{
     netfilter::HookPacket,
+    percpu::PerCpuCounters,
     skb::{Skb, SkbQueue},
     sys,
 };
@@ -28,13 +29,14 @@ use core::{
     sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering},
 };
 use kernel::{
-    bindings, error::to_result, ffi::c_void, prelude::*, str::CStrExt, sync::Arc, types::Opaque,
+    bindings,
+    error::to_result,
+    ffi::c_void,
+    prelude::*,
+    str::CStrExt,
+    sync::{new_spinlock, Arc, SpinLock},
+    types::Opaque,
 };
-
-/// Packets the reinjection queue holds before the device's queue is stopped.
-const RQ_MAX: u32 = 64;
-/// Packets handed on per tasklet run before yielding.
-const BUDGET: u32 = 64;
 
 /// A device, valid for `'a`.
 #[derive(Clone, Copy)]
@@ -224,7 +226,7 @@ fn decimal(mut n: u32, out: &mut [u8]) -> usize {
 
 /// Where the devices' packets go.
 pub(crate) trait TxHandler: Send + Sync + 'static {
-    /// A packet the device's qdisc released (softirq, outside the transmit lock).
+    /// A packet the device's qdisc released (bottom halves off, no lock of ours held).
     fn reinject(&self, skb: Skb, dev: &Device<'_>);
 }
 
@@ -239,18 +241,61 @@ unsafe fn reinject<H: TxHandler>(h: *const c_void, skb: Skb, dev: &Device<'_>) {
     unsafe { &*h.cast::<H>() }.reinject(skb, dev)
 }
 
-/// One transmit queue's path from the device's xmit to its tasklet, which hands the packets on
-/// (on the CPU that queued them; a tasklet never runs on two CPUs at once, so a flow, which
-/// always maps to the same queue, stays in order).
+/// Packets a transmit queue's tasklet queue holds before the device's queue is stopped.
+const RQ_MAX: u32 = 64;
+/// Packets handed on per tasklet run before yielding.
+const BUDGET: u32 = 64;
+/// The index of the per-CPU word of [`Inline`].
+const INLINE_OK: usize = 0;
+
+/// Whether a qdisc run of one of our devices on this CPU may hand packets on at once, from its
+/// xmit (1), or must leave them to the queue's tasklet (0), per CPU.
+///
+/// Handing a packet on sends it through the rest of the netfilter chain and the stack (routing,
+/// forwarding, local delivery) right there, from inside whatever called `dev_queue_xmit` on
+/// our device. That is only safe where the caller holds no lock the packet's way on could take
+/// again: a TCP socket sends from under its socket lock (`bh_lock_sock`), and a packet it sent
+/// that our hook diverts at POSTROUTING may start a qdisc run that releases a packet on its way
+/// to that same socket's receive path, which takes that lock: a deadlock. So only our
+/// receive-path hook (PREROUTING: called by the stack's receive path, with no lock held and
+/// bottom halves off) opens this, for the `dev_queue_xmit` it calls; xmit closes it again while
+/// a packet goes on, so that whatever that packet's way queues on one of our devices goes to the
+/// tasklet. Everything else (packets a POSTROUTING hook diverts, qdisc runs from the qdisc's
+/// watchdog, the stack's own packets) takes the tasklet, which runs with no lock held.
+struct Inline(PerCpuCounters<1>);
+
+impl Inline {
+    fn get(&self) -> bool {
+        self.0.this_cpu(INLINE_OK) != 0
+    }
+
+    /// Sets this CPU's word to `on` and returns what it was.
+    fn set(&self, on: bool) -> bool {
+        let was = self.get();
+        self.0.add(INLINE_OK, i64::from(on) - i64::from(was));
+        was
+    }
+}
+
+/// One transmit queue's way from the device's xmit to its tasklet, which hands the packets on
+/// when xmit cannot (see [`Inline`]), on the CPU that queued them. A flow always maps to the
+/// same transmit queue, whose qdisc runs serialise its xmits, and a tasklet never runs on two
+/// CPUs at once; xmit hands a packet on at once only while the tasklet has nothing of this
+/// queue left to hand on: so a flow stays in order.
+#[pin_data(PinnedDrop)]
 #[repr(C)]
 struct TxQueue {
     /// First: the tasklet callback finds the queue from it.
     tasklet: Opaque<bindings::tasklet_struct>,
-    /// From the qdisc, under this queue's transmit lock.
-    rq: UnsafeCell<SkbQueue>,
+    /// From xmit to the tasklet. The devices take no transmit lock (`lltx`): this lock, held
+    /// only to add or take packets, never while one goes on.
+    #[pin]
+    rq: SpinLock<SkbQueue>,
     /// Being handed on, tasklet only.
     tq: UnsafeCell<SkbQueue>,
-    /// The tasklet is scheduled (changed under the transmit lock, or by the tasklet).
+    /// The tasklet is scheduled or running: set under `rq`'s lock by whoever queues on an
+    /// idle tasklet, cleared under it by the tasklet once `rq` and `tq` are empty and the last
+    /// of its packets has gone on.
     pending: AtomicBool,
     /// Its number among the device's transmit queues.
     index: u16,
@@ -258,15 +303,16 @@ struct TxQueue {
     owner: *const DevQueue,
 }
 
-// SAFETY: the packet queues are used under the transmit lock or from the tasklet; `owner` is
+// SAFETY: `rq` is a lock; `tq` is used by the tasklet only, or once it was killed; `owner` is
 // only read.
 unsafe impl Send for TxQueue {}
-// SAFETY: `&TxQueue` reaches the packet queues only through the kernel's own locking (transmit
-// lock, tasklet serialisation); the flag is atomic.
+// SAFETY: `&TxQueue` reaches `rq` only through its lock and `tq` only from the tasklet (which
+// never runs on two CPUs at once); the flag is atomic.
 unsafe impl Sync for TxQueue {}
 
-impl Drop for TxQueue {
-    fn drop(&mut self) {
+#[pinned_drop]
+impl PinnedDrop for TxQueue {
+    fn drop(self: Pin<&mut Self>) {
         // SAFETY: set up in `DevQueue::new`; killed already if its device was unregistered
         // (harmless).
         unsafe { bindings::tasklet_kill(self.tasklet.get()) };
@@ -282,6 +328,8 @@ struct DevQueue {
     /// INVARIANT: the handler of the set, which outlives the queue.
     handler: *const c_void,
     reinject: ReinjectFn,
+    /// INVARIANT: the set's, which outlives the queue.
+    inline: *const Inline,
     /// One per transmit queue of the device, in order.
     txqs: KVec<Pin<KBox<TxQueue>>>,
 }
@@ -296,8 +344,7 @@ impl DevQueue {
     fn new(
         index: u32,
         table: Option<Arc<DeviceTable>>,
-        handler: *const c_void,
-        reinject: ReinjectFn,
+        link: &LinkInner,
         ntx: u32,
     ) -> Result<Pin<KBox<Self>>> {
         let mut q = KBox::pin(
@@ -305,25 +352,28 @@ impl DevQueue {
                 dev: AtomicPtr::new(ptr::null_mut()),
                 index,
                 table,
-                handler,
-                reinject,
+                handler: link.handler,
+                reinject: link.reinject,
+                // INVARIANT: the set outlives its devices' queues (see `DeviceSet`).
+                inline: &link.inline,
                 txqs: KVec::with_capacity(ntx as usize, GFP_KERNEL)?,
             },
             GFP_KERNEL,
         )?;
         let owner: *const DevQueue = &*q;
         for i in 0..ntx {
-            let t = KBox::pin(
-                TxQueue {
+            let index = u16::try_from(i).map_err(|_| EINVAL)?;
+            let t = KBox::pin_init(
+                try_pin_init!(TxQueue {
                     // SAFETY: all-zero is an unused tasklet, set up below before use.
                     tasklet: Opaque::new(unsafe { core::mem::zeroed() }),
-                    rq: UnsafeCell::new(SkbQueue::new()),
+                    rq <- new_spinlock!(SkbQueue::new(), "knet_txq_rq"),
                     tq: UnsafeCell::new(SkbQueue::new()),
                     pending: AtomicBool::new(false),
-                    index: u16::try_from(i).map_err(|_| EINVAL)?,
+                    index,
                     // INVARIANT: the pinned owner, which drops its queues before it goes.
                     owner,
-                },
+                }),
                 GFP_KERNEL,
             )?;
             // SAFETY: pinned, not shared yet.
@@ -349,10 +399,47 @@ unsafe fn queue_of<'a>(dev: *mut sys::net_device) -> &'a DevQueue {
     unsafe { &**priv_of(dev) }
 }
 
+/// Queues `skb` on `dev` (`dev_queue_xmit`), counted as received by the device; the device's
+/// qdisc owns it then, drops included. `from_receive`: the caller is a hook of the stack's
+/// receive path, which holds no lock, so that a qdisc run this call starts may hand packets on
+/// at once (see [`Inline`]).
+///
 /// # Safety
 ///
-/// Called by the kernel for one of our devices, under the transmit lock of the packet's queue
-/// (`skb->queue_mapping`), with a packet we own.
+/// `skb` is ours to give (a packet a hook steals); `dev` is alive for the call.
+pub(crate) unsafe fn queue_xmit(dev: Device<'_>, skb: *mut bindings::sk_buff, from_receive: bool) {
+    let d = dev.as_ptr();
+    // SAFETY: per the function's contract; our devices' private area holds their queues.
+    let (q, len) = unsafe { (queue_of(d), (*skb).len) };
+    // SAFETY: per the function's contract.
+    unsafe {
+        count_packet(d, Dir::Rx, len);
+        (*skb)
+            .__bindgen_anon_1
+            .__bindgen_anon_1
+            .__bindgen_anon_1
+            .dev = d.cast();
+    }
+    // Per-CPU state is ours only with bottom halves off (the receive path's case; checked, as
+    // a hook has no say in how it is called).
+    // SAFETY: no argument.
+    if from_receive && unsafe { sys::knet_in_softirq() } {
+        // SAFETY: the set outlives its devices' queues (type invariant).
+        let inline = unsafe { &*q.inline };
+        let was = inline.set(true);
+        // SAFETY: per the function's contract.
+        unsafe { sys::__dev_queue_xmit(skb, ptr::null_mut()) };
+        inline.set(was);
+    } else {
+        // SAFETY: per the function's contract.
+        unsafe { sys::__dev_queue_xmit(skb, ptr::null_mut()) };
+    }
+}
+
+/// # Safety
+///
+/// Called by the kernel for one of our devices (from its qdisc, bottom halves off), with a
+/// packet we own.
 unsafe extern "C" fn xmit_cb(
     skb: *mut bindings::sk_buff,
     dev: *mut sys::net_device,
@@ -361,28 +448,40 @@ unsafe extern "C" fn xmit_cb(
     let (q, mapping, len) = unsafe { (queue_of(dev), (*skb).queue_mapping, (*skb).len) };
     // SAFETY: the packet is ours, one reference, handed over.
     let skb = unsafe { Skb::from_raw(NonNull::new_unchecked(skb)) };
-    // The core caps the mapping to the device's queues; anything else would not be under the
-    // lock we hold.
+    // The core caps the mapping to the device's queues.
     let Some(t) = q.txqs.get(usize::from(mapping)) else {
         // SAFETY: our device, alive for the call.
         unsafe { sys::knet_dev_stats_tx_dropped(dev.cast()) };
         drop(skb);
         return sys::netdev_tx_NETDEV_TX_OK;
     };
-    // SAFETY: the queue is protected by its transmit lock, which we hold.
-    unsafe {
-        count_packet(dev, Dir::Tx, len);
-        let rq = &mut *t.rq.get();
-        rq.push(skb);
-        if rq.len() >= RQ_MAX {
-            sys::knet_netif_stop_subqueue(dev.cast(), t.index);
+    // SAFETY: our device, alive for the call (its per-CPU counters with it).
+    unsafe { count_packet(dev, Dir::Tx, len) };
+    // SAFETY: the set outlives its devices' queues (type invariant).
+    let inline = unsafe { &*q.inline };
+    // Acquire: the tasklet's last packet went on before it cleared the flag.
+    if inline.get() && !t.pending.load(Ordering::Acquire) {
+        inline.set(false);
+        // SAFETY: our device, alive for the call; the handler outlives it (type invariant).
+        unsafe {
+            let d = Device::from_raw(dev).unwrap_unchecked();
+            (q.reinject)(q.handler, skb, &d);
         }
+        inline.set(true);
+        return sys::netdev_tx_NETDEV_TX_OK;
+    }
+    let mut rq = t.rq.lock();
+    rq.push(skb);
+    if rq.len() >= RQ_MAX {
+        // SAFETY: our device; `index` is one of its queues.
+        unsafe { sys::knet_netif_stop_subqueue(dev.cast(), t.index) };
     }
     if !t.pending.load(Ordering::Relaxed) {
         t.pending.store(true, Ordering::Relaxed);
         // SAFETY: set up in `DevQueue::new`.
         unsafe { sys::knet_tasklet_schedule(t.tasklet.get()) };
     }
+    drop(rq);
     sys::netdev_tx_NETDEV_TX_OK
 }
 
@@ -411,50 +510,45 @@ unsafe extern "C" fn tasklet_cb(tl: *mut bindings::tasklet_struct) {
     // SAFETY: the owner outlives its queues (type invariant).
     let q = unsafe { &*t.owner };
     let dev = q.dev.load(Ordering::Acquire);
-    let i = t.index;
     let resched = || {
-        t.pending.store(true, Ordering::Relaxed);
         // SAFETY: set up in `DevQueue::new`.
         unsafe { sys::knet_tasklet_schedule(t.tasklet.get()) };
     };
-    if dev.is_null() {
-        return;
-    }
     // SAFETY: the device is alive while its tasklets can run (`uninit_cb` kills them before
-    // the device goes); `tq` is the tasklet's own; `rq` is used under the queue's transmit
-    // lock. Each borrow of a queue is short: none is held across `reinject`, which may send a
-    // packet back to this device (its xmit takes an `rq`, under its lock).
+    // the device goes).
+    let Some(d) = (unsafe { Device::from_raw(dev) }) else {
+        return;
+    };
+    // SAFETY: `tq` is the tasklet's own. No borrow of it is held across `reinject`, which may
+    // send a packet back to this device (whose xmit takes `rq`'s lock, not `tq`).
     unsafe {
-        let dev_ref = Device::from_raw(dev).unwrap_unchecked();
         if (*t.tq.get()).len() == 0 {
-            if !sys::knet_netif_tx_trylock(dev.cast(), i) {
-                return resched();
-            }
-            (*t.tq.get()).append(&mut *t.rq.get());
-            sys::knet_netif_tx_unlock(dev.cast(), i);
+            (*t.tq.get()).append(&mut t.rq.lock());
         }
         for _ in 0..BUDGET {
             let Some(skb) = (*t.tq.get()).pop() else {
                 break;
             };
-            (q.reinject)(q.handler, skb, &dev_ref);
+            (q.reinject)(q.handler, skb, &d);
         }
         if (*t.tq.get()).len() != 0 {
             return resched();
         }
-        if sys::knet_netif_tx_trylock(dev.cast(), i) {
-            if (*t.rq.get()).len() == 0 {
-                t.pending.store(false, Ordering::Relaxed);
-                if sys::knet_netif_subqueue_stopped(dev.cast(), i) {
-                    sys::knet_netif_wake_subqueue(dev.cast(), i);
-                }
-                sys::knet_netif_tx_unlock(dev.cast(), i);
-                return;
-            }
-            sys::knet_netif_tx_unlock(dev.cast(), i);
+    }
+    let rq = t.rq.lock();
+    if rq.len() != 0 {
+        drop(rq);
+        return resched();
+    }
+    // Release: the packets went on before xmit may hand its own on at once.
+    t.pending.store(false, Ordering::Release);
+    // SAFETY: our device, alive (above); `index` is one of its queues.
+    unsafe {
+        if sys::knet_netif_subqueue_stopped(dev.cast(), t.index) {
+            sys::knet_netif_wake_subqueue(dev.cast(), t.index);
         }
     }
-    resched()
+    drop(rq);
 }
 
 /// # Safety
@@ -496,7 +590,7 @@ unsafe extern "C" fn uninit_cb(dev: *mut sys::net_device) {
         unsafe {
             bindings::tasklet_kill(t.tasklet.get());
             let reason = bindings::skb_drop_reason_SKB_DROP_REASON_DEV_READY;
-            (*t.rq.get()).purge_reason(reason);
+            t.rq.lock().purge_reason(reason);
             (*t.tq.get()).purge_reason(reason);
         }
     }
@@ -552,17 +646,22 @@ unsafe extern "C" fn setup_cb(dev: *mut sys::net_device) {
     d.features |= l3;
     d.hw_features |= l3 | gso;
     d.hw_enc_features |= l3 | gso;
+    // No transmit lock (`lltx`): xmit may send the packet on through the stack (see `Inline`),
+    // which must not run under a lock of ours; xmit guards its own queue. No netpoll, whose
+    // xmit runs with interrupts off.
     // Not shareable on transmit; dst kept (netif_keep_dst): the chain resumes with it.
     // SAFETY: `struct_group(priv_flags_fast, ...)`: both members of the union are the same
     // fields (one anonymous, one named); the allocation zeroed them.
     let pf = unsafe { &mut d.__bindgen_anon_1.__bindgen_anon_1 };
     pf.set_priv_flags(
-        pf.priv_flags()
+        (pf.priv_flags()
             & !((sys::netdev_priv_flags_IFF_TX_SKB_SHARING
                 | sys::netdev_priv_flags_IFF_XMIT_DST_RELEASE
                 | sys::netdev_priv_flags_IFF_XMIT_DST_RELEASE_PERM)
-                as kernel::ffi::c_ulong),
+                as kernel::ffi::c_ulong))
+            | sys::netdev_priv_flags_IFF_DISABLE_NETPOLL as kernel::ffi::c_ulong,
     );
+    pf.set_lltx(1);
     // Packets of every namespace come here; the device stays where the module made it.
     d.set_netns_immutable(1);
     d.needs_free_netdev = true;
@@ -650,7 +749,7 @@ unsafe extern "C" fn newlink_cb(
     let link = unsafe { &*LINK.load(Ordering::Acquire) };
     // SAFETY: allocated by the core with the queues of `numtxqueues` or our default.
     let ntx = unsafe { (*dev).num_tx_queues };
-    let q = match DevQueue::new(u32::MAX, None, link.handler, link.reinject, ntx) {
+    let q = match DevQueue::new(u32::MAX, None, link, ntx) {
         Ok(q) => q,
         Err(e) => return e.to_errno(),
     };
@@ -708,6 +807,8 @@ struct LinkInner {
     ops: Opaque<sys::rtnl_link_ops>,
     handler: *const c_void,
     reinject: ReinjectFn,
+    /// Its devices' queues point to it.
+    inline: Inline,
 }
 
 /// A link kind and its devices.
@@ -747,6 +848,7 @@ impl<H: TxHandler> DeviceSet<H> {
                 // INVARIANT: the set holds the handler until the kind and its devices are gone.
                 handler: h,
                 reinject: reinject::<H>,
+                inline: Inline(PerCpuCounters::new()?),
             },
             GFP_KERNEL,
         )?;
@@ -786,7 +888,7 @@ impl<H: TxHandler> DeviceSet<H> {
         }
         set.link_registered = true;
         for i in 0..n as u32 {
-            let q = DevQueue::new(i, Some(table.clone()), h, reinject::<H>, txqs)?;
+            let q = DevQueue::new(i, Some(table.clone()), &set.link, txqs)?;
             // SAFETY: `name_fmt` is a static NUL-terminated string; `setup_cb` fills the rest.
             let dev = unsafe {
                 sys::alloc_netdev_mqs(

@@ -237,21 +237,17 @@ impl<'a> HookPacket<'a> {
     /// Queues the packet on `dev` (`dev_queue_xmit`), counted as received by the device.
     pub(crate) fn queue_on(self, dev: Device<'_>) -> Verdict {
         let skb = self.skb.as_ptr();
+        let from_receive = self.state.hook == PRE_ROUTING;
         // SAFETY: the packet is ours to steal; `dev` is alive during the hook.
         unsafe {
             // Receive timestamps mean departure times to fq and friends: not on ingress. As
             // `skb_clear_tstamp`: a time of a known clock (tstamp_type) stays.
-            if self.state.hook == PRE_ROUTING && super::skb::headers(skb).tstamp_type() == 0 {
+            if from_receive && super::skb::headers(skb).tstamp_type() == 0 {
                 (*skb).__bindgen_anon_2.tstamp = 0;
             }
-            super::netdev::count_packet(dev.as_ptr(), super::netdev::Dir::Rx, (*skb).len);
-            (*skb)
-                .__bindgen_anon_1
-                .__bindgen_anon_1
-                .__bindgen_anon_1
-                .dev = dev.as_ptr().cast();
-            // The device's qdisc owns it now, drops included.
-            sys::__dev_queue_xmit(skb, ptr::null_mut());
+            // The device's qdisc owns it now, drops included. PREROUTING is called by the
+            // receive path, with no lock held.
+            super::netdev::queue_xmit(dev, skb, from_receive);
         }
         Verdict::Stolen
     }

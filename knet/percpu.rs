@@ -58,6 +58,18 @@ mod counters {
             }
         }
 
+        /// Counter `idx` on this CPU (0 if out of range): meaningful only where the caller
+        /// cannot move to another CPU before it uses the value (bottom halves or preemption
+        /// off).
+        #[inline]
+        pub(crate) fn this_cpu(&self, idx: usize) -> i64 {
+            if idx >= N {
+                return 0;
+            }
+            // SAFETY: by the type invariant a live per-CPU area of `N` counters; `idx < N`.
+            unsafe { super::this_cpu_read(self.vals.as_ptr(), idx) }
+        }
+
         /// Adds one to counter `idx`.
         pub(crate) fn inc(&self, idx: usize) {
             self.add(idx, 1);
@@ -123,6 +135,36 @@ pub(crate) unsafe fn this_cpu_add(base: *mut kernel::ffi::c_void, idx: usize, v:
     // SAFETY: per the function's contract.
     unsafe {
         super::sys::knet_this_cpu_add_s64(base, idx as u32, v)
+    }
+}
+
+/// `this_cpu_read` of one `i64`: on x86-64 one `gs`-relative load, elsewhere the C macro
+/// through its helper.
+///
+/// # Safety
+///
+/// As for [`this_cpu_add`].
+#[cfg(knet_divert)]
+#[inline(always)]
+pub(crate) unsafe fn this_cpu_read(base: *mut kernel::ffi::c_void, idx: usize) -> i64 {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: as in `this_cpu_add`: `gs` turns the per-CPU address of a live `i64` into this
+    // CPU's copy; one load.
+    unsafe {
+        let pcp = base.cast::<i64>().wrapping_add(idx);
+        let v: i64;
+        core::arch::asm!(
+            "mov {v}, qword ptr gs:[{pcp}]",
+            pcp = in(reg) pcp,
+            v = out(reg) v,
+            options(nostack, readonly, preserves_flags),
+        );
+        v
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    // SAFETY: per the function's contract.
+    unsafe {
+        super::sys::knet_this_cpu_read_s64(base, idx as u32)
     }
 }
 

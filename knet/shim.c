@@ -23,6 +23,11 @@ void knet_this_cpu_add_s64(void __percpu *base, unsigned int idx, s64 v)
 	this_cpu_add(((s64 __percpu *)base)[idx], v);
 }
 
+s64 knet_this_cpu_read_s64(void __percpu *base, unsigned int idx)
+{
+	return this_cpu_read(((s64 __percpu *)base)[idx]);
+}
+
 void knet_tracepoint_synchronize_unregister(void)
 {
 	tracepoint_synchronize_unregister();

@@ -24,10 +24,12 @@ enum {
 	KNET_SIZEOF_LIST_HEAD = sizeof(struct list_head),
 };
 
-/* Per-CPU counters (knet/percpu.rs): __alloc_percpu, per_cpu_ptr and this_cpu_add are macros. */
+/* Per-CPU counters (knet/percpu.rs): __alloc_percpu, per_cpu_ptr, this_cpu_add and
+ * this_cpu_read are macros. */
 void __percpu *knet_alloc_percpu(size_t size, size_t align);
 void *knet_per_cpu_ptr(void __percpu *base, int cpu);
 void knet_this_cpu_add_s64(void __percpu *base, unsigned int idx, s64 v);
+s64 knet_this_cpu_read_s64(void __percpu *base, unsigned int idx);
 
 /* Waits until no CPU runs a tracepoint probe that was unregistered. */
 void knet_tracepoint_synchronize_unregister(void);
