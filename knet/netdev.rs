@@ -264,6 +264,9 @@ const INLINE_OK: usize = 0;
 /// watchdog, the stack's own packets) takes the tasklet, which runs with no lock held.
 struct Inline(PerCpuCounters<1>);
 
+/// Both are called with bottom halves off (a hook of the receive path, checked; xmit), so the
+/// word read and written is this CPU's throughout, and no other context on this CPU touches it
+/// in between (xmit and the hooks that set it never run in hard interrupts: no netpoll).
 impl Inline {
     fn get(&self) -> bool {
         self.0.this_cpu(INLINE_OK) != 0
