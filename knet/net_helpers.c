@@ -87,6 +87,16 @@ struct sk_buff *knet_skb_gso_segment(struct sk_buff *skb, const struct net_devic
 	return IS_ERR_OR_NULL(segs) ? NULL : segs;
 }
 
+void knet_local_bh_disable(void)
+{
+	local_bh_disable();
+}
+
+void knet_local_bh_enable(void)
+{
+	local_bh_enable();
+}
+
 bool knet_in_softirq(void)
 {
 	return in_softirq();

@@ -76,6 +76,8 @@ u32 knet_skb_get_hash(struct sk_buff *skb);
 bool knet_netif_needs_gso(struct sk_buff *skb, const struct net_device *dev);
 struct sk_buff *knet_skb_gso_segment(struct sk_buff *skb, const struct net_device *dev);
 
+void knet_local_bh_disable(void);
+void knet_local_bh_enable(void);
 /* Softirq, or bottom halves disabled: this CPU's per-CPU state is ours until they are on. */
 bool knet_in_softirq(void);
 void knet_tasklet_schedule(struct tasklet_struct *t);

@@ -593,7 +593,11 @@ unsafe extern "C" fn uninit_cb(dev: *mut sys::net_device) {
         unsafe {
             bindings::tasklet_kill(t.tasklet.get());
             let reason = bindings::skb_drop_reason_SKB_DROP_REASON_DEV_READY;
+            // `rq`'s lock is taken in softirq (xmit, the tasklet): here, in process context,
+            // only with bottom halves off (lockdep: inconsistent IN-SOFTIRQ-W usage).
+            sys::knet_local_bh_disable();
             t.rq.lock().purge_reason(reason);
+            sys::knet_local_bh_enable();
             (*t.tq.get()).purge_reason(reason);
         }
     }
